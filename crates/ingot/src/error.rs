@@ -1,0 +1,218 @@
+//! The one error type of the core, [`Error`], and its [`Result`] alias.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout Ingot.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while loading, validating, writing or running a model.
+///
+/// Every variant carries the context a user needs to act on it: the check that failed, the
+/// file, tensor, node, row or column involved, and what was expected.
+///
+/// ```
+/// let err = ingot::Model::from_bytes(vec![1, 2, 3]).unwrap_err();
+/// assert!(matches!(err, ingot::Error::Format { check: "header-too-small", .. }));
+/// assert!(err.to_string().contains("header-too-small"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A structural check of the file failed; `check` is the name used in docs/format.md.
+    #[error("invalid .ingot file: check `{check}` failed: {detail}")]
+    Format {
+        /// Name of the failed check, e.g. `header-too-large`.
+        check: &'static str,
+        /// What was found.
+        detail: String,
+    },
+    /// The file was written by a newer, incompatible format.
+    #[error(
+        "unsupported .ingot format version `{found}`: this reader supports up to `{supported}`"
+    )]
+    UnsupportedFormatVersion {
+        /// Version found in the file.
+        found: String,
+        /// Highest version this reader understands.
+        supported: String,
+    },
+    /// The data section does not hash to the manifest's checksum.
+    #[error("checksum mismatch: manifest says `{expected}`, data section hashes to `{found}`")]
+    ChecksumMismatch {
+        /// Checksum stored in the manifest.
+        expected: String,
+        /// Checksum of the bytes actually present.
+        found: String,
+    },
+    /// The manifest is well-formed JSON but describes something invalid.
+    #[error("invalid manifest at `{field}`: {detail}")]
+    Manifest {
+        /// Dotted path of the offending field, e.g. `preprocess[0].transformers[1].steps[0]`.
+        field: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A tensor the manifest refers to is not in the file.
+    #[error("tensor `{name}` needed by {needed_by} is not in the file")]
+    TensorMissing {
+        /// Missing tensor name.
+        name: String,
+        /// Who needs it (a node or step).
+        needed_by: String,
+    },
+    /// A graph node is invalid (unknown op, wrong arity, inconsistent shapes…).
+    #[error("graph node `{node}` ({op}): {detail}")]
+    Graph {
+        /// Node name.
+        node: String,
+        /// Op type.
+        op: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The caller's input has the wrong overall shape.
+    #[error("input shape mismatch for {what}: expected {expected}, got {got}")]
+    ShapeMismatch {
+        /// What was being checked.
+        what: String,
+        /// Expected shape or count.
+        expected: String,
+        /// Shape or count received.
+        got: String,
+    },
+    /// A required input column is absent from a record or the column map.
+    #[error("row {row}: missing column `{column}`")]
+    MissingColumn {
+        /// Zero-based row index in the request.
+        row: usize,
+        /// Column name.
+        column: String,
+    },
+    /// An input value has the wrong type for its column.
+    #[error("row {row}, column `{column}`: expected {expected}, got {got}")]
+    WrongType {
+        /// Zero-based row index in the request.
+        row: usize,
+        /// Column name.
+        column: String,
+        /// Expected type.
+        expected: &'static str,
+        /// What was received.
+        got: String,
+    },
+    /// A missing, NaN or infinite value reached the model without an imputer to fill it.
+    #[error(
+        "row {row}, column `{column}`: {value} value is not allowed here (no imputer fills it)"
+    )]
+    InvalidValue {
+        /// Zero-based row index in the request.
+        row: usize,
+        /// Column name.
+        column: String,
+        /// `missing`, `NaN` or `infinite`.
+        value: &'static str,
+    },
+    /// A categorical value was not seen in training and the encoder has `handle_unknown = error`.
+    #[error("row {row}, column `{column}`: unknown category {value}")]
+    UnknownCategory {
+        /// Zero-based row index in the request.
+        row: usize,
+        /// Column name.
+        column: String,
+        /// The value, as JSON.
+        value: String,
+    },
+    /// The model or request asks for something this build does not support.
+    #[error("unsupported: {what}")]
+    Unsupported {
+        /// What is not supported.
+        what: String,
+    },
+    /// An I/O operation on a path failed.
+    #[error("i/o error on `{path}`: {source}")]
+    Io {
+        /// File or directory involved.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The tensor backend (candle) failed while running an op.
+    #[error("backend error in {op}: {source}")]
+    Backend {
+        /// Op or stage that failed.
+        op: String,
+        /// Underlying candle error.
+        #[source]
+        source: candle_core::Error,
+    },
+}
+
+impl Error {
+    /// Short stable code for the error kind, shared by the CLI, the server and the bindings.
+    ///
+    /// ```
+    /// let err = ingot::Error::MissingColumn { row: 0, column: "age".into() };
+    /// assert_eq!(err.code(), "IngotInputError");
+    /// ```
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Format { .. } | Error::ChecksumMismatch { .. } => "IngotFormatError",
+            Error::UnsupportedFormatVersion { .. } => "IngotVersionError",
+            Error::Manifest { .. } | Error::TensorMissing { .. } | Error::Graph { .. } => {
+                "IngotModelError"
+            }
+            Error::ShapeMismatch { .. }
+            | Error::MissingColumn { .. }
+            | Error::WrongType { .. }
+            | Error::InvalidValue { .. }
+            | Error::UnknownCategory { .. } => "IngotInputError",
+            Error::Unsupported { .. } => "IngotUnsupportedError",
+            Error::Io { .. } => "IngotIoError",
+            Error::Backend { .. } => "IngotBackendError",
+        }
+    }
+
+    /// Whether the error was caused by the caller's input (as opposed to the model or the host).
+    pub fn is_input_error(&self) -> bool {
+        self.code() == "IngotInputError"
+    }
+
+    pub(crate) fn format(check: &'static str, detail: impl Into<String>) -> Self {
+        Error::Format {
+            check,
+            detail: detail.into(),
+        }
+        .trace()
+    }
+
+    pub(crate) fn manifest(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Manifest {
+            field: field.into(),
+            detail: detail.into(),
+        }
+        .trace()
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn backend(op: impl Into<String>) -> impl FnOnce(candle_core::Error) -> Self {
+        let op = op.into();
+        move |source| Error::Backend { op, source }
+    }
+
+    /// With `INGOT_PANIC_ON_ERR=1` in the environment, panics where the error is created so a
+    /// backtrace shows its origin. A debugging aid; off by default.
+    #[allow(clippy::panic)]
+    fn trace(self) -> Self {
+        if std::env::var_os("INGOT_PANIC_ON_ERR").is_some_and(|v| v == "1") {
+            panic!("INGOT_PANIC_ON_ERR: {self}");
+        }
+        self
+    }
+}

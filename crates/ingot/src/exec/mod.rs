@@ -1,0 +1,156 @@
+//! Runs a validated [`Graph`] on candle tensors.
+
+use candle_core::{Device, Tensor};
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Op};
+
+/// Runs `graph` on `input` (`[rows, input_width]` f32) and returns the graph outputs in order.
+pub(crate) fn run(graph: &Graph, input: Tensor) -> Result<Vec<Tensor>> {
+    let mut slots: Vec<Option<Tensor>> = vec![None; graph.slot_count];
+    for (slot, tensor) in &graph.constants {
+        slots[*slot] = Some(tensor.clone());
+    }
+    slots[graph.input_slot] = Some(input);
+    for (node, release) in graph.nodes.iter().zip(&graph.release_after) {
+        let args: Vec<&Tensor> = node
+            .inputs
+            .iter()
+            .map(|&s| slots[s].as_ref())
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::Graph {
+                node: node.name.clone(),
+                op: format!("{:?}", node.op),
+                detail: "an input was not computed".into(),
+            })?;
+        let out = eval(&node.op, &args).map_err(Error::backend(format!("node `{}`", node.name)))?;
+        for &s in release {
+            slots[s] = None;
+        }
+        if let Some(&slot) = node.outputs.first() {
+            slots[slot] = Some(out);
+        }
+    }
+    graph
+        .output_slots
+        .iter()
+        .map(|&s| {
+            slots[s].take().ok_or_else(|| Error::Graph {
+                node: "<outputs>".into(),
+                op: "output".into(),
+                detail: format!("output slot {s} was not computed"),
+            })
+        })
+        .collect()
+}
+
+fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
+    let x = args[0];
+    Ok(match op {
+        Op::LinearConst(kernel) => {
+            if x.device().is_cpu() {
+                x.contiguous()?.apply_op1_no_bwd(kernel)?
+            } else {
+                linear_generic(x, args[1], args.get(2).copied())?
+            }
+        }
+        Op::Linear => linear_generic(x, args[1], args.get(2).copied())?,
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+        } => {
+            let a = if *trans_a { x.t()? } else { x.clone() };
+            let b = if *trans_b {
+                args[1].t()?
+            } else {
+                args[1].clone()
+            };
+            let mut y = a.matmul(&b)?;
+            if *alpha != 1.0 {
+                y = (y * *alpha)?;
+            }
+            match args.get(2) {
+                Some(c) if *beta != 0.0 => y.broadcast_add(&(*c * *beta)?)?,
+                _ => y,
+            }
+        }
+        Op::MatMul => x.matmul(args[1])?,
+        Op::Add => x.broadcast_add(args[1])?,
+        Op::Sub => x.broadcast_sub(args[1])?,
+        Op::Mul => x.broadcast_mul(args[1])?,
+        Op::Div => x.broadcast_div(args[1])?,
+        Op::Relu => x.relu()?,
+        Op::Tanh => x.tanh()?,
+        Op::Sigmoid => (x.neg()?.exp()? + 1.0)?.recip()?,
+        Op::Identity => x.clone(),
+        Op::Softmax { axis } => {
+            let max = x.max_keepdim(*axis)?;
+            let e = x.broadcast_sub(&max)?.exp()?;
+            let sum = e.sum_keepdim(*axis)?;
+            e.broadcast_div(&sum)?
+        }
+        Op::Concat { axis } => Tensor::cat(args, *axis)?,
+        Op::Reshape { shape } => {
+            let dims = resolve_reshape(x.dims(), shape)?;
+            x.reshape(dims)?
+        }
+    })
+}
+
+fn linear_generic(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    let y = x.matmul(&w.t()?)?;
+    match b {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+fn resolve_reshape(input: &[usize], target: &[i64]) -> candle_core::Result<Vec<usize>> {
+    let total: usize = input.iter().product();
+    let mut dims: Vec<usize> = Vec::with_capacity(target.len());
+    let mut infer = None;
+    for (i, &d) in target.iter().enumerate() {
+        match d {
+            -1 => {
+                infer = Some(i);
+                dims.push(1);
+            }
+            0 => dims.push(input.get(i).copied().unwrap_or(1)),
+            d => dims.push(d as usize),
+        }
+    }
+    if let Some(i) = infer {
+        let known: usize = dims.iter().product();
+        if known == 0 || total % known != 0 {
+            candle_core::bail!("cannot reshape {input:?} into {target:?}");
+        }
+        dims[i] = total / known;
+    }
+    Ok(dims)
+}
+
+/// The device a model runs on, parsed from `cpu` or `cuda[:N]`.
+///
+/// ```
+/// assert!(ingot::parse_device("cpu").unwrap().is_cpu());
+/// assert!(ingot::parse_device("tpu").is_err());
+/// ```
+pub fn parse_device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        n if n == "cuda" || n.starts_with("cuda:") => {
+            let index = n
+                .strip_prefix("cuda:")
+                .map_or(Ok(0), str::parse::<usize>)
+                .map_err(|_| Error::Unsupported {
+                    what: format!("device `{name}` (expected cuda:N)"),
+                })?;
+            Device::new_cuda(index).map_err(Error::backend(format!("opening {name}")))
+        }
+        other => Err(Error::Unsupported {
+            what: format!("device `{other}` (expected cpu or cuda[:N])"),
+        }),
+    }
+}

@@ -1,0 +1,373 @@
+//! Serde types of the manifest stored under `ingot.manifest` (docs/format.md §2).
+//!
+//! These are plain documents: they can hold anything that parses. [`crate::Model::load`]
+//! validates them (names, tensors, shapes, ops) before anything runs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::value::{Record, Value};
+
+/// The whole manifest: model card, signature and the three pipeline stages.
+///
+/// ```
+/// let json = r#"{"model":{"name":"m","version":"1.0.0"},
+///   "producer":{"name":"hand","version":"0"},
+///   "signature":{"inputs":[],"outputs":[]},
+///   "graph":{"opset":1,"inputs":[],"outputs":[],"nodes":[]}}"#;
+/// let manifest: ingot::Manifest = serde_json::from_str(json).unwrap();
+/// assert_eq!(manifest.model.name, "m");
+/// assert!(manifest.preprocess.is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Identity, version and model-card fields.
+    pub model: ModelCard,
+    /// Tool that wrote the bundle.
+    pub producer: Producer,
+    /// Named inputs and outputs.
+    pub signature: Signature,
+    /// Ordered pre-processing steps.
+    #[serde(default)]
+    pub preprocess: Vec<PreprocessSpec>,
+    /// The computation graph.
+    pub graph: GraphSpec,
+    /// Ordered post-processing steps.
+    #[serde(default)]
+    pub postprocess: Vec<PostprocessSpec>,
+    /// How the weights are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
+    /// Statistics and a sample of the training data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
+    /// BLAKE3 (hex) of the data section; set by the writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+/// The model card: identity, version and provenance.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Model name, `[A-Za-z0-9._-]{1,128}`.
+    pub name: String,
+    /// Semantic version `MAJOR.MINOR.PATCH[-pre][+build]`.
+    pub version: String,
+    /// Free-text description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Creation time, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// SPDX license identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// Authors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authors: Vec<String>,
+    /// Free-form tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Evaluation metrics, name → value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
+    /// Digest of the training data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_data_digest: Option<String>,
+    /// `name@version` this model was derived from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+/// The tool that wrote the bundle.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Producer {
+    /// Tool name, e.g. `ingot.sklearn`.
+    pub name: String,
+    /// Tool version.
+    pub version: String,
+    /// Training framework and version, e.g. `scikit-learn 1.7.2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework: Option<String>,
+}
+
+/// Element type of a signature entry or graph tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElementType {
+    /// 64-bit float.
+    F64,
+    /// 32-bit float.
+    F32,
+    /// 16-bit float.
+    F16,
+    /// 64-bit signed integer.
+    I64,
+    /// 32-bit signed integer.
+    I32,
+    /// Unsigned byte.
+    U8,
+    /// UTF-8 string.
+    String,
+}
+
+/// A named, typed, shaped input or output. `-1` in `shape` means variable size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    /// Name.
+    pub name: String,
+    /// Element type.
+    pub dtype: ElementType,
+    /// Shape; `-1` is a variable dimension.
+    #[serde(default)]
+    pub shape: Vec<i64>,
+}
+
+/// How a request may present its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestForm {
+    /// A list of `{column: value}` rows.
+    Records,
+    /// A map `{column: [values]}`.
+    Columns,
+    /// A dense numeric matrix, columns in signature order.
+    Dense,
+    /// A list of strings.
+    Strings,
+    /// Encoded image bytes.
+    Bytes,
+}
+
+/// Named inputs and outputs of the whole pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    /// Raw inputs (for tabular models: the columns, in dense-matrix order).
+    pub inputs: Vec<TensorSpec>,
+    /// Outputs.
+    pub outputs: Vec<TensorSpec>,
+    /// Accepted request forms.
+    #[serde(default)]
+    pub request_forms: Vec<RequestForm>,
+}
+
+/// One pre-processing stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PreprocessSpec {
+    /// scikit-learn style column transformers over tabular input.
+    Tabular(TabularSpec),
+}
+
+/// A ColumnTransformer: the output is the concatenation of the transformers' outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabularSpec {
+    /// Transformers in output order.
+    pub transformers: Vec<TransformerSpec>,
+}
+
+/// A chain of steps over a set of input columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransformerSpec {
+    /// Name (as in the ColumnTransformer).
+    pub name: String,
+    /// Input column names.
+    pub columns: Vec<String>,
+    /// Steps, applied in order.
+    #[serde(default)]
+    pub steps: Vec<TabularStepSpec>,
+}
+
+/// What an encoder does with a category it has not seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandleUnknown {
+    /// Fail the request, naming row and column.
+    Error,
+    /// One-hot: emit all zeros.
+    Ignore,
+    /// Ordinal: emit `unknown_value`.
+    UseEncodedValue,
+}
+
+/// One fitted tabular transformer (docs/format.md §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TabularStepSpec {
+    /// Identity.
+    Passthrough,
+    /// Replace missing values with a per-column fill.
+    SimpleImputer {
+        /// Fill value per column.
+        fill: Vec<Value>,
+    },
+    /// `(x - mean) / scale`.
+    StandardScaler {
+        /// Per-column mean, if centering.
+        #[serde(default)]
+        mean: Option<Vec<f64>>,
+        /// Per-column scale, if scaling.
+        #[serde(default)]
+        scale: Option<Vec<f64>>,
+    },
+    /// `(x - center) / scale`.
+    RobustScaler {
+        /// Per-column center, if centering.
+        #[serde(default)]
+        center: Option<Vec<f64>>,
+        /// Per-column scale, if scaling.
+        #[serde(default)]
+        scale: Option<Vec<f64>>,
+    },
+    /// `x / scale`.
+    MaxAbsScaler {
+        /// Per-column scale.
+        scale: Vec<f64>,
+    },
+    /// `x * scale + min`, optionally clipped to `feature_range`.
+    MinMaxScaler {
+        /// Per-column multiplier.
+        scale: Vec<f64>,
+        /// Per-column offset.
+        min: Vec<f64>,
+        /// Clip to `feature_range`.
+        #[serde(default)]
+        clip: bool,
+        /// Output range.
+        #[serde(default = "unit_range")]
+        feature_range: [f64; 2],
+    },
+    /// One output column per category.
+    OneHotEncoder {
+        /// Categories per input column.
+        categories: Vec<Vec<Value>>,
+        /// `error` or `ignore`.
+        handle_unknown: HandleUnknown,
+        /// Dropped category index per column.
+        #[serde(default)]
+        drop: Option<Vec<Option<usize>>>,
+    },
+    /// Category index per column.
+    OrdinalEncoder {
+        /// Categories per input column.
+        categories: Vec<Vec<Value>>,
+        /// `error` or `use_encoded_value`.
+        handle_unknown: HandleUnknown,
+        /// Code for unknown categories.
+        #[serde(default)]
+        unknown_value: Option<f64>,
+        /// Code for missing values.
+        #[serde(default)]
+        encoded_missing_value: Option<f64>,
+    },
+}
+
+fn unit_range() -> [f64; 2] {
+    [0.0, 1.0]
+}
+
+/// The computation graph (docs/format.md §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphSpec {
+    /// Op-set version.
+    pub opset: u32,
+    /// Graph inputs.
+    pub inputs: Vec<TensorSpec>,
+    /// Graph outputs; the first feeds post-processing.
+    pub outputs: Vec<TensorSpec>,
+    /// Nodes in topological order.
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// One graph node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// Node name (defaults to the op and index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Op type, e.g. `Linear`.
+    pub op: String,
+    /// Input tensor names.
+    pub inputs: Vec<String>,
+    /// Output tensor names.
+    pub outputs: Vec<String>,
+    /// Op attributes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attrs: BTreeMap<String, serde_json::Value>,
+}
+
+/// How classifier scores become probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Sigmoid per column (one column: binary `[1-p, p]`; several: one-vs-rest, normalised).
+    Logistic,
+    /// Softmax over columns.
+    Softmax,
+    /// Scores are decisions; no probabilities.
+    None,
+}
+
+/// One post-processing stage (docs/format.md §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PostprocessSpec {
+    /// Scores → probabilities and class labels.
+    Classify {
+        /// How scores become probabilities.
+        activation: Activation,
+        /// Class labels, in score-column order.
+        classes: Vec<Value>,
+    },
+    /// Scores are the predicted values.
+    Regress {
+        /// Target names, one per score column.
+        #[serde(default)]
+        targets: Vec<String>,
+    },
+}
+
+/// Weight storage scheme and the accuracy measured when it was applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quantization {
+    /// `f32`, `f16` or `int8-per-channel`.
+    pub scheme: String,
+    /// Accuracy figures measured at quantization time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accuracy: BTreeMap<String, f64>,
+}
+
+/// Training-data reference: a few sample rows and per-column statistics.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Reference {
+    /// A few raw input rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<Record>,
+    /// Per-column statistics.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, ColumnStats>,
+}
+
+/// Statistics of one numeric training column.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ColumnStats {
+    /// Number of non-missing values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<f64>,
+    /// Mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    /// Standard deviation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    /// Minimum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Quantiles at 0, 10, …, 100 %.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quantiles: Vec<f64>,
+}

@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod error;
+mod exec;
+pub mod format;
+mod graph;
+mod input;
+mod kernels;
+mod model;
+mod output;
+mod postprocess;
+mod preprocess;
+#[doc(hidden)]
+pub mod testing;
+mod value;
+
+pub use candle_core::Device;
+pub use error::{Error, Result};
+pub use exec::parse_device;
+pub use format::{
+    Bundle, DType, Manifest, ModelCard, ReadOptions, Signature, TensorData, TensorView,
+};
+pub use graph::OPSET;
+pub use input::{Dense, DenseData, Input};
+pub use model::{is_semver, LoadOptions, Model};
+pub use output::{Matrix, Prediction};
+pub use value::{Columns, Record, Value};

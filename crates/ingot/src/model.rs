@@ -1,0 +1,288 @@
+//! [`Model`]: load → validate → predict. The one public entry point.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::error::{Error, Result};
+use crate::exec;
+use crate::format::{Bundle, Manifest, ModelCard, PreprocessSpec, ReadOptions, Signature};
+use crate::graph::Graph;
+use crate::input::{Dense, Input};
+use crate::output::{Matrix, Prediction};
+use crate::postprocess::Postprocess;
+use crate::preprocess::tabular::TabularPipeline;
+use crate::value::{Columns, Record};
+
+/// How to load a model.
+///
+/// ```
+/// let opts = ingot::LoadOptions::default();
+/// assert!(opts.verify_checksum && opts.device.is_cpu());
+/// ```
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Verify the data checksum (default on).
+    pub verify_checksum: bool,
+    /// Device to run on (default CPU; CUDA with the `cuda` feature).
+    pub device: Device,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            verify_checksum: true,
+            device: Device::Cpu,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Preprocess {
+    /// Dense input goes straight to the graph.
+    None,
+    Tabular(TabularPipeline),
+}
+
+/// A loaded, validated model: pre-processing, graph and post-processing from one `.ingot` file.
+///
+/// `Model` is immutable and `Send + Sync`: load it once and share it (e.g. in an `Arc`) between
+/// threads.
+///
+/// ```
+/// # fn main() -> ingot::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("logistic.ingot");
+/// # std::fs::write(&path, ingot::testing::logistic_bundle()?).unwrap();
+/// use ingot::{Model, Record, Value};
+///
+/// let model = Model::load(&path)?;
+/// assert_eq!(model.metadata().name, "logistic");
+///
+/// let row = Record::from([("a".to_string(), Value::from(3.0)), ("b".to_string(), Value::from(1.0))]);
+/// let prediction = model.predict_records(&[row])?;
+/// assert_eq!(prediction.labels.unwrap()[0], Value::from("yes"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Model {
+    bundle: Bundle,
+    preprocess: Preprocess,
+    graph: Graph,
+    postprocess: Postprocess,
+    device: Device,
+}
+
+impl Model {
+    /// Loads and validates an `.ingot` file (memory-mapped), on the CPU.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        Self::load_with(path, &LoadOptions::default())
+    }
+
+    /// Loads with explicit options.
+    pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Model> {
+        let read = ReadOptions {
+            verify_checksum: options.verify_checksum,
+        };
+        Self::from_bundle(Bundle::open_with(path, read)?, options)
+    }
+
+    /// Loads a model from the bytes of an `.ingot` file.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Model> {
+        Self::from_bundle(Bundle::from_bytes(bytes)?, &LoadOptions::default())
+    }
+
+    /// Validates a checked bundle and prepares it to run.
+    pub fn from_bundle(bundle: Bundle, options: &LoadOptions) -> Result<Model> {
+        let manifest = bundle.manifest();
+        check_card(&manifest.model)?;
+        let graph = Graph::compile(&manifest.graph, &bundle, &options.device)?;
+        let preprocess = match manifest.preprocess.as_slice() {
+            [] => Preprocess::None,
+            [PreprocessSpec::Tabular(spec)] => {
+                let p =
+                    TabularPipeline::compile(spec, &manifest.signature.inputs, "preprocess[0]")?;
+                if p.width() != graph.input_width {
+                    return Err(Error::manifest(
+                        "preprocess[0]",
+                        format!(
+                            "produces {} features but the graph input takes {}",
+                            p.width(),
+                            graph.input_width
+                        ),
+                    ));
+                }
+                Preprocess::Tabular(p)
+            }
+            _ => {
+                return Err(Error::manifest(
+                    "preprocess",
+                    "format 1.0 supports one tabular pre-processing stage",
+                ))
+            }
+        };
+        let postprocess = Postprocess::compile(&manifest.postprocess, graph.output_width)?;
+        Ok(Model {
+            bundle,
+            preprocess,
+            graph,
+            postprocess,
+            device: options.device.clone(),
+        })
+    }
+
+    /// The whole manifest.
+    pub fn manifest(&self) -> &Manifest {
+        self.bundle.manifest()
+    }
+
+    /// The model card: name, version, description, metrics, lineage.
+    pub fn metadata(&self) -> &ModelCard {
+        &self.bundle.manifest().model
+    }
+
+    /// Named inputs and outputs.
+    pub fn signature(&self) -> &Signature {
+        &self.bundle.manifest().signature
+    }
+
+    /// The underlying file: tensors, sizes, format version.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// Number of columns a dense input must have.
+    pub fn input_width(&self) -> usize {
+        match &self.preprocess {
+            Preprocess::None => self.graph.input_width,
+            Preprocess::Tabular(_) => self.signature().inputs.len(),
+        }
+    }
+
+    /// Runs pre-processing, the graph and post-processing on a batch.
+    pub fn predict(&self, input: Input<'_>) -> Result<Prediction> {
+        let (features, rows) = match (&self.preprocess, input) {
+            (Preprocess::Tabular(p), input) => {
+                let (f, rows) = p.transform(&input)?;
+                (std::borrow::Cow::Owned(f), rows)
+            }
+            (Preprocess::None, Input::Dense(d)) => {
+                if d.cols() != self.graph.input_width {
+                    return Err(Error::ShapeMismatch {
+                        what: "dense input columns".into(),
+                        expected: self.graph.input_width.to_string(),
+                        got: d.cols().to_string(),
+                    });
+                }
+                for (i, v) in d.to_f32().iter().enumerate() {
+                    if !v.is_finite() {
+                        return Err(Error::InvalidValue {
+                            row: i / d.cols(),
+                            column: format!("#{}", i % d.cols()),
+                            value: if v.is_nan() { "NaN" } else { "infinite" },
+                        });
+                    }
+                }
+                (d.to_f32(), d.rows())
+            }
+            (Preprocess::None, _) => {
+                return Err(Error::Unsupported {
+                    what: "named input for a model without a tabular stage; send a dense matrix"
+                        .into(),
+                })
+            }
+        };
+        let width = self.graph.output_width;
+        let scores = if rows == 0 {
+            Vec::new()
+        } else {
+            let x = Tensor::from_slice(&features, (rows, self.graph.input_width), &self.device)
+                .map_err(Error::backend("input"))?;
+            let outputs = exec::run(&self.graph, x)?;
+            let first = outputs.into_iter().next().ok_or_else(|| Error::Graph {
+                node: "<outputs>".into(),
+                op: "output".into(),
+                detail: "no output".into(),
+            })?;
+            first
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(Error::backend("output"))?
+        };
+        let scores = Matrix::new(scores, rows, width).ok_or_else(|| Error::ShapeMismatch {
+            what: "graph output".into(),
+            expected: format!("{rows} × {width}"),
+            got: "a different size".into(),
+        })?;
+        Ok(self.postprocess.apply(scores))
+    }
+
+    /// Predicts on a dense row-major f32 matrix whose columns follow the signature.
+    pub fn predict_dense(&self, data: &[f32], rows: usize, cols: usize) -> Result<Prediction> {
+        self.predict(Input::Dense(Dense::f32(data, rows, cols)?))
+    }
+
+    /// Predicts on named rows.
+    pub fn predict_records(&self, records: &[Record]) -> Result<Prediction> {
+        self.predict(Input::Records(records))
+    }
+
+    /// Predicts on named columns of equal length.
+    pub fn predict_columns(&self, columns: &Columns) -> Result<Prediction> {
+        self.predict(Input::Columns(columns))
+    }
+}
+
+fn check_card(card: &ModelCard) -> Result<()> {
+    let name_ok = !card.name.is_empty()
+        && card.name.len() <= 128
+        && card
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !name_ok {
+        return Err(Error::manifest(
+            "model.name",
+            format!("`{}` must match [A-Za-z0-9._-]{{1,128}}", card.name),
+        ));
+    }
+    if !is_semver(&card.version) {
+        return Err(Error::manifest(
+            "model.version",
+            format!("`{}` is not MAJOR.MINOR.PATCH[-pre][+build]", card.version),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `v` is a semantic version `MAJOR.MINOR.PATCH[-pre][+build]`.
+///
+/// ```
+/// assert!(ingot::is_semver("1.2.3-rc.1+build5"));
+/// assert!(!ingot::is_semver("1.2"));
+/// ```
+pub fn is_semver(v: &str) -> bool {
+    let (core, rest) = match v.find(['-', '+']) {
+        Some(i) => v.split_at(i),
+        None => (v, ""),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &&str| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p.len() == 1 || !p.starts_with('0'))
+    };
+    let ident_ok = |s: &str| {
+        !s.is_empty()
+            && s.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    };
+    let tail_ok = match rest.strip_prefix('-') {
+        Some(pre) => match pre.split_once('+') {
+            Some((p, b)) => ident_ok(p) && ident_ok(b),
+            None => ident_ok(pre),
+        },
+        None => rest.strip_prefix('+').is_none_or(ident_ok),
+    };
+    parts.len() == 3 && parts.iter().all(numeric) && tail_ok
+}

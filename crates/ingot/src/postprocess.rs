@@ -1,0 +1,175 @@
+//! Post-processing: graph scores → probabilities, class labels or regression values.
+
+use crate::error::{Error, Result};
+use crate::format::{Activation, PostprocessSpec};
+use crate::kernels::activation::sigmoid;
+use crate::output::{Matrix, Prediction};
+use crate::value::Value;
+
+/// A validated post-processing stage.
+#[derive(Debug)]
+pub(crate) enum Postprocess {
+    Classify {
+        activation: Activation,
+        classes: Vec<Value>,
+    },
+    Regress {
+        targets: Vec<String>,
+    },
+    /// No step: scores are returned as they are.
+    Raw,
+}
+
+impl Postprocess {
+    /// Validates the steps against the graph's output width.
+    pub(crate) fn compile(specs: &[PostprocessSpec], width: usize) -> Result<Postprocess> {
+        let spec = match specs {
+            [] => return Ok(Postprocess::Raw),
+            [one] => one,
+            _ => {
+                return Err(Error::manifest(
+                    "postprocess",
+                    "opset 1 supports one post-processing step",
+                ))
+            }
+        };
+        match spec {
+            PostprocessSpec::Classify {
+                activation,
+                classes,
+            } => {
+                let expected = match (activation, width) {
+                    (Activation::Logistic | Activation::None, 1) => 2,
+                    _ => width,
+                };
+                if classes.len() != expected || expected < 2 {
+                    return Err(Error::manifest(
+                        "postprocess[0].classes",
+                        format!("{} classes for {width} score column(s); expected {expected} (at least 2)", classes.len()),
+                    ));
+                }
+                if activation == &Activation::Softmax && width == 1 {
+                    return Err(Error::manifest(
+                        "postprocess[0].activation",
+                        "softmax needs at least 2 score columns",
+                    ));
+                }
+                Ok(Postprocess::Classify {
+                    activation: *activation,
+                    classes: classes.clone(),
+                })
+            }
+            PostprocessSpec::Regress { targets } => {
+                if !targets.is_empty() && targets.len() != width {
+                    return Err(Error::manifest(
+                        "postprocess[0].targets",
+                        format!("{} targets for {width} output column(s)", targets.len()),
+                    ));
+                }
+                Ok(Postprocess::Regress {
+                    targets: targets.clone(),
+                })
+            }
+        }
+    }
+
+    /// Applies the stage to a `[rows, width]` score matrix.
+    pub(crate) fn apply(&self, scores: Matrix) -> Prediction {
+        let rows = scores.rows();
+        let mut p = Prediction {
+            rows,
+            scores,
+            probabilities: None,
+            labels: None,
+            classes: None,
+            values: None,
+            targets: None,
+        };
+        match self {
+            Postprocess::Raw => {}
+            Postprocess::Regress { targets } => {
+                p.values = Some(p.scores.clone());
+                p.targets = (!targets.is_empty()).then(|| targets.clone());
+            }
+            Postprocess::Classify {
+                activation,
+                classes,
+            } => {
+                let width = p.scores.cols();
+                let label_index: Vec<usize> = p
+                    .scores
+                    .iter_rows()
+                    .map(|s| {
+                        if width == 1 {
+                            usize::from(s[0] > 0.0)
+                        } else {
+                            argmax(s)
+                        }
+                    })
+                    .collect();
+                p.labels = Some(label_index.iter().map(|&i| classes[i].clone()).collect());
+                p.classes = Some(classes.clone());
+                p.probabilities = match activation {
+                    Activation::None => None,
+                    Activation::Logistic if width == 1 => {
+                        let data = p
+                            .scores
+                            .as_slice()
+                            .iter()
+                            .flat_map(|&s| {
+                                let q = f64::from(s);
+                                let pos = sigmoid64(q);
+                                [(1.0 - pos) as f32, pos as f32]
+                            })
+                            .collect();
+                        Matrix::new(data, rows, 2)
+                    }
+                    Activation::Logistic => {
+                        let mut data = Vec::with_capacity(rows * width);
+                        for s in p.scores.iter_rows() {
+                            let start = data.len();
+                            data.extend(s.iter().map(|&v| sigmoid(v)));
+                            let sum: f32 = data[start..].iter().sum();
+                            data[start..].iter_mut().for_each(|v| *v /= sum);
+                        }
+                        Matrix::new(data, rows, width)
+                    }
+                    Activation::Softmax => {
+                        let mut data = Vec::with_capacity(rows * width);
+                        for s in p.scores.iter_rows() {
+                            let max = s
+                                .iter()
+                                .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+                            let exps: Vec<f64> =
+                                s.iter().map(|&v| (f64::from(v) - max).exp()).collect();
+                            let sum: f64 = exps.iter().sum();
+                            data.extend(exps.iter().map(|e| (e / sum) as f32));
+                        }
+                        Matrix::new(data, rows, width)
+                    }
+                };
+            }
+        }
+        p
+    }
+}
+
+fn sigmoid64(v: f64) -> f64 {
+    if v >= 0.0 {
+        1.0 / (1.0 + (-v).exp())
+    } else {
+        let e = v.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Index of the first maximum (NumPy's `argmax`).
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}

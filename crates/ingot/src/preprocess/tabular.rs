@@ -1,0 +1,647 @@
+//! Tabular pre-processing reproducing scikit-learn's fitted transformers (docs/format.md §3).
+//!
+//! [`TabularPipeline::compile`] validates a [`TabularSpec`] against the signature once, at load;
+//! [`TabularPipeline::transform`] then maps each row's cells through the steps in f64 and writes
+//! one f32 feature row. Errors name the row and the input column.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::format::{ElementType, HandleUnknown, TabularSpec, TabularStepSpec, TensorSpec};
+use crate::input::{Dense, Input};
+use crate::value::{Record, Value};
+
+/// Rows processed per parallel task; small batches stay on the calling thread.
+const ROWS_PER_TASK: usize = 512;
+
+/// Whether a column carries numbers or strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Num,
+    Str,
+}
+
+/// One input cell as it flows through the steps.
+#[derive(Debug, Clone, Copy)]
+enum Cell<'a> {
+    Missing,
+    Num(f64),
+    Str(&'a str),
+}
+
+/// Category → index lookup for one encoded column.
+#[derive(Debug)]
+struct Categories {
+    strings: HashMap<String, usize>,
+    numbers: Vec<(f64, usize)>,
+    null: Option<usize>,
+    len: usize,
+}
+
+impl Categories {
+    fn new(values: &[Value], field: &str) -> Result<Self> {
+        let mut out = Categories {
+            strings: HashMap::new(),
+            numbers: Vec::new(),
+            null: None,
+            len: values.len(),
+        };
+        for (i, v) in values.iter().enumerate() {
+            let dup = match v {
+                Value::Null => out.null.replace(i).is_some(),
+                Value::Number(n) => {
+                    let dup = out.numbers.iter().any(|(c, _)| c == n);
+                    out.numbers.push((*n, i));
+                    dup
+                }
+                Value::String(s) => out.strings.insert(s.clone(), i).is_some(),
+            };
+            if dup {
+                return Err(Error::manifest(
+                    field,
+                    format!("category {v} is listed twice"),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    #[inline]
+    fn lookup(&self, cell: Cell<'_>) -> Option<usize> {
+        match cell {
+            Cell::Missing => self.null,
+            Cell::Num(v) => self.numbers.iter().find(|(c, _)| *c == v).map(|&(_, i)| i),
+            Cell::Str(s) => self.strings.get(s).copied(),
+        }
+    }
+}
+
+fn describe(cell: Cell<'_>) -> String {
+    match cell {
+        Cell::Missing => "null".into(),
+        Cell::Num(v) => Value::Number(v).to_string(),
+        Cell::Str(s) => format!("{s:?}"),
+    }
+}
+
+/// A validated step over a block's cells.
+#[derive(Debug)]
+enum Step {
+    Impute {
+        fill: Vec<Value>,
+    },
+    /// `(x - sub) / div`; missing passes through.
+    Affine {
+        sub: Vec<f64>,
+        div: Vec<f64>,
+    },
+    /// `x * mul + add`, then optional clip; missing passes through.
+    Scale {
+        mul: Vec<f64>,
+        add: Vec<f64>,
+        clip: Option<(f64, f64)>,
+    },
+    OneHot {
+        cats: Vec<Categories>,
+        drop: Vec<Option<usize>>,
+        ignore: bool,
+        origins: Vec<usize>,
+    },
+    Ordinal {
+        cats: Vec<Categories>,
+        unknown: Option<Option<f64>>,
+        missing: Option<f64>,
+        origins: Vec<usize>,
+    },
+}
+
+/// One ColumnTransformer entry: input columns and steps.
+#[derive(Debug)]
+struct Block {
+    sources: Vec<usize>,
+    steps: Vec<Step>,
+    /// Input column of each output position (for error messages).
+    origins: Vec<usize>,
+}
+
+/// A validated tabular pipeline.
+#[derive(Debug)]
+pub(crate) struct TabularPipeline {
+    columns: Vec<(String, Kind)>,
+    blocks: Vec<Block>,
+    width: usize,
+}
+
+fn vec_len_check(field: &str, name: &str, got: usize, want: usize) -> Result<()> {
+    if got != want {
+        return Err(Error::manifest(
+            field,
+            format!("`{name}` has {got} entries for {want} columns"),
+        ));
+    }
+    Ok(())
+}
+
+impl TabularPipeline {
+    /// Validates `spec` against the signature's input columns.
+    pub(crate) fn compile(spec: &TabularSpec, inputs: &[TensorSpec], field: &str) -> Result<Self> {
+        let mut columns = Vec::with_capacity(inputs.len());
+        let mut index = HashMap::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let kind = match input.dtype {
+                ElementType::String => Kind::Str,
+                ElementType::F64 | ElementType::F32 | ElementType::I64 | ElementType::I32 => {
+                    Kind::Num
+                }
+                other => {
+                    return Err(Error::manifest(
+                        format!("signature.inputs[{i}]"),
+                        format!(
+                            "tabular column `{}` has unsupported dtype {other:?}",
+                            input.name
+                        ),
+                    ))
+                }
+            };
+            if index.insert(input.name.clone(), i).is_some() {
+                return Err(Error::manifest(
+                    format!("signature.inputs[{i}]"),
+                    format!("column `{}` is listed twice", input.name),
+                ));
+            }
+            columns.push((input.name.clone(), kind));
+        }
+
+        let mut blocks = Vec::with_capacity(spec.transformers.len());
+        let mut width = 0usize;
+        for (t, transformer) in spec.transformers.iter().enumerate() {
+            let tfield = format!("{field}.transformers[{t}]");
+            let sources = transformer
+                .columns
+                .iter()
+                .map(|c| {
+                    index.get(c).copied().ok_or_else(|| {
+                        Error::manifest(
+                            format!("{tfield}.columns"),
+                            format!("column `{c}` is not a signature input"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut kinds: Vec<Kind> = sources.iter().map(|&s| columns[s].1).collect();
+            let mut origins = sources.clone();
+            let mut steps = Vec::with_capacity(transformer.steps.len());
+            for (s, step) in transformer.steps.iter().enumerate() {
+                let sfield = format!("{tfield}.steps[{s}]");
+                let w = kinds.len();
+                let numeric_only = |kinds: &[Kind], name: &str| -> Result<()> {
+                    match kinds.iter().position(|k| *k == Kind::Str) {
+                        Some(p) => Err(Error::manifest(
+                            &sfield,
+                            format!(
+                                "{name} needs numbers but column `{}` holds strings",
+                                columns[origins[p]].0
+                            ),
+                        )),
+                        None => Ok(()),
+                    }
+                };
+                let compiled = match step {
+                    TabularStepSpec::Passthrough => continue,
+                    TabularStepSpec::SimpleImputer { fill } => {
+                        vec_len_check(&sfield, "fill", fill.len(), w)?;
+                        for (j, (f, k)) in fill.iter().zip(&kinds).enumerate() {
+                            let ok = matches!((f, k), (Value::Number(n), Kind::Num) if n.is_finite())
+                                || matches!((f, k), (Value::Number(n), Kind::Str) if n.is_finite())
+                                || matches!((f, k), (Value::String(_), Kind::Str));
+                            if !ok {
+                                return Err(Error::manifest(
+                                    &sfield,
+                                    format!(
+                                        "fill {f} does not suit column `{}`",
+                                        columns[origins[j]].0
+                                    ),
+                                ));
+                            }
+                        }
+                        Step::Impute { fill: fill.clone() }
+                    }
+                    TabularStepSpec::StandardScaler { mean, scale } => {
+                        numeric_only(&kinds, "standard_scaler")?;
+                        affine(&sfield, mean.as_deref(), scale.as_deref(), w, "mean")?
+                    }
+                    TabularStepSpec::RobustScaler { center, scale } => {
+                        numeric_only(&kinds, "robust_scaler")?;
+                        affine(&sfield, center.as_deref(), scale.as_deref(), w, "center")?
+                    }
+                    TabularStepSpec::MaxAbsScaler { scale } => {
+                        numeric_only(&kinds, "max_abs_scaler")?;
+                        affine(&sfield, None, Some(scale), w, "center")?
+                    }
+                    TabularStepSpec::MinMaxScaler {
+                        scale,
+                        min,
+                        clip,
+                        feature_range,
+                    } => {
+                        numeric_only(&kinds, "min_max_scaler")?;
+                        vec_len_check(&sfield, "scale", scale.len(), w)?;
+                        vec_len_check(&sfield, "min", min.len(), w)?;
+                        finite(&sfield, scale.iter().chain(min).chain(feature_range))?;
+                        Step::Scale {
+                            mul: scale.clone(),
+                            add: min.clone(),
+                            clip: clip.then_some((feature_range[0], feature_range[1])),
+                        }
+                    }
+                    TabularStepSpec::OneHotEncoder {
+                        categories,
+                        handle_unknown,
+                        drop,
+                    } => {
+                        vec_len_check(&sfield, "categories", categories.len(), w)?;
+                        let drop = drop.clone().unwrap_or_else(|| vec![None; w]);
+                        vec_len_check(&sfield, "drop", drop.len(), w)?;
+                        let ignore =
+                            match handle_unknown {
+                                HandleUnknown::Error => false,
+                                HandleUnknown::Ignore => true,
+                                HandleUnknown::UseEncodedValue => return Err(Error::manifest(
+                                    &sfield,
+                                    "one_hot_encoder handle_unknown must be `error` or `ignore`",
+                                )),
+                            };
+                        let cats = categories
+                            .iter()
+                            .map(|c| Categories::new(c, &sfield))
+                            .collect::<Result<Vec<_>>>()?;
+                        let mut new_origins = Vec::new();
+                        for (j, (c, d)) in cats.iter().zip(&drop).enumerate() {
+                            if let Some(d) = d {
+                                if *d >= c.len {
+                                    return Err(Error::manifest(
+                                        &sfield,
+                                        format!("drop index {d} is out of range for column {j}"),
+                                    ));
+                                }
+                            }
+                            let out_w = c.len - usize::from(d.is_some());
+                            new_origins.extend(std::iter::repeat_n(origins[j], out_w));
+                        }
+                        let step_origins = std::mem::replace(&mut origins, new_origins);
+                        kinds = vec![Kind::Num; origins.len()];
+                        steps.push(Step::OneHot {
+                            cats,
+                            drop,
+                            ignore,
+                            origins: step_origins,
+                        });
+                        continue;
+                    }
+                    TabularStepSpec::OrdinalEncoder {
+                        categories,
+                        handle_unknown,
+                        unknown_value,
+                        encoded_missing_value,
+                    } => {
+                        vec_len_check(&sfield, "categories", categories.len(), w)?;
+                        let unknown = match handle_unknown {
+                            HandleUnknown::Error => None,
+                            HandleUnknown::UseEncodedValue => Some(*unknown_value),
+                            HandleUnknown::Ignore => {
+                                return Err(Error::manifest(&sfield, "ordinal_encoder handle_unknown must be `error` or `use_encoded_value`"))
+                            }
+                        };
+                        let cats = categories
+                            .iter()
+                            .map(|c| Categories::new(c, &sfield))
+                            .collect::<Result<Vec<_>>>()?;
+                        kinds = vec![Kind::Num; w];
+                        Step::Ordinal {
+                            cats,
+                            unknown,
+                            missing: *encoded_missing_value,
+                            origins: origins.clone(),
+                        }
+                    }
+                };
+                steps.push(compiled);
+            }
+            if let Some(p) = kinds.iter().position(|k| *k == Kind::Str) {
+                return Err(Error::manifest(
+                    &tfield,
+                    format!(
+                        "column `{}` still holds strings after the last step; add an encoder",
+                        columns[origins[p]].0
+                    ),
+                ));
+            }
+            width += origins.len();
+            blocks.push(Block {
+                sources,
+                steps,
+                origins,
+            });
+        }
+        if width == 0 {
+            return Err(Error::manifest(
+                field,
+                "the transformers produce no features",
+            ));
+        }
+        Ok(TabularPipeline {
+            columns,
+            blocks,
+            width,
+        })
+    }
+
+    /// Number of features produced per row.
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Input column names in signature order.
+    pub(crate) fn column_names(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Transforms a batch into a row-major `[rows, width]` f32 matrix.
+    pub(crate) fn transform(&self, input: &Input<'_>) -> Result<(Vec<f32>, usize)> {
+        let rows = input.rows()?;
+        let source = self.source(input)?;
+        let mut out = vec![0f32; rows * self.width];
+        if rows <= ROWS_PER_TASK {
+            self.rows_into(&source, 0, &mut out)?;
+        } else {
+            let results: Vec<Result<()>> = out
+                .par_chunks_mut(ROWS_PER_TASK * self.width)
+                .enumerate()
+                .map(|(c, chunk)| self.rows_into(&source, c * ROWS_PER_TASK, chunk))
+                .collect();
+            results.into_iter().collect::<Result<()>>()?;
+        }
+        Ok((out, rows))
+    }
+
+    fn source<'a>(&self, input: &Input<'a>) -> Result<Source<'a>> {
+        Ok(match *input {
+            Input::Dense(d) => {
+                if d.cols() != self.columns.len() {
+                    return Err(Error::ShapeMismatch {
+                        what: "dense input columns".into(),
+                        expected: format!("{} ({})", self.columns.len(), self.column_list()),
+                        got: d.cols().to_string(),
+                    });
+                }
+                if let Some((name, _)) = self.columns.iter().find(|(_, k)| *k == Kind::Str) {
+                    return Err(Error::Unsupported {
+                        what: format!("dense input for a model with string column `{name}`; send records or columns"),
+                    });
+                }
+                Source::Dense(d)
+            }
+            Input::Records(r) => Source::Records(r),
+            Input::Columns(c) => {
+                let cols = self
+                    .columns
+                    .iter()
+                    .map(|(name, _)| {
+                        c.get(name)
+                            .map(Vec::as_slice)
+                            .ok_or_else(|| Error::MissingColumn {
+                                row: 0,
+                                column: name.clone(),
+                            })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Source::Columns(cols)
+            }
+        })
+    }
+
+    fn column_list(&self) -> String {
+        let names: Vec<&str> = self.column_names().take(6).collect();
+        let more = if self.columns.len() > 6 { ", …" } else { "" };
+        format!("{}{more}", names.join(", "))
+    }
+
+    fn cell<'a>(&'a self, source: &Source<'a>, row: usize, col: usize) -> Result<Cell<'a>> {
+        let (name, kind) = &self.columns[col];
+        let value = match source {
+            Source::Dense(d) => {
+                let v = d.get(row, col);
+                return Ok(if v.is_nan() {
+                    Cell::Missing
+                } else {
+                    Cell::Num(v)
+                });
+            }
+            Source::Records(r) => r[row].get(name).ok_or_else(|| Error::MissingColumn {
+                row,
+                column: name.clone(),
+            })?,
+            Source::Columns(c) => &c[col][row],
+        };
+        match (value, kind) {
+            (Value::Null, _) => Ok(Cell::Missing),
+            (Value::Number(v), Kind::Num) => Ok(if v.is_nan() {
+                Cell::Missing
+            } else {
+                Cell::Num(*v)
+            }),
+            (Value::String(s), Kind::Str) => Ok(Cell::Str(s)),
+            (other, Kind::Num) => Err(Error::WrongType {
+                row,
+                column: name.clone(),
+                expected: "a number",
+                got: format!("{} {other}", other.type_name()),
+            }),
+            (other, Kind::Str) => Err(Error::WrongType {
+                row,
+                column: name.clone(),
+                expected: "a string",
+                got: format!("{} {other}", other.type_name()),
+            }),
+        }
+    }
+
+    fn rows_into<'a>(
+        &'a self,
+        source: &Source<'a>,
+        first_row: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let mut cur: Vec<Cell<'a>> = Vec::new();
+        let mut next: Vec<Cell<'a>> = Vec::new();
+        for (r, out_row) in out.chunks_exact_mut(self.width).enumerate() {
+            let row = first_row + r;
+            let mut offset = 0;
+            for block in &self.blocks {
+                cur.clear();
+                for &s in &block.sources {
+                    cur.push(self.cell(source, row, s)?);
+                }
+                for step in &block.steps {
+                    self.apply(step, row, &cur, &mut next)?;
+                    std::mem::swap(&mut cur, &mut next);
+                }
+                for (j, cell) in cur.iter().enumerate() {
+                    let v = match *cell {
+                        Cell::Num(v) if v.is_finite() => v,
+                        Cell::Num(v) => {
+                            return Err(self.invalid(
+                                row,
+                                block.origins[j],
+                                if v.is_nan() { "NaN" } else { "infinite" },
+                            ))
+                        }
+                        Cell::Missing => {
+                            return Err(self.invalid(row, block.origins[j], "missing"))
+                        }
+                        Cell::Str(_) => return Err(self.invalid(row, block.origins[j], "string")),
+                    };
+                    out_row[offset + j] = v as f32;
+                }
+                offset += cur.len();
+            }
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, row: usize, col: usize, value: &'static str) -> Error {
+        Error::InvalidValue {
+            row,
+            column: self.columns[col].0.clone(),
+            value,
+        }
+    }
+
+    fn apply<'a>(
+        &'a self,
+        step: &'a Step,
+        row: usize,
+        cur: &[Cell<'a>],
+        next: &mut Vec<Cell<'a>>,
+    ) -> Result<()> {
+        next.clear();
+        match step {
+            Step::Impute { fill } => next.extend(cur.iter().zip(fill).map(|(c, f)| match (c, f) {
+                (Cell::Missing, Value::Number(n)) => Cell::Num(*n),
+                (Cell::Missing, Value::String(s)) => Cell::Str(s),
+                (other, _) => *other,
+            })),
+            Step::Affine { sub, div } => next.extend(cur.iter().zip(sub.iter().zip(div)).map(
+                |(c, (s, d))| match c {
+                    Cell::Num(v) => Cell::Num((v - s) / d),
+                    other => *other,
+                },
+            )),
+            Step::Scale { mul, add, clip } => next.extend(cur.iter().zip(mul.iter().zip(add)).map(
+                |(c, (m, a))| match c {
+                    Cell::Num(v) => {
+                        let y = v * m + a;
+                        Cell::Num(match clip {
+                            Some((lo, hi)) => y.clamp(*lo, *hi),
+                            None => y,
+                        })
+                    }
+                    other => *other,
+                },
+            )),
+            Step::OneHot {
+                cats,
+                drop,
+                ignore,
+                origins,
+            } => {
+                for (j, (cell, c)) in cur.iter().zip(cats).enumerate() {
+                    let width = c.len - usize::from(drop[j].is_some());
+                    let start = next.len();
+                    next.extend(std::iter::repeat_n(Cell::Num(0.0), width));
+                    match (c.lookup(*cell), drop[j]) {
+                        (Some(i), Some(d)) if i == d => {}
+                        (Some(i), Some(d)) => next[start + i - usize::from(i > d)] = Cell::Num(1.0),
+                        (Some(i), None) => next[start + i] = Cell::Num(1.0),
+                        (None, _) if *ignore => {}
+                        (None, _) => {
+                            return Err(Error::UnknownCategory {
+                                row,
+                                column: self.columns[origins[j]].0.clone(),
+                                value: describe(*cell),
+                            })
+                        }
+                    }
+                }
+            }
+            Step::Ordinal {
+                cats,
+                unknown,
+                missing,
+                origins,
+            } => {
+                for (j, (cell, c)) in cur.iter().zip(cats).enumerate() {
+                    let encoded = match (cell, missing) {
+                        (Cell::Missing, Some(m)) => Cell::Num(*m),
+                        (Cell::Missing, None) => Cell::Missing,
+                        _ => match (c.lookup(*cell), unknown) {
+                            (Some(i), _) => Cell::Num(i as f64),
+                            (None, Some(Some(u))) => Cell::Num(*u),
+                            (None, Some(None)) => Cell::Missing,
+                            (None, None) => {
+                                return Err(Error::UnknownCategory {
+                                    row,
+                                    column: self.columns[origins[j]].0.clone(),
+                                    value: describe(*cell),
+                                })
+                            }
+                        },
+                    };
+                    next.push(encoded);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where cells come from for one batch.
+enum Source<'a> {
+    Dense(Dense<'a>),
+    Records(&'a [Record]),
+    Columns(Vec<&'a [Value]>),
+}
+
+fn finite<'a>(field: &str, values: impl IntoIterator<Item = &'a f64>) -> Result<()> {
+    if values.into_iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(Error::manifest(field, "parameters must be finite numbers"))
+    }
+}
+
+fn affine(
+    field: &str,
+    sub: Option<&[f64]>,
+    div: Option<&[f64]>,
+    w: usize,
+    sub_name: &str,
+) -> Result<Step> {
+    if let Some(s) = sub {
+        vec_len_check(field, sub_name, s.len(), w)?;
+        finite(field, s)?;
+    }
+    if let Some(d) = div {
+        vec_len_check(field, "scale", d.len(), w)?;
+        finite(field, d)?;
+        if d.contains(&0.0) {
+            return Err(Error::manifest(field, "`scale` contains 0"));
+        }
+    }
+    Ok(Step::Affine {
+        sub: sub.map_or_else(|| vec![0.0; w], <[f64]>::to_vec),
+        div: div.map_or_else(|| vec![1.0; w], <[f64]>::to_vec),
+    })
+}

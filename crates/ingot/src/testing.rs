@@ -1,0 +1,111 @@
+//! Tiny in-memory bundles for doc examples and tests. Not part of the stable API.
+
+use std::collections::BTreeMap;
+
+use crate::error::Result;
+use crate::format::{
+    to_bytes, Activation, ElementType, GraphSpec, Manifest, ModelCard, NodeSpec, PostprocessSpec,
+    PreprocessSpec, Producer, RequestForm, Signature, TabularSpec, TabularStepSpec, TensorData,
+    TensorSpec, TransformerSpec,
+};
+use crate::value::Value;
+
+fn spec(name: &str, dtype: ElementType, shape: Vec<i64>) -> TensorSpec {
+    TensorSpec {
+        name: name.into(),
+        dtype,
+        shape,
+    }
+}
+
+/// A minimal manifest with an empty graph, named `tiny` version `0.1.0`.
+pub fn tiny_manifest() -> Manifest {
+    Manifest {
+        model: ModelCard {
+            name: "tiny".into(),
+            version: "0.1.0".into(),
+            ..ModelCard::default()
+        },
+        producer: Producer {
+            name: "test".into(),
+            version: "0".into(),
+            framework: None,
+        },
+        signature: Signature {
+            inputs: vec![],
+            outputs: vec![],
+            request_forms: vec![],
+        },
+        preprocess: vec![],
+        graph: GraphSpec {
+            opset: 1,
+            inputs: vec![],
+            outputs: vec![],
+            nodes: vec![],
+        },
+        postprocess: vec![],
+        quantization: None,
+        reference: None,
+        checksum: None,
+    }
+}
+
+/// Bytes of a two-feature logistic regression (`a`, `b` → classes `"no"`, `"yes"`) with a
+/// standard scaler: score = 2·(a − 1) − 1·(b / 2) + 0.5.
+pub fn logistic_bundle() -> Result<Vec<u8>> {
+    let mut m = tiny_manifest();
+    m.model.name = "logistic".into();
+    m.model.version = "1.0.0".into();
+    m.signature = Signature {
+        inputs: vec![
+            spec("a", ElementType::F64, vec![-1]),
+            spec("b", ElementType::F64, vec![-1]),
+        ],
+        outputs: vec![
+            spec("probabilities", ElementType::F32, vec![-1, 2]),
+            spec("label", ElementType::String, vec![-1]),
+        ],
+        request_forms: vec![
+            RequestForm::Records,
+            RequestForm::Columns,
+            RequestForm::Dense,
+        ],
+    };
+    m.preprocess = vec![PreprocessSpec::Tabular(TabularSpec {
+        transformers: vec![TransformerSpec {
+            name: "num".into(),
+            columns: vec!["a".into(), "b".into()],
+            steps: vec![TabularStepSpec::StandardScaler {
+                mean: Some(vec![1.0, 0.0]),
+                scale: Some(vec![1.0, 2.0]),
+            }],
+        }],
+    })];
+    m.graph = GraphSpec {
+        opset: 1,
+        inputs: vec![spec("features", ElementType::F32, vec![-1, 2])],
+        outputs: vec![spec("scores", ElementType::F32, vec![-1, 1])],
+        nodes: vec![NodeSpec {
+            name: Some("fc".into()),
+            op: "Linear".into(),
+            inputs: vec!["features".into(), "coef".into(), "intercept".into()],
+            outputs: vec!["scores".into()],
+            attrs: BTreeMap::new(),
+        }],
+    };
+    m.postprocess = vec![PostprocessSpec::Classify {
+        activation: Activation::Logistic,
+        classes: vec![Value::from("no"), Value::from("yes")],
+    }];
+    let tensors = vec![
+        (
+            "coef".to_string(),
+            TensorData::from_f32(vec![1, 2], &[2.0, -1.0])?,
+        ),
+        (
+            "intercept".to_string(),
+            TensorData::from_f32(vec![1], &[0.5])?,
+        ),
+    ];
+    to_bytes(&m, &tensors)
+}

@@ -1,0 +1,51 @@
+"""Shared pytest setup for the Python exporter tests.
+
+* puts ``<repo>/python`` on ``sys.path`` so ``import ingot`` works without installing;
+* ``ingot_bin`` gives the CLI binary: ``$INGOT_BIN`` or ``<repo>/target/debug/ingot``. Tests
+  that need it are skipped when it does not exist, unless ``INGOT_REQUIRE_CLI=1`` (as CI sets),
+  in which case they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "python"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Small max_iter values keep the suite fast; convergence is irrelevant to export fidelity.
+    config.addinivalue_line("filterwarnings", "ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="session")
+def ingot_bin() -> Path:
+    path = Path(os.environ.get("INGOT_BIN", REPO / "target" / "debug" / "ingot"))
+    if not path.is_file():
+        message = f"ingot CLI not found at {path} (build it with `cargo build -p ingot-cli`)"
+        if os.environ.get("INGOT_REQUIRE_CLI") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def run_cli(ingot_bin: Path):
+    """Run ``ingot ARGS...``; returns the CompletedProcess (check=False)."""
+
+    def run(*args: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ingot_bin), *(str(a) for a in args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return run
