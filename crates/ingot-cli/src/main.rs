@@ -1,1 +1,117 @@
-fn main() {}
+//! `ingot`: inspect, verify, predict, bench, pack and unpack `.ingot` bundles.
+
+mod bench;
+mod inspect;
+mod predict;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Inspect, check and run `.ingot` model bundles.
+#[derive(Parser)]
+#[command(name = "ingot", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the model card, signature, pipeline steps and tensor table.
+    Inspect {
+        /// The `.ingot` file.
+        model: PathBuf,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every structural and semantic check; exit code 0 only if the file is valid.
+    Verify {
+        /// The `.ingot` file.
+        model: PathBuf,
+    },
+    /// Predict on a CSV or JSONL file (or `-` for stdin), streaming in chunks.
+    Predict {
+        /// The `.ingot` file.
+        model: PathBuf,
+        /// Input path (`.csv` or `.jsonl`), or `-` for stdin.
+        #[arg(long, short)]
+        input: PathBuf,
+        /// Output path (`.csv` or `.jsonl`), or `-` for stdout.
+        #[arg(long, short, default_value = "-")]
+        output: PathBuf,
+        /// Input format when it cannot be told from the extension.
+        #[arg(long, value_enum)]
+        input_format: Option<predict::Format>,
+        /// Output format when it cannot be told from the extension (default jsonl).
+        #[arg(long, value_enum)]
+        output_format: Option<predict::Format>,
+        /// Rows per predict call.
+        #[arg(long, default_value_t = 4096)]
+        chunk_rows: usize,
+    },
+    /// Measure latency percentiles and throughput at given batch sizes.
+    Bench(bench::Args),
+    /// Pack an unpacked directory (manifest.json + tensors/*.npy) into an `.ingot` file.
+    Pack {
+        /// Directory written by an exporter or `ingot unpack`.
+        dir: PathBuf,
+        /// Output `.ingot` file.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Unpack an `.ingot` file into manifest.json + tensors/*.npy.
+    Unpack {
+        /// The `.ingot` file.
+        model: PathBuf,
+        /// Output directory.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), ingot::Error> {
+    match cli.command {
+        Command::Inspect { model, json } => inspect::inspect(&model, json),
+        Command::Verify { model } => inspect::verify(&model),
+        Command::Predict {
+            model,
+            input,
+            output,
+            input_format,
+            output_format,
+            chunk_rows,
+        } => predict::run(&predict::Job {
+            model,
+            input,
+            output,
+            input_format,
+            output_format,
+            chunk_rows,
+        }),
+        Command::Bench(args) => bench::run(&args),
+        Command::Pack { dir, output } => {
+            ingot::format::pack(&dir, &output)?;
+            eprintln!("packed {} -> {}", dir.display(), output.display());
+            Ok(())
+        }
+        Command::Unpack { model, output } => {
+            let bundle = ingot::Bundle::open(&model)?;
+            ingot::format::unpack(&bundle, &output)?;
+            eprintln!("unpacked {} -> {}", model.display(), output.display());
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.code());
+            ExitCode::FAILURE
+        }
+    }
+}

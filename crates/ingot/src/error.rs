@@ -178,6 +178,24 @@ impl Error {
         self.code() == "IngotInputError"
     }
 
+    /// Shifts the row index of an input error by `offset`, for callers that predict a large
+    /// input in chunks and want row numbers relative to the whole input.
+    ///
+    /// ```
+    /// let err = ingot::Error::MissingColumn { row: 2, column: "age".into() };
+    /// assert_eq!(err.with_row_offset(4096).to_string(), "row 4098: missing column `age`");
+    /// ```
+    pub fn with_row_offset(mut self, offset: usize) -> Self {
+        match &mut self {
+            Error::MissingColumn { row, .. }
+            | Error::WrongType { row, .. }
+            | Error::InvalidValue { row, .. }
+            | Error::UnknownCategory { row, .. } => *row = row.saturating_add(offset),
+            _ => {}
+        }
+        self
+    }
+
     pub(crate) fn format(check: &'static str, detail: impl Into<String>) -> Self {
         Error::Format {
             check,

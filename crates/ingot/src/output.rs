@@ -90,3 +90,43 @@ pub struct Prediction {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<String>>,
 }
+
+impl Prediction {
+    /// Row `i` as the JSON object every front end returns (CLI JSONL, server, bindings):
+    /// classifiers `{"label": …, "probabilities": [p per class]}` (no `probabilities` when the
+    /// model has none), single-target regressors `{"value": x}`, multi-target `{"values": […]}`,
+    /// models without post-processing `{"scores": […]}`.
+    ///
+    /// Panics if `i >= self.rows`, like slice indexing.
+    ///
+    /// ```
+    /// # fn main() -> ingot::Result<()> {
+    /// # let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+    /// let p = model.predict_dense(&[3.0, 1.0], 1, 2)?;
+    /// let row = p.row_json(0);
+    /// assert_eq!(row["label"], "yes");
+    /// assert_eq!(row["probabilities"].as_array().unwrap().len(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn row_json(&self, i: usize) -> serde_json::Value {
+        let floats = |r: &[f32]| r.iter().map(|&v| serde_json::json!(v)).collect::<Vec<_>>();
+        let mut obj = serde_json::Map::new();
+        if let Some(labels) = &self.labels {
+            obj.insert(
+                "label".into(),
+                serde_json::to_value(&labels[i]).unwrap_or_default(),
+            );
+            if let Some(p) = &self.probabilities {
+                obj.insert("probabilities".into(), floats(p.row(i)).into());
+            }
+        } else if let Some(values) = &self.values {
+            match values.row(i) {
+                [one] => obj.insert("value".into(), serde_json::json!(one)),
+                many => obj.insert("values".into(), floats(many).into()),
+            };
+        } else {
+            obj.insert("scores".into(), floats(self.scores.row(i)).into());
+        }
+        serde_json::Value::Object(obj)
+    }
+}

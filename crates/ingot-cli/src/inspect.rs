@@ -1,0 +1,148 @@
+//! `ingot inspect` and `ingot verify`.
+
+use std::path::Path;
+
+use ingot::{Bundle, Model};
+
+/// Prints the model card, signature, pipeline and tensors.
+pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
+    let model = Model::load(path)?;
+    let bundle = model.bundle();
+    let manifest = model.manifest();
+    let tensors: Vec<serde_json::Value> = bundle
+        .tensor_entries()
+        .iter()
+        .map(|(name, e)| {
+            serde_json::json!({"name": name, "dtype": e.dtype.name(), "shape": e.shape, "bytes": e.range.len()})
+        })
+        .collect();
+    if json {
+        let out = serde_json::json!({
+            "file": path.display().to_string(),
+            "file_bytes": bundle.file_size(),
+            "format": bundle.format_version(),
+            "manifest": manifest,
+            "tensors": tensors,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    let card = &manifest.model;
+    println!(
+        "{} {}  ({}, format {}, {} bytes)",
+        card.name,
+        card.version,
+        path.display(),
+        bundle.format_version(),
+        bundle.file_size()
+    );
+    for (label, value) in [
+        ("description", card.description.as_deref()),
+        ("created", card.created.as_deref()),
+        ("license", card.license.as_deref()),
+        ("parent", card.parent.as_deref()),
+        ("data digest", card.training_data_digest.as_deref()),
+    ] {
+        if let Some(v) = value {
+            println!("  {label:<12} {v}");
+        }
+    }
+    if !card.authors.is_empty() {
+        println!("  {:<12} {}", "authors", card.authors.join(", "));
+    }
+    if !card.tags.is_empty() {
+        println!("  {:<12} {}", "tags", card.tags.join(", "));
+    }
+    for (k, v) in &card.metrics {
+        println!("  metric       {k} = {v}");
+    }
+    let p = &manifest.producer;
+    println!(
+        "  producer     {} {}{}",
+        p.name,
+        p.version,
+        p.framework
+            .as_ref()
+            .map(|f| format!(" / {f}"))
+            .unwrap_or_default()
+    );
+    println!("signature");
+    for i in &manifest.signature.inputs {
+        println!("  in   {:<32} {:?} {:?}", i.name, i.dtype, i.shape);
+    }
+    for o in &manifest.signature.outputs {
+        println!("  out  {:<32} {:?} {:?}", o.name, o.dtype, o.shape);
+    }
+    println!("pipeline");
+    for step in &manifest.preprocess {
+        let ingot::format::PreprocessSpec::Tabular(t) = step;
+        for tr in &t.transformers {
+            let steps: Vec<String> = tr.steps.iter().map(step_name).collect();
+            let steps = if steps.is_empty() {
+                "passthrough".to_string()
+            } else {
+                steps.join(" → ")
+            };
+            println!(
+                "  pre  {} [{} column(s)]: {}",
+                tr.name,
+                tr.columns.len(),
+                steps
+            );
+        }
+    }
+    for n in &manifest.graph.nodes {
+        println!(
+            "  op   {:<10} {} → {}",
+            n.op,
+            n.inputs.join(", "),
+            n.outputs.join(", ")
+        );
+    }
+    for post in &manifest.postprocess {
+        println!("  post {}", serde_json::to_string(post).unwrap_or_default());
+    }
+    println!("tensors");
+    for t in tensors {
+        println!(
+            "  {:<24} {:<4} {:<14} {} bytes",
+            t["name"].as_str().unwrap_or(""),
+            t["dtype"].as_str().unwrap_or(""),
+            t["shape"].to_string(),
+            t["bytes"]
+        );
+    }
+    Ok(())
+}
+
+fn step_name(step: &ingot::format::TabularStepSpec) -> String {
+    serde_json::to_value(step)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Runs every check and reports each stage; an error ends with a non-zero exit code.
+pub(crate) fn verify(path: &Path) -> Result<(), ingot::Error> {
+    let bundle = Bundle::open(path)?;
+    println!(
+        "ok  container: header, offsets, alignment, dtypes ({} tensors)",
+        bundle.tensor_entries().len()
+    );
+    println!("ok  format version {}", bundle.format_version());
+    println!(
+        "ok  checksum (blake3) {}",
+        bundle.manifest().checksum.as_deref().unwrap_or("")
+    );
+    let model = Model::from_bundle(bundle, &ingot::LoadOptions::default())?;
+    println!(
+        "ok  manifest, pipeline and graph (opset {})",
+        model.manifest().graph.opset
+    );
+    println!(
+        "{} {} is valid",
+        model.metadata().name,
+        model.metadata().version
+    );
+    Ok(())
+}

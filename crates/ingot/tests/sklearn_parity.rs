@@ -1,0 +1,166 @@
+//! Parity with scikit-learn on held-out rows of its bundled data sets.
+//!
+//! Fixtures under `tests/fixtures/<case>/` are made by `scripts/make_fixtures.py`: the exported
+//! model directory and `expected.json` with scikit-learn's float64 outputs on the same rows.
+//!
+//! Tolerances: Ingot computes the graph in f32 (pre-processing in f64). Probabilities must be
+//! within `1e-5 · |p| + 1e-6` of scikit-learn's (relative 1e-5, with a 1e-6 floor for
+//! probabilities that are ~0); labels must be identical; regression values within
+//! `1e-5 · (|y| + scale)` where `scale` is the mean |y| of the case (the f32 rounding of a sum of
+//! terms of that size).
+
+use std::path::{Path, PathBuf};
+
+use ingot::format::{read_dir, to_bytes};
+use ingot::{Model, Record, Value};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+struct Expected {
+    records: Vec<Record>,
+    dense: Option<Vec<Vec<f64>>>,
+    labels: Option<Vec<Value>>,
+    probabilities: Option<Vec<Vec<f64>>>,
+    values: Option<Vec<Vec<f64>>>,
+}
+
+fn load(case: &str) -> (Model, Expected) {
+    let dir = fixtures().join(case);
+    let (manifest, tensors) = read_dir(dir.join("model")).unwrap();
+    let model = Model::from_bytes(to_bytes(&manifest, &tensors).unwrap()).unwrap();
+    let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let matrix = |key: &str| -> Option<Vec<Vec<f64>>> {
+        v[key].as_array().map(|rows| {
+            rows.iter()
+                .map(|r| match r {
+                    serde_json::Value::Array(a) => {
+                        a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect()
+                    }
+                    x => vec![x.as_f64().unwrap()],
+                })
+                .collect()
+        })
+    };
+    let expected = Expected {
+        records: serde_json::from_value(v["records"].clone()).unwrap(),
+        dense: matrix("dense"),
+        labels: v["labels"].as_array().map(|a| {
+            a.iter()
+                .map(|x| serde_json::from_value(x.clone()).unwrap())
+                .collect()
+        }),
+        probabilities: matrix("probabilities"),
+        values: matrix("values"),
+    };
+    (model, expected)
+}
+
+fn compare(case: &str, p: &ingot::Prediction, e: &Expected) {
+    assert_eq!(p.rows, e.records.len(), "{case}: row count");
+    if let Some(labels) = &e.labels {
+        assert_eq!(p.labels.as_ref().unwrap(), labels, "{case}: labels");
+    }
+    if let Some(probs) = &e.probabilities {
+        let got = p.probabilities.as_ref().unwrap();
+        for (i, row) in probs.iter().enumerate() {
+            for (j, &want) in row.iter().enumerate() {
+                let have = f64::from(got.row(i)[j]);
+                assert!(
+                    (have - want).abs() <= 1e-5 * want.abs() + 1e-6,
+                    "{case}: probability [{i}][{j}] = {have}, scikit-learn {want}"
+                );
+            }
+        }
+    }
+    if let Some(values) = &e.values {
+        let got = p.values.as_ref().unwrap();
+        let scale = values.iter().flatten().map(|v| v.abs()).sum::<f64>()
+            / values.iter().flatten().count() as f64;
+        for (i, row) in values.iter().enumerate() {
+            for (j, &want) in row.iter().enumerate() {
+                let have = f64::from(got.row(i)[j]);
+                assert!(
+                    (have - want).abs() <= 1e-5 * (want.abs() + scale),
+                    "{case}: value [{i}][{j}] = {have}, scikit-learn {want}"
+                );
+            }
+        }
+    }
+}
+
+fn check_case(case: &str) {
+    let (model, expected) = load(case);
+    let p = model.predict_records(&expected.records).unwrap();
+    compare(case, &p, &expected);
+    if let Some(dense) = &expected.dense {
+        let cols = dense[0].len();
+        let flat: Vec<f64> = dense.iter().flatten().copied().collect();
+        let d = ingot::Dense::f64(&flat, dense.len(), cols).unwrap();
+        compare(
+            case,
+            &model.predict(ingot::Input::Dense(d)).unwrap(),
+            &expected,
+        );
+        // One row at a time gives the same answers as the batch.
+        for (i, row) in dense.iter().enumerate() {
+            let row32: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+            let single = model.predict_dense(&row32, 1, cols).unwrap();
+            if let (Some(l), Some(all)) = (&single.labels, &p.labels) {
+                assert_eq!(l[0], all[i], "{case}: row {i} alone");
+            }
+        }
+    }
+    // Columns form gives the same result as records.
+    let mut columns = ingot::Columns::new();
+    for input in &model.signature().inputs {
+        let col = expected
+            .records
+            .iter()
+            .map(|r| r.get(&input.name).cloned().unwrap_or(Value::Null))
+            .collect();
+        columns.insert(input.name.clone(), col);
+    }
+    assert_eq!(
+        model.predict_columns(&columns).unwrap(),
+        p,
+        "{case}: columns vs records"
+    );
+}
+
+#[test]
+fn breast_cancer_logistic_regression() {
+    check_case("breast_cancer_logreg");
+}
+
+#[test]
+fn digits_mlp() {
+    check_case("digits_mlp");
+}
+
+#[test]
+fn diabetes_ridge() {
+    check_case("diabetes_ridge");
+}
+
+#[test]
+fn wine_multinomial() {
+    check_case("wine_multinomial");
+}
+
+#[test]
+fn iris_sgd() {
+    check_case("iris_sgd");
+}
+
+#[test]
+fn mixed_columns_with_nan_and_unseen_categories() {
+    check_case("mixed_columns");
+}
+
+#[test]
+fn mixed_regression() {
+    check_case("mixed_regression");
+}
