@@ -278,6 +278,13 @@ def _ordinal_encoder(est: Any, width: int) -> _Step:
     if handle not in ("error", "use_encoded_value"):
         raise UnsupportedError(f"OrdinalEncoder(handle_unknown={handle!r}) is not supported")
     cats, hints = _categories(est, width)
+    missing_code = _json_scalar(est.encoded_missing_value, "OrdinalEncoder encoded_missing_value")
+    if missing_code is None and any(c is None for col in cats for c in col):
+        # scikit-learn then outputs NaN for a missing value; Ingot would use its index.
+        raise UnsupportedError(
+            "OrdinalEncoder learned missing values as a category with encoded_missing_value=NaN; "
+            "set encoded_missing_value to a number"
+        )
     unknown = None
     if handle == "use_encoded_value":
         unknown = _json_scalar(est.unknown_value, "OrdinalEncoder unknown_value")
@@ -286,9 +293,7 @@ def _ordinal_encoder(est: Any, width: int) -> _Step:
         "categories": cats,
         "handle_unknown": handle,
         "unknown_value": unknown,
-        "encoded_missing_value": _json_scalar(
-            est.encoded_missing_value, "OrdinalEncoder encoded_missing_value"
-        ),
+        "encoded_missing_value": missing_code,
     }
     return _Step(spec, width, width, hints)
 
@@ -445,12 +450,38 @@ def _build_preprocess(pre: list[Any], input_names: list[str]) -> tuple[list[_Gro
     for g in groups:
         if not g.steps:
             g.steps.append(_passthrough(len(g.columns)))
+        _check_imputed_before_encoding(g)
     return groups, width
 
 
-def _input_dtypes(groups: list[_Group], n_inputs: int) -> list[str | None]:
+def _check_imputed_before_encoding(group: _Group) -> None:
+    """Refuse an encoder that learned a missing category its preceding imputer did not fill.
+
+    scikit-learn's ``SimpleImputer(missing_values=np.nan)`` leaves ``None`` alone (and
+    ``missing_values=None`` leaves NaN), so the encoder after it can learn ``None``/NaN as a
+    category. Ingot treats both as missing and imputes them, so that category would never match.
+    """
+    imputed = [False] * len(group.columns)
+    for step in group.steps:
+        kind = step.spec["type"]
+        if kind == "simple_imputer":
+            imputed = [True] * step.w_in
+        elif kind in ("one_hot_encoder", "ordinal_encoder"):
+            for j, cats in enumerate(step.spec["categories"]):
+                if imputed[j] and any(c is None for c in cats):
+                    raise UnsupportedError(
+                        f"transformer {group.name!r}: the encoder learned a missing-value "
+                        "category that the SimpleImputer before it did not fill (None vs NaN). "
+                        "Ingot treats None and NaN alike as missing; use one kind of missing "
+                        "value in the training data"
+                    )
+        if step.w_in != step.w_out:
+            return
+
+
+def _input_dtypes(groups: list[_Group], input_names: list[str]) -> list[str | None]:
     """Ingot dtype per raw input column, from the first step that reveals it (None: unknown)."""
-    found: list[set[str]] = [set() for _ in range(n_inputs)]
+    found: list[set[str]] = [set() for _ in input_names]
     for g in groups:
         for pos, col in enumerate(g.columns):
             for step in g.steps:
@@ -461,10 +492,10 @@ def _input_dtypes(groups: list[_Group], n_inputs: int) -> list[str | None]:
                 if step.w_in != step.w_out:
                     break
     out: list[str | None] = []
-    for kinds in found:
+    for name, kinds in zip(input_names, found, strict=True):
         if "string" in kinds:
             if len(kinds) > 1:
-                raise UnsupportedError("a column is used both as a string and as a number")
+                raise UnsupportedError(f"column {name!r} is used both as a string and a number")
             out.append("string")
         elif "i64" in kinds:
             out.append("i64")
@@ -813,7 +844,7 @@ def build_manifest(
     groups, width = _build_preprocess(pre, input_names)
     model = _convert_estimator(final, width)
 
-    dtypes = _input_dtypes(groups, len(input_names))
+    dtypes = _input_dtypes(groups, input_names)
     if sample is not None:
         # Columns no step reveals (e.g. dropped ones) take their kind from the sample.
         frame = _sample_frame(sample, input_names, has_names)

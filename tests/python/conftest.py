@@ -22,6 +22,9 @@ sys.path.insert(0, str(REPO / "python"))
 def pytest_configure(config: pytest.Config) -> None:
     # Small max_iter values keep the suite fast; convergence is irrelevant to export fidelity.
     config.addinivalue_line("filterwarnings", "ignore::sklearn.exceptions.ConvergenceWarning")
+    # Expected in the cases with unseen categories and all-missing training columns.
+    config.addinivalue_line("filterwarnings", "ignore:Found unknown categories:UserWarning")
+    config.addinivalue_line("filterwarnings", "ignore:Skipping features without any:UserWarning")
 
 
 @pytest.fixture(scope="session")

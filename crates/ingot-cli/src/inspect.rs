@@ -1,5 +1,7 @@
 //! `ingot inspect` and `ingot verify`.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
 use ingot::{Bundle, Model};
@@ -27,8 +29,10 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
     }
+    let mut out = String::new();
     let card = &manifest.model;
-    println!(
+    let _ = writeln!(
+        out,
         "{} {}  ({}, format {}, {} bytes)",
         card.name,
         card.version,
@@ -44,20 +48,21 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
         ("data digest", card.training_data_digest.as_deref()),
     ] {
         if let Some(v) = value {
-            println!("  {label:<12} {v}");
+            let _ = writeln!(out, "  {label:<12} {v}");
         }
     }
     if !card.authors.is_empty() {
-        println!("  {:<12} {}", "authors", card.authors.join(", "));
+        let _ = writeln!(out, "  {:<12} {}", "authors", card.authors.join(", "));
     }
     if !card.tags.is_empty() {
-        println!("  {:<12} {}", "tags", card.tags.join(", "));
+        let _ = writeln!(out, "  {:<12} {}", "tags", card.tags.join(", "));
     }
     for (k, v) in &card.metrics {
-        println!("  metric       {k} = {v}");
+        let _ = writeln!(out, "  metric       {k} = {v}");
     }
     let p = &manifest.producer;
-    println!(
+    let _ = writeln!(
+        out,
         "  producer     {} {}{}",
         p.name,
         p.version,
@@ -66,14 +71,14 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
             .map(|f| format!(" / {f}"))
             .unwrap_or_default()
     );
-    println!("signature");
+    let _ = writeln!(out, "signature");
     for i in &manifest.signature.inputs {
-        println!("  in   {:<32} {:?} {:?}", i.name, i.dtype, i.shape);
+        let _ = writeln!(out, "  in   {:<32} {:?} {:?}", i.name, i.dtype, i.shape);
     }
     for o in &manifest.signature.outputs {
-        println!("  out  {:<32} {:?} {:?}", o.name, o.dtype, o.shape);
+        let _ = writeln!(out, "  out  {:<32} {:?} {:?}", o.name, o.dtype, o.shape);
     }
-    println!("pipeline");
+    let _ = writeln!(out, "pipeline");
     for step in &manifest.preprocess {
         let ingot::format::PreprocessSpec::Tabular(t) = step;
         for tr in &t.transformers {
@@ -83,7 +88,8 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
             } else {
                 steps.join(" → ")
             };
-            println!(
+            let _ = writeln!(
+                out,
                 "  pre  {} [{} column(s)]: {}",
                 tr.name,
                 tr.columns.len(),
@@ -92,7 +98,8 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
         }
     }
     for n in &manifest.graph.nodes {
-        println!(
+        let _ = writeln!(
+            out,
             "  op   {:<10} {} → {}",
             n.op,
             n.inputs.join(", "),
@@ -100,11 +107,16 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
         );
     }
     for post in &manifest.postprocess {
-        println!("  post {}", serde_json::to_string(post).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "  post {}",
+            serde_json::to_string(post).unwrap_or_default()
+        );
     }
-    println!("tensors");
+    let _ = writeln!(out, "tensors");
     for t in tensors {
-        println!(
+        let _ = writeln!(
+            out,
             "  {:<24} {:<4} {:<14} {} bytes",
             t["name"].as_str().unwrap_or(""),
             t["dtype"].as_str().unwrap_or(""),
@@ -112,6 +124,8 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
             t["bytes"]
         );
     }
+    // A closed pipe (`ingot inspect m | head`) is not an error worth reporting.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(())
 }
 

@@ -1,4 +1,5 @@
 //! Bad predict input gets an error that names the row and column, and one test per variant.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ingot::testing::logistic_bundle;
 use ingot::{Error, Model, Record, Value};

@@ -1,4 +1,5 @@
 //! The `.ingot` container: round-trips, determinism and one crafted bad file per reader check.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ingot::format::{to_bytes, write_file};
 use ingot::testing::{logistic_bundle, tiny_manifest};

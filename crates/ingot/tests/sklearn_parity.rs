@@ -8,6 +8,7 @@
 //! probabilities that are ~0); labels must be identical; regression values within
 //! `1e-5 · (|y| + scale)` where `scale` is the mean |y| of the case (the f32 rounding of a sum of
 //! terms of that size).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 

@@ -79,7 +79,7 @@ fn arity(inputs: &[&Shape], min: usize, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn rank2<'a>(s: &'a Shape, what: &str) -> Result<(Dim, Dim), String> {
+fn rank2(s: &Shape, what: &str) -> Result<(Dim, Dim), String> {
     match s.as_slice() {
         [a, b] => Ok((*a, *b)),
         other => Err(format!("{what} must be 2-D, got shape {other:?}")),

@@ -1,0 +1,71 @@
+# Ingot — one entry point for building, testing and benchmarking.
+# `make help` lists the targets.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CARGO  ?= cargo
+export INGOT_BIN := $(CURDIR)/target/debug/ingot
+
+.PHONY: help test test-rust test-python lint fmt fix venv wheel bench bench-deps bench-compare fuzz demo-model fixtures pre-commit check-fixme
+
+help:  ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+test: lint test-rust test-python check-fixme  ## Everything CI runs: lints, Rust tests, Python tests
+
+test-rust:  ## cargo test for the whole workspace (debug profile, one target dir)
+	$(CARGO) test --workspace --locked
+
+$(VENV)/.installed: requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed  ## Create .venv with the Python test dependencies
+
+test-python: venv  ## Exporter + parity tests against scikit-learn (needs the debug `ingot` binary)
+	$(CARGO) build --locked -p ingot-cli
+	$(PY) -m ruff check python scripts tests/python
+	$(PY) -m ruff format --check python scripts tests/python
+	INGOT_REQUIRE_CLI=1 PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q tests/python
+
+lint:  ## rustfmt and clippy (warnings are errors)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:  ## Format Rust and Python
+	$(CARGO) fmt --all
+	-$(PY) -m ruff format python scripts tests/python
+
+fix:  ## clippy --fix, then fmt
+	$(CARGO) clippy --workspace --all-targets --fix --allow-dirty -- -D warnings
+	$(MAKE) fmt
+
+check-fixme:  ## Fail on FIXME markers
+	@! grep -rn "FIXME" crates examples benches python scripts tests --include=*.rs --include=*.py
+
+pre-commit: test  ## Same as test
+
+fixtures: venv  ## Regenerate tests/fixtures from scikit-learn
+	PYTHONPATH=$(CURDIR)/python $(PY) scripts/make_fixtures.py
+
+demo-model: venv  ## Rebuild the demo bundle served by ingot-server
+	$(CARGO) build --locked -p ingot-cli
+	PYTHONPATH=$(CURDIR)/python $(PY) scripts/make_demo_model.py
+
+bench:  ## Criterion benches (release)
+	$(CARGO) bench -p ingot-benches
+
+$(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+bench-deps: $(VENV)/.bench-installed  ## Install comparison libraries (ONNX Runtime, skl2onnx)
+
+bench-compare: bench-deps  ## Ingot vs scikit-learn vs ONNX Runtime on the same pipelines, same run
+	$(CARGO) build --release --locked -p ingot-cli
+	PYTHONPATH=$(CURDIR)/python $(PY) scripts/bench_compare.py --ingot target/release/ingot
+
+fuzz:  ## Fuzz the bundle reader for 60 s (needs cargo-fuzz)
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run bundle -- -max_total_time=60

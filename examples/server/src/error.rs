@@ -1,0 +1,165 @@
+//! JSON errors: every failure leaves the server as `{"error": {"code": …, "message": …}}`.
+
+use std::borrow::Cow;
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+/// An error answered to the client as JSON with an HTTP status.
+///
+/// Core errors keep their stable code (`IngotInputError`, …) and message; errors of the
+/// server itself use the codes below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status of the response.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: Cow<'static, str>,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with an explicit status, code and message.
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// 404 `ModelNotFound`.
+    pub fn model_not_found(name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "ModelNotFound",
+            format!("no model named `{name}` in this repository (GET /v1/models lists them)"),
+        )
+    }
+
+    /// 404 `VersionNotFound`, listing the versions that exist.
+    pub fn version_not_found(name: &str, version: &str, available: &[&str]) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "VersionNotFound",
+            format!(
+                "model `{name}` has no version `{version}`; available: {}",
+                available.join(", ")
+            ),
+        )
+    }
+
+    /// 400 `InvalidRequest`: well-formed JSON that is not a valid request.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidRequest", message)
+    }
+
+    /// 413 `TooManyRows`: the batch is larger than `--max-batch-rows`.
+    pub fn too_many_rows(rows: usize, max: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TooManyRows",
+            format!(
+                "the request has {rows} rows; this server accepts at most {max} per request \
+                 (--max-batch-rows): split the batch"
+            ),
+        )
+    }
+
+    /// 413 `BodyTooLarge`: the body is larger than `--max-body-bytes`.
+    pub fn body_too_large(max_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BodyTooLarge",
+            format!(
+                "the request body is larger than {max_bytes} bytes (--max-body-bytes): \
+                 split the batch"
+            ),
+        )
+    }
+
+    /// 500 `InternalError`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
+    }
+
+    /// Maps a rejection of axum's `Json` extractor; `max_body_bytes` names the limit in the
+    /// message when the body was too large.
+    pub fn from_json_rejection(rejection: &JsonRejection, max_body_bytes: usize) -> Self {
+        match rejection {
+            JsonRejection::JsonSyntaxError(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidJson",
+                format!(
+                    "the request body is not valid JSON: {}",
+                    source_text(rejection)
+                ),
+            ),
+            JsonRejection::JsonDataError(_) => Self::invalid_request(format!(
+                "the request body does not match {{\"records\": [{{column: value, …}}, …]}} \
+                 or {{\"instances\": [[number, …], …]}}: {}",
+                source_text(rejection)
+            )),
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "send the body with `content-type: application/json`",
+            ),
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::body_too_large(max_body_bytes)
+            }
+            _ => Self::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                format!(
+                    "could not read the request body: {}",
+                    source_text(rejection)
+                ),
+            ),
+        }
+    }
+}
+
+/// The rejection's detail without axum's generic prefix: `Failed to parse the request body as
+/// JSON: expected value at line 1 column 7` becomes `expected value at line 1 column 7`.
+fn source_text(rejection: &JsonRejection) -> String {
+    let text = rejection.body_text();
+    match text.split_once(": ") {
+        Some((_, detail)) if !detail.is_empty() => detail.to_owned(),
+        _ => text,
+    }
+}
+
+impl From<ingot::Error> for ApiError {
+    /// Input errors (and requests in a form the model does not take) are the client's: 400.
+    /// Everything else is the model's or the host's: 500.
+    fn from(err: ingot::Error) -> Self {
+        let status = if err.is_input_error() || matches!(err, ingot::Error::Unsupported { .. }) {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        Self::new(status, err.code(), err.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = %self.code, "{}", self.message);
+        } else {
+            tracing::debug!(status = self.status.as_u16(), code = %self.code, "{}", self.message);
+        }
+        let body = serde_json::json!({
+            "error": { "code": self.code, "message": self.message }
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
