@@ -133,8 +133,8 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
     for r in &results {
         println!(
             "{:>8} {:>9} {:>11.2} {:>11.2} {:>11.2} {:>14.0}",
-            r["batch"],
-            r["calls"],
+            r["batch"].as_u64().unwrap_or(0),
+            r["calls"].as_u64().unwrap_or(0),
             r["p50_us"].as_f64().unwrap_or(0.0),
             r["p90_us"].as_f64().unwrap_or(0.0),
             r["p99_us"].as_f64().unwrap_or(0.0),
