@@ -12,12 +12,20 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use rayon::prelude::*;
 
 use super::activation::Act;
+use super::gemm::{gemm, Isa, PackedWeight};
 use super::PARALLEL_MIN_WORK;
+
+/// Batches at least this tall with at least [`GEMM_MIN_OUTPUTS`] outputs use the packed GEMM;
+/// smaller ones (batch-1 requests, single-output models) use the dot-product kernel.
+const GEMM_MIN_ROWS: usize = 8;
+const GEMM_MIN_OUTPUTS: usize = 8;
 
 /// A linear layer with its weights, usable as a candle [`CustomOp1`] on `[n, k]` f32 input.
 #[derive(Debug, Clone)]
 pub(crate) struct LinearKernel {
     weight: Arc<[f32]>,
+    packed: Arc<PackedWeight>,
+    isa: Isa,
     bias: Option<Arc<[f32]>>,
     m: usize,
     k: usize,
@@ -33,8 +41,11 @@ impl LinearKernel {
         k: usize,
         act: Act,
     ) -> Self {
+        let packed = Arc::new(PackedWeight::pack(&weight, m, k));
         LinearKernel {
             weight: weight.into(),
+            packed,
+            isa: Isa::detect(),
             bias: bias.map(Into::into),
             m,
             k,
@@ -56,6 +67,17 @@ impl LinearKernel {
     /// Computes `n` rows of output into `out` (`n * m` values).
     pub(crate) fn forward_slice(&self, x: &[f32], n: usize, out: &mut [f32]) {
         let (m, k) = (self.m, self.k);
+        if n >= GEMM_MIN_ROWS && m >= GEMM_MIN_OUTPUTS {
+            gemm(
+                self.isa,
+                x,
+                &self.packed,
+                self.bias.as_deref(),
+                self.act,
+                out,
+            );
+            return;
+        }
         let work = n.saturating_mul(m).saturating_mul(k);
         if work < PARALLEL_MIN_WORK || n < 4 {
             self.rows(x, out);

@@ -3,6 +3,7 @@
 //! Each kernel keeps a plain scalar reference beside it (`*_ref`) that tests compare against.
 
 pub(crate) mod activation;
+pub(crate) mod gemm;
 pub(crate) mod linear;
 
 /// Work (multiply-adds) below which a kernel stays on the calling thread: waking rayon's
