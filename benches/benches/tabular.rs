@@ -8,10 +8,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ingot::Model;
 use ingot_benches::{bundle_bytes, dense_rows};
 
-const CASES: [(&str, &str); 2] = [
-    ("breast_cancer_logreg", "breast-cancer scaler+logreg"),
-    ("digits_mlp", "digits scaler+mlp(256,128)"),
-];
+const CASES: [(&str, &str); 2] =
+    [("breast_cancer_logreg", "breast-cancer scaler+logreg"), ("digits_mlp", "digits scaler+mlp(256,128)")];
 
 fn predict(c: &mut Criterion) {
     for (case, label) in CASES {
@@ -22,13 +20,7 @@ fn predict(c: &mut Criterion) {
             let x = dense_rows(case, rows);
             group.throughput(Throughput::Elements(rows as u64));
             group.bench_with_input(BenchmarkId::from_parameter(rows), &x, |b, x| {
-                b.iter(|| {
-                    black_box(
-                        model
-                            .predict_dense(black_box(x), rows, cols)
-                            .expect("predict"),
-                    )
-                })
+                b.iter(|| black_box(model.predict_dense(black_box(x), rows, cols).expect("predict")))
             });
         }
         group.finish();

@@ -6,9 +6,7 @@ use ingot::format::{read_dir, to_bytes};
 
 /// Path of `tests/fixtures/<case>`.
 pub fn fixture(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(case)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(case)
 }
 
 /// The `.ingot` bytes of a fixture case.
@@ -33,11 +31,5 @@ pub fn dense_rows(case: &str, rows: usize) -> Vec<f32> {
                 .collect()
         })
         .unwrap_or_default();
-    held_out
-        .iter()
-        .cycle()
-        .take(rows)
-        .flatten()
-        .copied()
-        .collect()
+    held_out.iter().cycle().take(rows).flatten().copied().collect()
 }

@@ -1,4 +1,8 @@
 //! `ingot bench`: load time, per-call latency percentiles and throughput at given batch sizes.
+//!
+//! Rows come from `--input` (`.txt`: one text per line for text models; `.jsonl`: records) or
+//! from the bundle's reference sample. A batch of size `b` is `b` consecutive rows; successive
+//! calls walk through the whole set, so a batch-1 median is the median over the set.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,9 +21,13 @@ pub(crate) struct Args {
     /// Seconds of measurement per batch size.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
-    /// Request form: `dense` (f32 matrix; numeric models only) or `records`.
-    #[arg(long, value_enum, default_value_t = Form::Dense)]
+    /// Request form: `auto` (dense when every column is numeric), `dense` or `records`.
+    #[arg(long, value_enum, default_value_t = Form::Auto)]
     form: Form,
+    /// Rows to use: `.txt` (one text per line) or `.jsonl` records; default: the bundle's
+    /// reference sample.
+    #[arg(long, short)]
+    input: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -28,6 +36,8 @@ pub(crate) struct Args {
 /// How bench rows are presented to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Form {
+    /// Dense if the model's columns are all numeric, records otherwise.
+    Auto,
     /// A dense f32 matrix in signature order.
     Dense,
     /// Named records.
@@ -37,6 +47,41 @@ pub(crate) enum Form {
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted.get(i).copied().unwrap_or_default()
+}
+
+fn usage(what: String) -> Error {
+    Error::Unsupported { what }
+}
+
+/// The benchmark rows.
+fn rows(args: &Args, model: &Model) -> Result<Vec<Record>, Error> {
+    let Some(path) = &args.input else {
+        let sample = model.manifest().reference.as_ref().map(|r| r.sample.clone()).unwrap_or_default();
+        if sample.is_empty() {
+            return Err(usage("the bundle has no reference sample rows; pass --input".into()));
+        }
+        return Ok(sample);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+    let rows: Vec<Record> = match path.extension().and_then(|e| e.to_str()) {
+        Some("txt") => {
+            let column = model.signature().inputs.first().map_or("text".to_string(), |c| c.name.clone());
+            text.lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| Record::from([(column.clone(), Value::from(l))]))
+                .collect()
+        }
+        Some("jsonl") => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).map_err(|e| usage(format!("{}: {e}", path.display()))))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(usage(format!("{}: expected a .txt or .jsonl file", path.display()))),
+    };
+    if rows.is_empty() {
+        return Err(usage(format!("{} has no rows", path.display())));
+    }
+    Ok(rows)
 }
 
 /// Runs the benchmark.
@@ -50,51 +95,55 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
     }
     loads.sort();
     let model = Model::load(&args.model)?;
-    let sample: Vec<Record> = model
-        .manifest()
-        .reference
-        .as_ref()
-        .map(|r| r.sample.clone())
-        .unwrap_or_default();
-    if sample.is_empty() {
-        return Err(Error::Unsupported {
-            what: "bench needs reference sample rows in the bundle (export with sample=)".into(),
-        });
-    }
+    let set = rows(args, &model)?;
     let columns = &model.signature().inputs;
-    if args.form == Form::Dense && columns.iter().any(|c| c.dtype == ElementType::String) {
-        return Err(Error::Unsupported {
-            what: "dense bench on a model with string columns; use --form records".into(),
-        });
-    }
+    let numeric = columns.iter().all(|c| c.dtype != ElementType::String);
+    let form = match args.form {
+        Form::Auto if numeric => Form::Dense,
+        Form::Auto => Form::Records,
+        Form::Dense if !numeric => {
+            return Err(usage("dense bench on a model with string columns; use --form records".into()))
+        }
+        other => other,
+    };
     let dense_row = |r: &Record| -> Vec<f32> {
         columns
             .iter()
-            .map(|c| {
-                r.get(&c.name)
-                    .and_then(Value::as_f64)
-                    .map_or(f32::NAN, |v| v as f32)
-            })
+            .map(|c| r.get(&c.name).and_then(Value::as_f64).map_or(f32::NAN, |v| v as f32))
             .collect()
     };
 
     let mut results = Vec::new();
     for &batch in &args.batch {
-        let records: Vec<Record> = sample.iter().cycle().take(batch).cloned().collect();
-        let dense: Vec<f32> = records.iter().flat_map(dense_row).collect();
-        let call = || match args.form {
-            Form::Dense => model.predict_dense(&dense, batch, columns.len()),
-            Form::Records => model.predict_records(&records),
+        let chunks: Vec<(Vec<Record>, Vec<f32>)> = (0..set.len().div_ceil(batch).max(1))
+            .map(|c| {
+                let records: Vec<Record> = set.iter().cycle().skip(c * batch).take(batch).cloned().collect();
+                let dense = if form == Form::Dense {
+                    records.iter().flat_map(dense_row).collect()
+                } else {
+                    Vec::new()
+                };
+                (records, dense)
+            })
+            .collect();
+        let call = |i: usize| {
+            let (records, dense) = &chunks[i % chunks.len()];
+            match form {
+                Form::Dense => model.predict_dense(dense, batch, columns.len()),
+                _ => model.predict_records(records),
+            }
         };
         let warm = Instant::now();
+        let mut i = 0;
         while warm.elapsed() < Duration::from_millis(200) {
-            call()?;
+            call(i)?;
+            i += 1;
         }
         let mut times = Vec::new();
         let start = Instant::now();
-        while start.elapsed().as_secs_f64() < args.seconds || times.len() < 5 {
+        while start.elapsed().as_secs_f64() < args.seconds || times.len() < chunks.len().clamp(5, 1000) {
             let t = Instant::now();
-            std::hint::black_box(call()?);
+            std::hint::black_box(call(times.len())?);
             times.push(t.elapsed());
         }
         let total: Duration = times.iter().sum();
@@ -110,40 +159,33 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
         }));
     }
     let load_us = percentile(&loads, 0.5).as_secs_f64() * 1e6;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if args.json {
         let out = serde_json::json!({
             "model": model.metadata().name, "version": model.metadata().version,
-            "form": format!("{:?}", args.form).to_lowercase(), "threads": rayon_threads(),
+            "form": format!("{form:?}").to_lowercase(), "threads": threads, "rows": set.len(),
             "load_p50_us": load_us, "results": results,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
     }
-    println!(
-        "{} {}  form={:?}  load p50 {:.1} µs",
-        model.metadata().name,
-        model.metadata().version,
-        args.form,
-        load_us
-    );
+    let card = model.metadata();
+    println!("{} {}  form={form:?}  rows={}  load p50 {load_us:.1} µs", card.name, card.version, set.len());
     println!(
         "{:>8} {:>9} {:>11} {:>11} {:>11} {:>14}",
         "batch", "calls", "p50 µs", "p90 µs", "p99 µs", "rows/s"
     );
     for r in &results {
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
         println!(
             "{:>8} {:>9} {:>11.2} {:>11.2} {:>11.2} {:>14.0}",
             r["batch"].as_u64().unwrap_or(0),
             r["calls"].as_u64().unwrap_or(0),
-            r["p50_us"].as_f64().unwrap_or(0.0),
-            r["p90_us"].as_f64().unwrap_or(0.0),
-            r["p99_us"].as_f64().unwrap_or(0.0),
-            r["rows_per_s"].as_f64().unwrap_or(0.0)
+            f("p50_us"),
+            f("p90_us"),
+            f("p99_us"),
+            f("rows_per_s")
         );
     }
     Ok(())
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
 }

@@ -66,10 +66,7 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
         "  producer     {} {}{}",
         p.name,
         p.version,
-        p.framework
-            .as_ref()
-            .map(|f| format!(" / {f}"))
-            .unwrap_or_default()
+        p.framework.as_ref().map(|f| format!(" / {f}")).unwrap_or_default()
     );
     let _ = writeln!(out, "signature");
     for i in &manifest.signature.inputs {
@@ -80,38 +77,29 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
     }
     let _ = writeln!(out, "pipeline");
     for step in &manifest.preprocess {
-        let ingot::format::PreprocessSpec::Tabular(t) = step;
-        for tr in &t.transformers {
-            let steps: Vec<String> = tr.steps.iter().map(step_name).collect();
-            let steps = if steps.is_empty() {
-                "passthrough".to_string()
-            } else {
-                steps.join(" → ")
-            };
-            let _ = writeln!(
-                out,
-                "  pre  {} [{} column(s)]: {}",
-                tr.name,
-                tr.columns.len(),
-                steps
-            );
+        match step {
+            ingot::format::PreprocessSpec::Tabular(t) => {
+                for tr in &t.transformers {
+                    let steps: Vec<String> = tr.steps.iter().map(step_name).collect();
+                    let steps =
+                        if steps.is_empty() { "passthrough".to_string() } else { steps.join(" → ") };
+                    let _ = writeln!(out, "  pre  {} [{} column(s)]: {}", tr.name, tr.columns.len(), steps);
+                }
+            }
+            ingot::format::PreprocessSpec::Text(t) => {
+                let _ = writeln!(
+                    out,
+                    "  pre  tokenizer `{}`, truncation at {} tokens, no padding",
+                    t.tokenizer, t.max_length
+                );
+            }
         }
     }
     for n in &manifest.graph.nodes {
-        let _ = writeln!(
-            out,
-            "  op   {:<10} {} → {}",
-            n.op,
-            n.inputs.join(", "),
-            n.outputs.join(", ")
-        );
+        let _ = writeln!(out, "  op   {:<10} {} → {}", n.op, n.inputs.join(", "), n.outputs.join(", "));
     }
     for post in &manifest.postprocess {
-        let _ = writeln!(
-            out,
-            "  post {}",
-            serde_json::to_string(post).unwrap_or_default()
-        );
+        let _ = writeln!(out, "  post {}", serde_json::to_string(post).unwrap_or_default());
     }
     let _ = writeln!(out, "tensors");
     for t in tensors {
@@ -130,33 +118,17 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
 }
 
 fn step_name(step: &ingot::format::TabularStepSpec) -> String {
-    serde_json::to_value(step)
-        .ok()
-        .and_then(|v| v["type"].as_str().map(str::to_owned))
-        .unwrap_or_default()
+    serde_json::to_value(step).ok().and_then(|v| v["type"].as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// Runs every check and reports each stage; an error ends with a non-zero exit code.
 pub(crate) fn verify(path: &Path) -> Result<(), ingot::Error> {
     let bundle = Bundle::open(path)?;
-    println!(
-        "ok  container: header, offsets, alignment, dtypes ({} tensors)",
-        bundle.tensor_entries().len()
-    );
+    println!("ok  container: header, offsets, alignment, dtypes ({} tensors)", bundle.tensor_entries().len());
     println!("ok  format version {}", bundle.format_version());
-    println!(
-        "ok  checksum (blake3) {}",
-        bundle.manifest().checksum.as_deref().unwrap_or("")
-    );
+    println!("ok  checksum (blake3) {}", bundle.manifest().checksum.as_deref().unwrap_or(""));
     let model = Model::from_bundle(bundle, &ingot::LoadOptions::default())?;
-    println!(
-        "ok  manifest, pipeline and graph (opset {})",
-        model.manifest().graph.opset
-    );
-    println!(
-        "{} {} is valid",
-        model.metadata().name,
-        model.metadata().version
-    );
+    println!("ok  manifest, pipeline and graph (opset {})", model.manifest().graph.opset);
+    println!("{} {} is valid", model.metadata().name, model.metadata().version);
     Ok(())
 }

@@ -62,6 +62,9 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Import a model trained elsewhere into an `.ingot` file.
+    #[command(subcommand)]
+    Import(ImportKind),
     /// Unpack an `.ingot` file into manifest.json + tensors/*.npy.
     Unpack {
         /// The `.ingot` file.
@@ -72,29 +75,48 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ImportKind {
+    /// A Hugging Face / sentence-transformers directory (config.json, model.safetensors,
+    /// tokenizer.json, modules.json, 1_Pooling/config.json) of a BERT-architecture encoder.
+    Hf {
+        /// The model directory.
+        dir: PathBuf,
+        /// Output `.ingot` file.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Model name (default: the directory name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Model version (semver).
+        #[arg(long, default_value = "1.0.0")]
+        version: String,
+        /// Truncation length in tokens (default: the model's max_seq_length).
+        #[arg(long)]
+        max_length: Option<usize>,
+    },
+}
+
 fn run(cli: Cli) -> Result<(), ingot::Error> {
     match cli.command {
         Command::Inspect { model, json } => inspect::inspect(&model, json),
         Command::Verify { model } => inspect::verify(&model),
-        Command::Predict {
-            model,
-            input,
-            output,
-            input_format,
-            output_format,
-            chunk_rows,
-        } => predict::run(&predict::Job {
-            model,
-            input,
-            output,
-            input_format,
-            output_format,
-            chunk_rows,
-        }),
+        Command::Predict { model, input, output, input_format, output_format, chunk_rows } => {
+            predict::run(&predict::Job { model, input, output, input_format, output_format, chunk_rows })
+        }
         Command::Bench(args) => bench::run(&args),
         Command::Pack { dir, output } => {
             ingot::format::pack(&dir, &output)?;
             eprintln!("packed {} -> {}", dir.display(), output.display());
+            Ok(())
+        }
+        Command::Import(ImportKind::Hf { dir, output, name, version, max_length }) => {
+            let options = ingot::import::hf::ImportOptions { name, version, max_length };
+            let (manifest, tensors) = ingot::import::hf::import_dir(&dir, &options)?;
+            let bytes = ingot::format::to_bytes(&manifest, &tensors)?;
+            ingot::Model::from_bytes(bytes.clone())?;
+            ingot::format::write_bytes(&output, &bytes)?;
+            eprintln!("imported {} -> {} ({} bytes)", dir.display(), output.display(), bytes.len());
             Ok(())
         }
         Command::Unpack { model, output } => {

@@ -45,30 +45,18 @@ fn usage(what: String) -> Error {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    }
+    move |e| Error::Io { path: path.to_path_buf(), source: e }
 }
 
 /// Runs the job.
 pub(crate) fn run(job: &Job) -> Result<(), Error> {
     let model = Model::load(&job.model)?;
     let stdin = job.input.as_os_str() == "-";
-    let in_format = job
-        .input_format
-        .or_else(|| Format::from_path(&job.input))
-        .ok_or_else(|| {
-            usage(format!(
-                "cannot tell the format of `{}`; pass --input-format",
-                job.input.display()
-            ))
-        })?;
+    let in_format = job.input_format.or_else(|| Format::from_path(&job.input)).ok_or_else(|| {
+        usage(format!("cannot tell the format of `{}`; pass --input-format", job.input.display()))
+    })?;
     let stdout = job.output.as_os_str() == "-";
-    let out_format = job
-        .output_format
-        .or_else(|| Format::from_path(&job.output))
-        .unwrap_or(Format::Jsonl);
+    let out_format = job.output_format.or_else(|| Format::from_path(&job.output)).unwrap_or(Format::Jsonl);
     let chunk_rows = job.chunk_rows.max(1);
 
     let progress = indicatif::ProgressBar::hidden();
@@ -81,10 +69,8 @@ pub(crate) fn run(job: &Job) -> Result<(), Error> {
             progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             progress.set_length(len);
             progress.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {bytes}/{total_bytes} {msg} ({eta})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
         }
         Box::new(progress.wrap_read(file))
@@ -98,27 +84,17 @@ pub(crate) fn run(job: &Job) -> Result<(), Error> {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".ingot-predict-")
-            .tempfile_in(&dir)
-            .map_err(io_err(&dir))?;
+        let tmp =
+            tempfile::Builder::new().prefix(".ingot-predict-").tempfile_in(&dir).map_err(io_err(&dir))?;
         let file = tmp.reopen().map_err(io_err(tmp.path()))?;
         (Box::new(file), Some(tmp))
     };
-    let mut out = Output {
-        w: BufWriter::with_capacity(1 << 20, sink),
-        format: out_format,
-        wrote_header: false,
-    };
+    let mut out =
+        Output { w: BufWriter::with_capacity(1 << 20, sink), format: out_format, wrote_header: false };
 
     let mut rows = 0usize;
-    let emit = |chunk: &[Record],
-                first_row: usize,
-                out: &mut Output<Box<dyn Write>>|
-     -> Result<(), Error> {
-        let p = model
-            .predict_records(chunk)
-            .map_err(|e| e.with_row_offset(first_row))?;
+    let emit = |chunk: &[Record], first_row: usize, out: &mut Output<Box<dyn Write>>| -> Result<(), Error> {
+        let p = model.predict_records(chunk).map_err(|e| e.with_row_offset(first_row))?;
         out.write(&p).map_err(io_err(&job.output))
     };
     match in_format {
@@ -149,13 +125,8 @@ pub(crate) fn run(job: &Job) -> Result<(), Error> {
             }
         }
         Format::Csv => {
-            let mut csv = csv::ReaderBuilder::new()
-                .has_headers(true)
-                .from_reader(reader);
-            let headers = csv
-                .headers()
-                .map_err(|e| usage(format!("{}: {e}", job.input.display())))?
-                .clone();
+            let mut csv = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
+            let headers = csv.headers().map_err(|e| usage(format!("{}: {e}", job.input.display())))?.clone();
             let numeric: Vec<Option<bool>> = headers
                 .iter()
                 .map(|h| {
@@ -191,10 +162,7 @@ pub(crate) fn run(job: &Job) -> Result<(), Error> {
     out.w.flush().map_err(io_err(&job.output))?;
     drop(out);
     if let Some(tmp) = tmp {
-        tmp.persist(&job.output).map_err(|e| Error::Io {
-            path: job.output.clone(),
-            source: e.error,
-        })?;
+        tmp.persist(&job.output).map_err(|e| Error::Io { path: job.output.clone(), source: e.error })?;
     }
     progress.finish_and_clear();
     if !stdout {
@@ -215,14 +183,12 @@ fn parse_cell(field: &str, numeric: bool, row: usize, column: &str) -> Result<Va
     if matches!(t, "nan" | "NaN" | "NA" | "null") {
         return Ok(Value::Null);
     }
-    t.parse::<f64>()
-        .map(Value::Number)
-        .map_err(|_| Error::WrongType {
-            row,
-            column: column.to_owned(),
-            expected: "a number",
-            got: format!("{field:?}"),
-        })
+    t.parse::<f64>().map(Value::Number).map_err(|_| Error::WrongType {
+        row,
+        column: column.to_owned(),
+        expected: "a number",
+        got: format!("{field:?}"),
+    })
 }
 
 struct Output<W: Write> {
@@ -282,19 +248,12 @@ fn csv_header(p: &Prediction) -> Vec<String> {
     if p.labels.is_some() {
         let mut h = vec!["label".to_string()];
         if let (Some(_), Some(classes)) = (&p.probabilities, &p.classes) {
-            h.extend(
-                classes
-                    .iter()
-                    .map(|c| csv_field(&Value::String(format!("proba_{}", plain(c))))),
-            );
+            h.extend(classes.iter().map(|c| csv_field(&Value::String(format!("proba_{}", plain(c))))));
         }
         h
     } else if let Some(values) = &p.values {
         match &p.targets {
-            Some(t) if values.cols() > 1 => t
-                .iter()
-                .map(|t| csv_field(&Value::String(t.clone())))
-                .collect(),
+            Some(t) if values.cols() > 1 => t.iter().map(|t| csv_field(&Value::String(t.clone()))).collect(),
             _ if values.cols() == 1 => vec!["value".into()],
             _ => (0..values.cols()).map(|i| format!("value_{i}")).collect(),
         }

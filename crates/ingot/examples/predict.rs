@@ -12,19 +12,9 @@ fn main() -> Result<(), ingot::Error> {
         .unwrap_or_else(|| "examples/server/models/breast-cancer/1.0.0/model.ingot".into());
     let model = Arc::new(ingot::Model::load(&path)?);
     let card = model.metadata();
-    println!(
-        "{} {} — {}",
-        card.name,
-        card.version,
-        card.description.as_deref().unwrap_or("")
-    );
+    println!("{} {} — {}", card.name, card.version, card.description.as_deref().unwrap_or(""));
 
-    let sample = model
-        .manifest()
-        .reference
-        .as_ref()
-        .map(|r| r.sample.clone())
-        .unwrap_or_default();
+    let sample = model.manifest().reference.as_ref().map(|r| r.sample.clone()).unwrap_or_default();
     let prediction = model.predict_records(&sample)?;
     for i in 0..prediction.rows {
         println!("row {i}: {}", prediction.row_json(i));
@@ -35,9 +25,8 @@ fn main() -> Result<(), ingot::Error> {
         let model = Arc::clone(&model);
         std::thread::spawn(move || model.predict_records(&sample).map(|p| p.rows))
     };
-    let rows = worker.join().map_err(|_| ingot::Error::Unsupported {
-        what: "worker thread panicked".into(),
-    })??;
+    let rows =
+        worker.join().map_err(|_| ingot::Error::Unsupported { what: "worker thread panicked".into() })??;
     println!("a second thread predicted {rows} rows with the same model");
     Ok(())
 }

@@ -27,9 +27,7 @@ pub enum Error {
         detail: String,
     },
     /// The file was written by a newer, incompatible format.
-    #[error(
-        "unsupported .ingot format version `{found}`: this reader supports up to `{supported}`"
-    )]
+    #[error("unsupported .ingot format version `{found}`: this reader supports up to `{supported}`")]
     UnsupportedFormatVersion {
         /// Version found in the file.
         found: String,
@@ -101,9 +99,7 @@ pub enum Error {
         got: String,
     },
     /// A missing, NaN or infinite value reached the model without an imputer to fill it.
-    #[error(
-        "row {row}, column `{column}`: {value} value is not allowed here (no imputer fills it)"
-    )]
+    #[error("row {row}, column `{column}`: {value} value is not allowed here (no imputer fills it)")]
     InvalidValue {
         /// Zero-based row index in the request.
         row: usize,
@@ -121,6 +117,14 @@ pub enum Error {
         column: String,
         /// The value, as JSON.
         value: String,
+    },
+    /// A text input could not be tokenized.
+    #[error("row {row}: cannot tokenize text: {detail}")]
+    Text {
+        /// Zero-based row index in the request.
+        row: usize,
+        /// What the tokenizer reported.
+        detail: String,
     },
     /// The model or request asks for something this build does not support.
     #[error("unsupported: {what}")]
@@ -159,14 +163,13 @@ impl Error {
         match self {
             Error::Format { .. } | Error::ChecksumMismatch { .. } => "IngotFormatError",
             Error::UnsupportedFormatVersion { .. } => "IngotVersionError",
-            Error::Manifest { .. } | Error::TensorMissing { .. } | Error::Graph { .. } => {
-                "IngotModelError"
-            }
+            Error::Manifest { .. } | Error::TensorMissing { .. } | Error::Graph { .. } => "IngotModelError",
             Error::ShapeMismatch { .. }
             | Error::MissingColumn { .. }
             | Error::WrongType { .. }
             | Error::InvalidValue { .. }
-            | Error::UnknownCategory { .. } => "IngotInputError",
+            | Error::UnknownCategory { .. }
+            | Error::Text { .. } => "IngotInputError",
             Error::Unsupported { .. } => "IngotUnsupportedError",
             Error::Io { .. } => "IngotIoError",
             Error::Backend { .. } => "IngotBackendError",
@@ -190,33 +193,23 @@ impl Error {
             Error::MissingColumn { row, .. }
             | Error::WrongType { row, .. }
             | Error::InvalidValue { row, .. }
-            | Error::UnknownCategory { row, .. } => *row = row.saturating_add(offset),
+            | Error::UnknownCategory { row, .. }
+            | Error::Text { row, .. } => *row = row.saturating_add(offset),
             _ => {}
         }
         self
     }
 
     pub(crate) fn format(check: &'static str, detail: impl Into<String>) -> Self {
-        Error::Format {
-            check,
-            detail: detail.into(),
-        }
-        .trace()
+        Error::Format { check, detail: detail.into() }.trace()
     }
 
     pub(crate) fn manifest(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Manifest {
-            field: field.into(),
-            detail: detail.into(),
-        }
-        .trace()
+        Error::Manifest { field: field.into(), detail: detail.into() }.trace()
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     pub(crate) fn backend(op: impl Into<String>) -> impl FnOnce(candle_core::Error) -> Self {

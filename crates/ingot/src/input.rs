@@ -94,6 +94,8 @@ pub enum Input<'a> {
     Records(&'a [Record]),
     /// Named columns of equal length.
     Columns(&'a Columns),
+    /// Strings, for text models.
+    Texts(&'a [&'a str]),
 }
 
 impl Input<'_> {
@@ -102,6 +104,7 @@ impl Input<'_> {
         match self {
             Input::Dense(d) => Ok(d.rows),
             Input::Records(r) => Ok(r.len()),
+            Input::Texts(t) => Ok(t.len()),
             Input::Columns(c) => {
                 let mut lens = c.iter().map(|(name, v)| (name, v.len()));
                 let Some((_, n)) = lens.next() else {

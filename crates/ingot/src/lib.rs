@@ -5,6 +5,7 @@ mod error;
 mod exec;
 pub mod format;
 mod graph;
+pub mod import;
 mod input;
 mod kernels;
 mod model;
@@ -18,11 +19,10 @@ mod value;
 pub use candle_core::Device;
 pub use error::{Error, Result};
 pub use exec::parse_device;
-pub use format::{
-    Bundle, DType, Manifest, ModelCard, ReadOptions, Signature, TensorData, TensorView,
-};
+pub use format::{Bundle, DType, Manifest, ModelCard, ReadOptions, Signature, TensorData, TensorView};
 pub use graph::OPSET;
 pub use input::{Dense, DenseData, Input};
 pub use model::{is_semver, LoadOptions, Model};
 pub use output::{Matrix, Prediction};
+pub use preprocess::text::TokenBatch;
 pub use value::{Columns, Record, Value};

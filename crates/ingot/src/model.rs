@@ -12,7 +12,8 @@ use crate::input::{Dense, Input};
 use crate::output::{Matrix, Prediction};
 use crate::postprocess::Postprocess;
 use crate::preprocess::tabular::TabularPipeline;
-use crate::value::{Columns, Record};
+use crate::preprocess::text::{TextPipeline, TokenBatch, TEXT_INPUTS};
+use crate::value::{Columns, Record, Value};
 
 /// How to load a model.
 ///
@@ -30,18 +31,17 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            verify_checksum: true,
-            device: Device::Cpu,
-        }
+        LoadOptions { verify_checksum: true, device: Device::Cpu }
     }
 }
 
 #[derive(Debug)]
 enum Preprocess {
-    /// Dense input goes straight to the graph.
-    None,
-    Tabular(TabularPipeline),
+    /// Dense input of this width goes straight to the graph.
+    None(usize),
+    /// Tabular pipeline feeding a graph input of this width.
+    Tabular(TabularPipeline, usize),
+    Text(Box<TextPipeline>),
 }
 
 /// A loaded, validated model: pre-processing, graph and post-processing from one `.ingot` file.
@@ -81,9 +81,7 @@ impl Model {
 
     /// Loads with explicit options.
     pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Model> {
-        let read = ReadOptions {
-            verify_checksum: options.verify_checksum,
-        };
+        let read = ReadOptions { verify_checksum: options.verify_checksum };
         Self::from_bundle(Bundle::open_with(path, read)?, options)
     }
 
@@ -97,38 +95,45 @@ impl Model {
         let manifest = bundle.manifest();
         check_card(&manifest.model)?;
         let graph = Graph::compile(&manifest.graph, &bundle, &options.device)?;
+        let width_of = |graph: &Graph| {
+            graph.input_width().ok_or_else(|| {
+                Error::manifest(
+                    "graph.inputs",
+                    "a tabular or dense model takes one f32 input of shape [-1, width]",
+                )
+            })
+        };
         let preprocess = match manifest.preprocess.as_slice() {
-            [] => Preprocess::None,
+            [] => Preprocess::None(width_of(&graph)?),
             [PreprocessSpec::Tabular(spec)] => {
-                let p =
-                    TabularPipeline::compile(spec, &manifest.signature.inputs, "preprocess[0]")?;
-                if p.width() != graph.input_width {
+                let width = width_of(&graph)?;
+                let p = TabularPipeline::compile(spec, &manifest.signature.inputs, "preprocess[0]")?;
+                if p.width() != width {
                     return Err(Error::manifest(
                         "preprocess[0]",
+                        format!("produces {} features but the graph input takes {width}", p.width()),
+                    ));
+                }
+                Preprocess::Tabular(p, width)
+            }
+            [PreprocessSpec::Text(spec)] => {
+                if let Some(other) =
+                    graph.inputs.iter().find(|i| !TEXT_INPUTS.contains(&i.name.as_str()) || !i.integer)
+                {
+                    return Err(Error::manifest(
+                        "graph.inputs",
                         format!(
-                            "produces {} features but the graph input takes {}",
-                            p.width(),
-                            graph.input_width
+                            "text graphs take integer inputs named {TEXT_INPUTS:?}, not `{}`",
+                            other.name
                         ),
                     ));
                 }
-                Preprocess::Tabular(p)
+                Preprocess::Text(Box::new(TextPipeline::compile(spec, &bundle, "preprocess[0]")?))
             }
-            _ => {
-                return Err(Error::manifest(
-                    "preprocess",
-                    "format 1.0 supports one tabular pre-processing stage",
-                ))
-            }
+            _ => return Err(Error::manifest("preprocess", "format 1.0 supports one pre-processing stage")),
         };
         let postprocess = Postprocess::compile(&manifest.postprocess, graph.output_width)?;
-        Ok(Model {
-            bundle,
-            preprocess,
-            graph,
-            postprocess,
-            device: options.device.clone(),
-        })
+        Ok(Model { bundle, preprocess, graph, postprocess, device: options.device.clone() })
     }
 
     /// The whole manifest.
@@ -151,63 +156,95 @@ impl Model {
         &self.bundle
     }
 
-    /// Number of columns a dense input must have.
+    /// Number of columns a dense input must have (0 for text models).
     pub fn input_width(&self) -> usize {
         match &self.preprocess {
-            Preprocess::None => self.graph.input_width,
-            Preprocess::Tabular(_) => self.signature().inputs.len(),
+            Preprocess::None(width) => *width,
+            Preprocess::Tabular(..) => self.signature().inputs.len(),
+            Preprocess::Text(_) => 0,
         }
+    }
+
+    /// Tokenizes strings exactly as a text model's pre-processing does (packed, no padding).
+    pub fn tokenize(&self, texts: &[&str]) -> Result<TokenBatch> {
+        match &self.preprocess {
+            Preprocess::Text(p) => p.encode(texts),
+            _ => Err(Error::Unsupported { what: "tokenize on a model without a text stage".into() }),
+        }
+    }
+
+    /// Embeds strings with a text model: one row per string, in input order.
+    ///
+    /// ```no_run
+    /// # fn main() -> ingot::Result<()> {
+    /// let model = ingot::Model::load("minilm.ingot")?;
+    /// let e = model.embed(&["a cat", "a dog"])?;
+    /// assert_eq!(e.rows(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn embed(&self, texts: &[&str]) -> Result<Matrix> {
+        let p = self.predict(Input::Texts(texts))?;
+        Ok(p.embeddings.unwrap_or(p.scores))
     }
 
     /// Runs pre-processing, the graph and post-processing on a batch.
     pub fn predict(&self, input: Input<'_>) -> Result<Prediction> {
-        let (features, rows) = match (&self.preprocess, input) {
-            (Preprocess::Tabular(p), input) => {
-                let (f, rows) = p.transform(&input)?;
-                (std::borrow::Cow::Owned(f), rows)
+        let (inputs, rows) = match &self.preprocess {
+            Preprocess::Tabular(p, width) => {
+                let (features, rows) = p.transform(&input)?;
+                (vec![self.tensor_f32(&features, rows, *width)?], rows)
             }
-            (Preprocess::None, Input::Dense(d)) => {
-                if d.cols() != self.graph.input_width {
+            Preprocess::None(width) => {
+                let Input::Dense(d) = input else {
+                    return Err(Error::Unsupported {
+                        what: "named input for a model without a pre-processing stage; send a dense matrix"
+                            .into(),
+                    });
+                };
+                if d.cols() != *width {
                     return Err(Error::ShapeMismatch {
                         what: "dense input columns".into(),
-                        expected: self.graph.input_width.to_string(),
+                        expected: width.to_string(),
                         got: d.cols().to_string(),
                     });
                 }
-                for (i, v) in d.to_f32().iter().enumerate() {
-                    if !v.is_finite() {
-                        return Err(Error::InvalidValue {
-                            row: i / d.cols(),
-                            column: format!("#{}", i % d.cols()),
-                            value: if v.is_nan() { "NaN" } else { "infinite" },
-                        });
-                    }
+                let x = d.to_f32();
+                if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::InvalidValue {
+                        row: i / width,
+                        column: format!("#{}", i % width),
+                        value: if x[i].is_nan() { "NaN" } else { "infinite" },
+                    });
                 }
-                (d.to_f32(), d.rows())
+                (vec![self.tensor_f32(&x, d.rows(), *width)?], d.rows())
             }
-            (Preprocess::None, _) => {
-                return Err(Error::Unsupported {
-                    what: "named input for a model without a tabular stage; send a dense matrix"
-                        .into(),
-                })
+            Preprocess::Text(p) => {
+                let texts = self.texts(&input)?;
+                let batch = p.encode(&texts)?;
+                let inputs = self
+                    .graph
+                    .inputs
+                    .iter()
+                    .map(|i| {
+                        let data = batch.input(&i.name).unwrap_or_default();
+                        Tensor::from_slice(data, data.len(), &self.device)
+                            .map_err(Error::backend("text input"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (inputs, texts.len())
             }
         };
         let width = self.graph.output_width;
         let scores = if rows == 0 {
             Vec::new()
         } else {
-            let x = Tensor::from_slice(&features, (rows, self.graph.input_width), &self.device)
-                .map_err(Error::backend("input"))?;
-            let outputs = exec::run(&self.graph, x)?;
+            let outputs = exec::run(&self.graph, inputs)?;
             let first = outputs.into_iter().next().ok_or_else(|| Error::Graph {
                 node: "<outputs>".into(),
                 op: "output".into(),
                 detail: "no output".into(),
             })?;
-            first
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(Error::backend("output"))?
+            first.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(Error::backend("output"))?
         };
         let scores = Matrix::new(scores, rows, width).ok_or_else(|| Error::ShapeMismatch {
             what: "graph output".into(),
@@ -215,6 +252,36 @@ impl Model {
             got: "a different size".into(),
         })?;
         Ok(self.postprocess.apply(scores))
+    }
+
+    fn tensor_f32(&self, data: &[f32], rows: usize, width: usize) -> Result<Tensor> {
+        Tensor::from_slice(data, (rows, width), &self.device).map_err(Error::backend("input"))
+    }
+
+    /// The strings of a text request: `Texts`, or the one string column of records/columns.
+    fn texts<'a>(&self, input: &Input<'a>) -> Result<Vec<&'a str>> {
+        let column = self.signature().inputs.first().map_or("text", |i| i.name.as_str());
+        let as_text = |row: usize, v: Option<&'a Value>| match v {
+            Some(Value::String(s)) => Ok(s.as_str()),
+            Some(other) => Err(Error::WrongType {
+                row,
+                column: column.to_owned(),
+                expected: "a string",
+                got: other.type_name().to_owned(),
+            }),
+            None => Err(Error::MissingColumn { row, column: column.to_owned() }),
+        };
+        match *input {
+            Input::Texts(t) => Ok(t.to_vec()),
+            Input::Records(r) => r.iter().enumerate().map(|(i, rec)| as_text(i, rec.get(column))).collect(),
+            Input::Columns(c) => match c.get(column) {
+                Some(values) => values.iter().enumerate().map(|(i, v)| as_text(i, Some(v))).collect(),
+                None => Err(Error::MissingColumn { row: 0, column: column.to_owned() }),
+            },
+            Input::Dense(_) => {
+                Err(Error::Unsupported { what: "dense input for a text model; send strings".into() })
+            }
+        }
     }
 
     /// Predicts on a dense row-major f32 matrix whose columns follow the signature.
@@ -236,10 +303,7 @@ impl Model {
 fn check_card(card: &ModelCard) -> Result<()> {
     let name_ok = !card.name.is_empty()
         && card.name.len() <= 128
-        && card
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && card.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !name_ok {
         return Err(Error::manifest(
             "model.name",
@@ -268,9 +332,7 @@ pub fn is_semver(v: &str) -> bool {
     };
     let parts: Vec<&str> = core.split('.').collect();
     let numeric = |p: &&str| {
-        !p.is_empty()
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && (p.len() == 1 || !p.starts_with('0'))
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0'))
     };
     let ident_ok = |s: &str| {
         !s.is_empty()

@@ -86,6 +86,9 @@ pub struct Prediction {
     /// Regression values, `[rows, targets]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<Matrix>,
+    /// Embeddings, `[rows, dim]`, for text encoders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<Matrix>,
     /// Regression target names, one per `values` column.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<String>>,
@@ -95,7 +98,7 @@ impl Prediction {
     /// Row `i` as the JSON object every front end returns (CLI JSONL, server, bindings):
     /// classifiers `{"label": …, "probabilities": [p per class]}` (no `probabilities` when the
     /// model has none), single-target regressors `{"value": x}`, multi-target `{"values": […]}`,
-    /// models without post-processing `{"scores": […]}`.
+    /// text encoders `{"embedding": […]}`, models without post-processing `{"scores": […]}`.
     ///
     /// Panics if `i >= self.rows`, like slice indexing.
     ///
@@ -112,13 +115,12 @@ impl Prediction {
         let floats = |r: &[f32]| r.iter().map(|&v| serde_json::json!(v)).collect::<Vec<_>>();
         let mut obj = serde_json::Map::new();
         if let Some(labels) = &self.labels {
-            obj.insert(
-                "label".into(),
-                serde_json::to_value(&labels[i]).unwrap_or_default(),
-            );
+            obj.insert("label".into(), serde_json::to_value(&labels[i]).unwrap_or_default());
             if let Some(p) = &self.probabilities {
                 obj.insert("probabilities".into(), floats(p.row(i)).into());
             }
+        } else if let Some(e) = &self.embeddings {
+            obj.insert("embedding".into(), floats(e.row(i)).into());
         } else if let Some(values) = &self.values {
             match values.row(i) {
                 [one] => obj.insert("value".into(), serde_json::json!(one)),

@@ -16,6 +16,8 @@ pub(crate) enum Postprocess {
     Regress {
         targets: Vec<String>,
     },
+    /// Scores are embeddings.
+    Embedding,
     /// No step: scores are returned as they are.
     Raw,
 }
@@ -26,18 +28,10 @@ impl Postprocess {
         let spec = match specs {
             [] => return Ok(Postprocess::Raw),
             [one] => one,
-            _ => {
-                return Err(Error::manifest(
-                    "postprocess",
-                    "opset 1 supports one post-processing step",
-                ))
-            }
+            _ => return Err(Error::manifest("postprocess", "opset 1 supports one post-processing step")),
         };
         match spec {
-            PostprocessSpec::Classify {
-                activation,
-                classes,
-            } => {
+            PostprocessSpec::Classify { activation, classes } => {
                 let expected = match (activation, width) {
                     (Activation::Logistic | Activation::None, 1) => 2,
                     _ => width,
@@ -45,7 +39,10 @@ impl Postprocess {
                 if classes.len() != expected || expected < 2 {
                     return Err(Error::manifest(
                         "postprocess[0].classes",
-                        format!("{} classes for {width} score column(s); expected {expected} (at least 2)", classes.len()),
+                        format!(
+                            "{} classes for {width} score column(s); expected {expected} (at least 2)",
+                            classes.len()
+                        ),
                     ));
                 }
                 if activation == &Activation::Softmax && width == 1 {
@@ -54,11 +51,9 @@ impl Postprocess {
                         "softmax needs at least 2 score columns",
                     ));
                 }
-                Ok(Postprocess::Classify {
-                    activation: *activation,
-                    classes: classes.clone(),
-                })
+                Ok(Postprocess::Classify { activation: *activation, classes: classes.clone() })
             }
+            PostprocessSpec::Embedding {} => Ok(Postprocess::Embedding),
             PostprocessSpec::Regress { targets } => {
                 if !targets.is_empty() && targets.len() != width {
                     return Err(Error::manifest(
@@ -66,9 +61,7 @@ impl Postprocess {
                         format!("{} targets for {width} output column(s)", targets.len()),
                     ));
                 }
-                Ok(Postprocess::Regress {
-                    targets: targets.clone(),
-                })
+                Ok(Postprocess::Regress { targets: targets.clone() })
             }
         }
     }
@@ -83,29 +76,22 @@ impl Postprocess {
             labels: None,
             classes: None,
             values: None,
+            embeddings: None,
             targets: None,
         };
         match self {
             Postprocess::Raw => {}
+            Postprocess::Embedding => p.embeddings = Some(p.scores.clone()),
             Postprocess::Regress { targets } => {
                 p.values = Some(p.scores.clone());
                 p.targets = (!targets.is_empty()).then(|| targets.clone());
             }
-            Postprocess::Classify {
-                activation,
-                classes,
-            } => {
+            Postprocess::Classify { activation, classes } => {
                 let width = p.scores.cols();
                 let label_index: Vec<usize> = p
                     .scores
                     .iter_rows()
-                    .map(|s| {
-                        if width == 1 {
-                            usize::from(s[0] > 0.0)
-                        } else {
-                            argmax(s)
-                        }
-                    })
+                    .map(|s| if width == 1 { usize::from(s[0] > 0.0) } else { argmax(s) })
                     .collect();
                 p.labels = Some(label_index.iter().map(|&i| classes[i].clone()).collect());
                 p.classes = Some(classes.clone());
@@ -137,11 +123,8 @@ impl Postprocess {
                     Activation::Softmax => {
                         let mut data = Vec::with_capacity(rows * width);
                         for s in p.scores.iter_rows() {
-                            let max = s
-                                .iter()
-                                .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-                            let exps: Vec<f64> =
-                                s.iter().map(|&v| (f64::from(v) - max).exp()).collect();
+                            let max = s.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+                            let exps: Vec<f64> = s.iter().map(|&v| (f64::from(v) - max).exp()).collect();
                             let sum: f64 = exps.iter().sum();
                             data.extend(exps.iter().map(|e| (e / sum) as f32));
                         }

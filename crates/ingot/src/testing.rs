@@ -5,44 +5,23 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::format::{
     to_bytes, Activation, ElementType, GraphSpec, Manifest, ModelCard, NodeSpec, PostprocessSpec,
-    PreprocessSpec, Producer, RequestForm, Signature, TabularSpec, TabularStepSpec, TensorData,
-    TensorSpec, TransformerSpec,
+    PreprocessSpec, Producer, RequestForm, Signature, TabularSpec, TabularStepSpec, TensorData, TensorSpec,
+    TransformerSpec,
 };
 use crate::value::Value;
 
 fn spec(name: &str, dtype: ElementType, shape: Vec<i64>) -> TensorSpec {
-    TensorSpec {
-        name: name.into(),
-        dtype,
-        shape,
-    }
+    TensorSpec { name: name.into(), dtype, shape }
 }
 
 /// A minimal manifest with an empty graph, named `tiny` version `0.1.0`.
 pub fn tiny_manifest() -> Manifest {
     Manifest {
-        model: ModelCard {
-            name: "tiny".into(),
-            version: "0.1.0".into(),
-            ..ModelCard::default()
-        },
-        producer: Producer {
-            name: "test".into(),
-            version: "0".into(),
-            framework: None,
-        },
-        signature: Signature {
-            inputs: vec![],
-            outputs: vec![],
-            request_forms: vec![],
-        },
+        model: ModelCard { name: "tiny".into(), version: "0.1.0".into(), ..ModelCard::default() },
+        producer: Producer { name: "test".into(), version: "0".into(), framework: None },
+        signature: Signature { inputs: vec![], outputs: vec![], request_forms: vec![] },
         preprocess: vec![],
-        graph: GraphSpec {
-            opset: 1,
-            inputs: vec![],
-            outputs: vec![],
-            nodes: vec![],
-        },
+        graph: GraphSpec { opset: 1, inputs: vec![], outputs: vec![], nodes: vec![] },
         postprocess: vec![],
         quantization: None,
         reference: None,
@@ -57,19 +36,12 @@ pub fn logistic_bundle() -> Result<Vec<u8>> {
     m.model.name = "logistic".into();
     m.model.version = "1.0.0".into();
     m.signature = Signature {
-        inputs: vec![
-            spec("a", ElementType::F64, vec![-1]),
-            spec("b", ElementType::F64, vec![-1]),
-        ],
+        inputs: vec![spec("a", ElementType::F64, vec![-1]), spec("b", ElementType::F64, vec![-1])],
         outputs: vec![
             spec("probabilities", ElementType::F32, vec![-1, 2]),
             spec("label", ElementType::String, vec![-1]),
         ],
-        request_forms: vec![
-            RequestForm::Records,
-            RequestForm::Columns,
-            RequestForm::Dense,
-        ],
+        request_forms: vec![RequestForm::Records, RequestForm::Columns, RequestForm::Dense],
     };
     m.preprocess = vec![PreprocessSpec::Tabular(TabularSpec {
         transformers: vec![TransformerSpec {
@@ -98,14 +70,8 @@ pub fn logistic_bundle() -> Result<Vec<u8>> {
         classes: vec![Value::from("no"), Value::from("yes")],
     }];
     let tensors = vec![
-        (
-            "coef".to_string(),
-            TensorData::from_f32(vec![1, 2], &[2.0, -1.0])?,
-        ),
-        (
-            "intercept".to_string(),
-            TensorData::from_f32(vec![1], &[0.5])?,
-        ),
+        ("coef".to_string(), TensorData::from_f32(vec![1, 2], &[2.0, -1.0])?),
+        ("intercept".to_string(), TensorData::from_f32(vec![1], &[0.5])?),
     ];
     to_bytes(&m, &tensors)
 }

@@ -23,10 +23,7 @@ fn wrong_column_count_in_dense_input() {
 
 #[test]
 fn missing_column_names_row_and_column() {
-    let rows = vec![
-        row(1.0.into(), 2.0.into()),
-        Record::from([("a".to_string(), Value::from(1.0))]),
-    ];
+    let rows = vec![row(1.0.into(), 2.0.into()), Record::from([("a".to_string(), Value::from(1.0))])];
     match model().predict_records(&rows).unwrap_err() {
         Error::MissingColumn { row, column } => assert_eq!((row, column.as_str()), (1, "b")),
         other => panic!("{other}"),
@@ -37,14 +34,8 @@ fn missing_column_names_row_and_column() {
 fn wrong_type_names_row_and_column() {
     let rows = vec![row(1.0.into(), "seven".into())];
     let err = model().predict_records(&rows).unwrap_err();
-    assert!(
-        matches!(&err, Error::WrongType { row: 0, column, .. } if column == "b"),
-        "{err}"
-    );
-    assert_eq!(
-        err.to_string(),
-        "row 0, column `b`: expected a number, got string \"seven\""
-    );
+    assert!(matches!(&err, Error::WrongType { row: 0, column, .. } if column == "b"), "{err}");
+    assert_eq!(err.to_string(), "row 0, column `b`: expected a number, got string \"seven\"");
 }
 
 #[test]
@@ -56,23 +47,9 @@ fn nan_without_imputer_is_refused() {
         "{err}"
     );
     let err = model().predict_dense(&[1.0, f32::NAN], 1, 2).unwrap_err();
-    assert!(
-        matches!(&err, Error::InvalidValue { row: 0, column, .. } if column == "b"),
-        "{err}"
-    );
-    let err = model()
-        .predict_dense(&[f32::INFINITY, 1.0], 1, 2)
-        .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            Error::InvalidValue {
-                value: "infinite",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::InvalidValue { row: 0, column, .. } if column == "b"), "{err}");
+    let err = model().predict_dense(&[f32::INFINITY, 1.0], 1, 2).unwrap_err();
+    assert!(matches!(&err, Error::InvalidValue { value: "infinite", .. }), "{err}");
 }
 
 #[test]
@@ -81,10 +58,7 @@ fn ragged_columns_are_refused() {
         ("a".to_string(), vec![Value::from(1.0), Value::from(2.0)]),
         ("b".to_string(), vec![Value::from(1.0)]),
     ]);
-    assert!(matches!(
-        model().predict_columns(&cols).unwrap_err(),
-        Error::ShapeMismatch { .. }
-    ));
+    assert!(matches!(model().predict_columns(&cols).unwrap_err(), Error::ShapeMismatch { .. }));
 }
 
 #[test]
@@ -97,23 +71,12 @@ fn empty_batch_gives_empty_prediction() {
 #[test]
 fn error_codes_are_stable() {
     assert_eq!(
-        Error::UnknownCategory {
-            row: 0,
-            column: "c".into(),
-            value: "\"x\"".into()
-        }
-        .code(),
+        Error::UnknownCategory { row: 0, column: "c".into(), value: "\"x\"".into() }.code(),
         "IngotInputError"
     );
-    assert_eq!(
-        Model::from_bytes(vec![0; 4]).unwrap_err().code(),
-        "IngotFormatError"
-    );
+    assert_eq!(Model::from_bytes(vec![0; 4]).unwrap_err().code(), "IngotFormatError");
     let e = Model::load("/nonexistent/model.ingot").unwrap_err();
-    assert!(
-        matches!(&e, Error::Io { .. }) && e.code() == "IngotIoError",
-        "{e}"
-    );
+    assert!(matches!(&e, Error::Io { .. }) && e.code() == "IngotIoError", "{e}");
 }
 
 #[test]

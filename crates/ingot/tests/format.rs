@@ -26,10 +26,7 @@ fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u
 
 fn edit_manifest(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
     with_header(bytes, |h| {
-        let text = h["__metadata__"]["ingot.manifest"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let text = h["__metadata__"]["ingot.manifest"].as_str().unwrap().to_owned();
         let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
         edit(&mut m);
         h["__metadata__"]["ingot.manifest"] = serde_json::Value::String(m.to_string());
@@ -56,10 +53,7 @@ fn writer_output_is_deterministic_and_aligned() {
         .keys()
         .map(|n| {
             let v = bundle.tensor(n).unwrap();
-            (
-                n.clone(),
-                TensorData::new(v.dtype, v.shape.to_vec(), v.data.to_vec()).unwrap(),
-            )
+            (n.clone(), TensorData::new(v.dtype, v.shape.to_vec(), v.data.to_vec()).unwrap())
         })
         .collect();
     assert_eq!(to_bytes(bundle.manifest(), &tensors).unwrap(), a);
@@ -93,11 +87,7 @@ fn tensors_are_ordered_by_alignment_then_name() {
     let f64s = TensorData::new(ingot::DType::F64, vec![1], 1f64.to_le_bytes().to_vec()).unwrap();
     let u8s = TensorData::new(ingot::DType::U8, vec![3], vec![1, 2, 3]).unwrap();
     let f32s = TensorData::from_f32(vec![1], &[2.0]).unwrap();
-    let tensors = vec![
-        ("a_u8".into(), u8s),
-        ("b_f32".into(), f32s),
-        ("c_f64".into(), f64s),
-    ];
+    let tensors = vec![("a_u8".into(), u8s), ("b_f32".into(), f32s), ("c_f64".into(), f64s)];
     let bundle = Bundle::from_bytes(to_bytes(&tiny_manifest(), &tensors).unwrap()).unwrap();
     let e = bundle.tensor_entries();
     assert_eq!(e["c_f64"].range, 0..8);
@@ -113,12 +103,7 @@ fn atomic_write_replaces_and_failed_write_leaves_target() {
     let before = std::fs::read(&path).unwrap();
     // A duplicate tensor name fails before anything is written.
     let t = TensorData::from_f32(vec![1], &[1.0]).unwrap();
-    let err = write_file(
-        &path,
-        &tiny_manifest(),
-        &[("x".into(), t.clone()), ("x".into(), t)],
-    )
-    .unwrap_err();
+    let err = write_file(&path, &tiny_manifest(), &[("x".into(), t.clone()), ("x".into(), t)]).unwrap_err();
     assert!(matches!(err, Error::Manifest { .. }), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
@@ -142,10 +127,7 @@ fn each_reader_check_has_a_crafted_file() {
     let good = logistic_bundle().unwrap();
     let n = header_len(&good);
 
-    assert_eq!(
-        check_of(Bundle::from_bytes(vec![1, 2, 3])),
-        "header-too-small"
-    );
+    assert_eq!(check_of(Bundle::from_bytes(vec![1, 2, 3])), "header-too-small");
 
     let mut huge = good.clone();
     huge[..8].copy_from_slice(&(200_000_000u64).to_le_bytes());
@@ -172,9 +154,7 @@ fn each_reader_check_has_a_crafted_file() {
     bad_json[8 + 1] = b'!';
     assert_eq!(check_of(Bundle::from_bytes(bad_json)), "header-json");
 
-    let gap = with_header(&good, |h| {
-        h["intercept"]["data_offsets"] = serde_json::json!([9, 13])
-    });
+    let gap = with_header(&good, |h| h["intercept"]["data_offsets"] = serde_json::json!([9, 13]));
     assert_eq!(check_of(Bundle::from_bytes(gap)), "tensor-offsets");
 
     let big = with_header(&good, |h| {
@@ -183,10 +163,7 @@ fn each_reader_check_has_a_crafted_file() {
     assert_eq!(check_of(Bundle::from_bytes(big)), "tensor-size-overflow");
 
     let wrong_len = with_header(&good, |h| h["coef"]["shape"] = serde_json::json!([1, 3]));
-    assert_eq!(
-        check_of(Bundle::from_bytes(wrong_len)),
-        "tensor-byte-length"
-    );
+    assert_eq!(check_of(Bundle::from_bytes(wrong_len)), "tensor-byte-length");
 
     let mut trailing = good.clone();
     trailing.push(0);
@@ -209,19 +186,13 @@ fn each_reader_check_has_a_crafted_file() {
     });
     assert_eq!(check_of(Bundle::from_bytes(no_meta)), "metadata-missing");
 
-    let bad_version = with_header(&good, |h| {
-        h["__metadata__"]["ingot.format"] = serde_json::json!("one")
-    });
+    let bad_version = with_header(&good, |h| h["__metadata__"]["ingot.format"] = serde_json::json!("one"));
     assert_eq!(check_of(Bundle::from_bytes(bad_version)), "format-version");
 
-    let bad_manifest = with_header(&good, |h| {
-        h["__metadata__"]["ingot.manifest"] = serde_json::json!("{")
-    });
+    let bad_manifest = with_header(&good, |h| h["__metadata__"]["ingot.manifest"] = serde_json::json!("{"));
     assert_eq!(check_of(Bundle::from_bytes(bad_manifest)), "manifest-json");
 
-    let renamed = with_header(&good, |h| {
-        h["__metadata__"]["name"] = serde_json::json!("other")
-    });
+    let renamed = with_header(&good, |h| h["__metadata__"]["name"] = serde_json::json!("other"));
     assert_eq!(check_of(Bundle::from_bytes(renamed)), "name-version");
 
     let no_sum = edit_manifest(&good, |m| {
@@ -233,9 +204,7 @@ fn each_reader_check_has_a_crafted_file() {
 #[test]
 fn newer_major_is_refused_naming_both_versions_and_newer_minor_loads() {
     let good = logistic_bundle().unwrap();
-    let newer = with_header(&good, |h| {
-        h["__metadata__"]["ingot.format"] = serde_json::json!("2.0")
-    });
+    let newer = with_header(&good, |h| h["__metadata__"]["ingot.format"] = serde_json::json!("2.0"));
     match Bundle::from_bytes(newer) {
         Err(e @ Error::UnsupportedFormatVersion { .. }) => {
             let msg = e.to_string();
@@ -243,12 +212,8 @@ fn newer_major_is_refused_naming_both_versions_and_newer_minor_loads() {
         }
         other => panic!("{other:?}"),
     }
-    let minor = with_header(&good, |h| {
-        h["__metadata__"]["ingot.format"] = serde_json::json!("1.3")
-    });
-    let minor = edit_manifest(&minor, |m| {
-        m["future_optional_field"] = serde_json::json!({"x": 1})
-    });
+    let minor = with_header(&good, |h| h["__metadata__"]["ingot.format"] = serde_json::json!("1.3"));
+    let minor = edit_manifest(&minor, |m| m["future_optional_field"] = serde_json::json!({"x": 1}));
     let model = Model::from_bytes(minor).unwrap();
     assert_eq!(model.bundle().format_version(), "1.3");
 }
@@ -258,20 +223,14 @@ fn corrupted_data_fails_the_checksum() {
     let mut bad = logistic_bundle().unwrap();
     let last = bad.len() - 1;
     bad[last] ^= 0x01;
-    assert!(matches!(
-        Bundle::from_bytes(bad),
-        Err(Error::ChecksumMismatch { .. })
-    ));
+    assert!(matches!(Bundle::from_bytes(bad), Err(Error::ChecksumMismatch { .. })));
 }
 
 #[test]
 fn truncations_and_bit_flips_never_panic() {
     let good = logistic_bundle().unwrap();
     for len in 0..good.len() {
-        assert!(
-            Model::from_bytes(good[..len].to_vec()).is_err(),
-            "truncated to {len} bytes loaded"
-        );
+        assert!(Model::from_bytes(good[..len].to_vec()).is_err(), "truncated to {len} bytes loaded");
     }
     for i in 0..good.len() {
         for bit in [0x01u8, 0x80] {
@@ -285,46 +244,30 @@ fn truncations_and_bit_flips_never_panic() {
 #[test]
 fn semantic_errors_name_the_field() {
     let good = logistic_bundle().unwrap();
-    let missing = edit_manifest(&good, |m| {
-        m["graph"]["nodes"][0]["inputs"][1] = serde_json::json!("nope")
-    });
-    assert!(
-        matches!(Model::from_bytes(missing), Err(Error::TensorMissing { name, .. }) if name == "nope")
-    );
+    let missing = edit_manifest(&good, |m| m["graph"]["nodes"][0]["inputs"][1] = serde_json::json!("nope"));
+    assert!(matches!(Model::from_bytes(missing), Err(Error::TensorMissing { name, .. }) if name == "nope"));
 
-    let unknown_op = edit_manifest(&good, |m| {
-        m["graph"]["nodes"][0]["op"] = serde_json::json!("Conv9d")
-    });
+    let unknown_op = edit_manifest(&good, |m| m["graph"]["nodes"][0]["op"] = serde_json::json!("Conv9d"));
     match Model::from_bytes(unknown_op) {
         Err(Error::Graph { node, detail, .. }) => {
             assert!(node == "fc" && detail.contains("Conv9d"))
         }
         other => panic!("{other:?}"),
     }
-    let bad_shape = edit_manifest(&good, |m| {
-        m["graph"]["inputs"][0]["shape"] = serde_json::json!([-1, 3])
-    });
-    assert!(matches!(
-        Model::from_bytes(bad_shape),
-        Err(Error::Graph { .. })
-    ));
+    let bad_shape = edit_manifest(&good, |m| m["graph"]["inputs"][0]["shape"] = serde_json::json!([-1, 3]));
+    assert!(matches!(Model::from_bytes(bad_shape), Err(Error::Graph { .. })));
 
     let opset = edit_manifest(&good, |m| m["graph"]["opset"] = serde_json::json!(9));
-    assert!(
-        matches!(Model::from_bytes(opset), Err(Error::Manifest { field, .. }) if field == "graph.opset")
-    );
+    assert!(matches!(Model::from_bytes(opset), Err(Error::Manifest { field, .. }) if field == "graph.opset"));
 
     let version = edit_manifest(&good, |m| m["model"]["version"] = serde_json::json!("1.0"));
-    let version = with_header(&version, |h| {
-        h["__metadata__"]["version"] = serde_json::json!("1.0")
-    });
+    let version = with_header(&version, |h| h["__metadata__"]["version"] = serde_json::json!("1.0"));
     assert!(
         matches!(Model::from_bytes(version), Err(Error::Manifest { field, .. }) if field == "model.version")
     );
 
-    let classes = edit_manifest(&good, |m| {
-        m["postprocess"][0]["classes"] = serde_json::json!(["a", "b", "c"])
-    });
+    let classes =
+        edit_manifest(&good, |m| m["postprocess"][0]["classes"] = serde_json::json!(["a", "b", "c"]));
     assert!(
         matches!(Model::from_bytes(classes), Err(Error::Manifest { field, .. }) if field.starts_with("postprocess"))
     );

@@ -37,9 +37,7 @@ fn load(case: &str) -> (Model, Expected) {
         v[key].as_array().map(|rows| {
             rows.iter()
                 .map(|r| match r {
-                    serde_json::Value::Array(a) => {
-                        a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect()
-                    }
+                    serde_json::Value::Array(a) => a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect(),
                     x => vec![x.as_f64().unwrap()],
                 })
                 .collect()
@@ -48,11 +46,9 @@ fn load(case: &str) -> (Model, Expected) {
     let expected = Expected {
         records: serde_json::from_value(v["records"].clone()).unwrap(),
         dense: matrix("dense"),
-        labels: v["labels"].as_array().map(|a| {
-            a.iter()
-                .map(|x| serde_json::from_value(x.clone()).unwrap())
-                .collect()
-        }),
+        labels: v["labels"]
+            .as_array()
+            .map(|a| a.iter().map(|x| serde_json::from_value(x.clone()).unwrap()).collect()),
         probabilities: matrix("probabilities"),
         values: matrix("values"),
     };
@@ -78,8 +74,8 @@ fn compare(case: &str, p: &ingot::Prediction, e: &Expected) {
     }
     if let Some(values) = &e.values {
         let got = p.values.as_ref().unwrap();
-        let scale = values.iter().flatten().map(|v| v.abs()).sum::<f64>()
-            / values.iter().flatten().count() as f64;
+        let scale =
+            values.iter().flatten().map(|v| v.abs()).sum::<f64>() / values.iter().flatten().count() as f64;
         for (i, row) in values.iter().enumerate() {
             for (j, &want) in row.iter().enumerate() {
                 let have = f64::from(got.row(i)[j]);
@@ -100,11 +96,7 @@ fn check_case(case: &str) {
         let cols = dense[0].len();
         let flat: Vec<f64> = dense.iter().flatten().copied().collect();
         let d = ingot::Dense::f64(&flat, dense.len(), cols).unwrap();
-        compare(
-            case,
-            &model.predict(ingot::Input::Dense(d)).unwrap(),
-            &expected,
-        );
+        compare(case, &model.predict(ingot::Input::Dense(d)).unwrap(), &expected);
         // One row at a time gives the same answers as the batch.
         for (i, row) in dense.iter().enumerate() {
             let row32: Vec<f32> = row.iter().map(|&v| v as f32).collect();
@@ -117,18 +109,11 @@ fn check_case(case: &str) {
     // Columns form gives the same result as records.
     let mut columns = ingot::Columns::new();
     for input in &model.signature().inputs {
-        let col = expected
-            .records
-            .iter()
-            .map(|r| r.get(&input.name).cloned().unwrap_or(Value::Null))
-            .collect();
+        let col =
+            expected.records.iter().map(|r| r.get(&input.name).cloned().unwrap_or(Value::Null)).collect();
         columns.insert(input.name.clone(), col);
     }
-    assert_eq!(
-        model.predict_columns(&columns).unwrap(),
-        p,
-        "{case}: columns vs records"
-    );
+    assert_eq!(model.predict_columns(&columns).unwrap(), p, "{case}: columns vs records");
 }
 
 #[test]

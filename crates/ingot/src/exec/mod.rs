@@ -4,24 +4,32 @@ use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op};
+use crate::kernels::pool::L2Normalize;
 
-/// Runs `graph` on `input` (`[rows, input_width]` f32) and returns the graph outputs in order.
-pub(crate) fn run(graph: &Graph, input: Tensor) -> Result<Vec<Tensor>> {
+/// Runs `graph` on its inputs (in `graph.inputs` order) and returns the graph outputs in order.
+pub(crate) fn run(graph: &Graph, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
     let mut slots: Vec<Option<Tensor>> = vec![None; graph.slot_count];
     for (slot, tensor) in &graph.constants {
         slots[*slot] = Some(tensor.clone());
     }
-    slots[graph.input_slot] = Some(input);
+    if inputs.len() != graph.inputs.len() {
+        return Err(Error::ShapeMismatch {
+            what: "graph inputs".into(),
+            expected: graph.inputs.len().to_string(),
+            got: inputs.len().to_string(),
+        });
+    }
+    for (input, tensor) in graph.inputs.iter().zip(inputs) {
+        slots[input.slot] = Some(tensor);
+    }
     for (node, release) in graph.nodes.iter().zip(&graph.release_after) {
-        let args: Vec<&Tensor> = node
-            .inputs
-            .iter()
-            .map(|&s| slots[s].as_ref())
-            .collect::<Option<_>>()
-            .ok_or_else(|| Error::Graph {
-                node: node.name.clone(),
-                op: format!("{:?}", node.op),
-                detail: "an input was not computed".into(),
+        let args: Vec<&Tensor> =
+            node.inputs.iter().map(|&s| slots[s].as_ref()).collect::<Option<_>>().ok_or_else(|| {
+                Error::Graph {
+                    node: node.name.clone(),
+                    op: format!("{:?}", node.op),
+                    detail: "an input was not computed".into(),
+                }
             })?;
         let out = eval(&node.op, &args).map_err(Error::backend(format!("node `{}`", node.name)))?;
         for &s in release {
@@ -55,18 +63,9 @@ fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
             }
         }
         Op::Linear => linear_generic(x, args[1], args.get(2).copied())?,
-        Op::Gemm {
-            alpha,
-            beta,
-            trans_a,
-            trans_b,
-        } => {
+        Op::Gemm { alpha, beta, trans_a, trans_b } => {
             let a = if *trans_a { x.t()? } else { x.clone() };
-            let b = if *trans_b {
-                args[1].t()?
-            } else {
-                args[1].clone()
-            };
+            let b = if *trans_b { args[1].t()? } else { args[1].clone() };
             let mut y = a.matmul(&b)?;
             if *alpha != 1.0 {
                 y = (y * *alpha)?;
@@ -92,6 +91,24 @@ fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
             e.broadcast_div(&sum)?
         }
         Op::Concat { axis } => Tensor::cat(args, *axis)?,
+        Op::Gather => args[0].embedding(args[1])?,
+        Op::Gelu => x.gelu_erf()?,
+        Op::LayerNorm { .. } | Op::MultiHeadAttention { .. } | Op::SequencePool { .. } => {
+            candle_core::bail!("{op:?} is bound to its kernel at load")
+        }
+        Op::L2Normalize => {
+            if x.device().is_cpu() {
+                x.contiguous()?.apply_op1_no_bwd(&L2Normalize)?
+            } else {
+                let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
+                x.broadcast_div(&norm)?
+            }
+        }
+        Op::EmbeddingConst(k) => x.contiguous()?.apply_op1_no_bwd(k)?,
+        Op::LayerNormConst(k) => x.contiguous()?.apply_op1_no_bwd(k)?,
+        Op::AddLayerNormConst(k) => x.contiguous()?.apply_op2_no_bwd(&args[1].contiguous()?, k)?,
+        Op::Attention(k) => x.contiguous()?.apply_op2_no_bwd(args[1], k)?,
+        Op::Pool(k) => x.contiguous()?.apply_op2_no_bwd(args[1], k)?,
         Op::Reshape { shape } => {
             let dims = resolve_reshape(x.dims(), shape)?;
             x.reshape(dims)?
@@ -123,7 +140,7 @@ fn resolve_reshape(input: &[usize], target: &[i64]) -> candle_core::Result<Vec<u
     }
     if let Some(i) = infer {
         let known: usize = dims.iter().product();
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             candle_core::bail!("cannot reshape {input:?} into {target:?}");
         }
         dims[i] = total / known;
@@ -144,13 +161,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
             let index = n
                 .strip_prefix("cuda:")
                 .map_or(Ok(0), str::parse::<usize>)
-                .map_err(|_| Error::Unsupported {
-                    what: format!("device `{name}` (expected cuda:N)"),
-                })?;
+                .map_err(|_| Error::Unsupported { what: format!("device `{name}` (expected cuda:N)") })?;
             Device::new_cuda(index).map_err(Error::backend(format!("opening {name}")))
         }
-        other => Err(Error::Unsupported {
-            what: format!("device `{other}` (expected cpu or cuda[:N])"),
-        }),
+        other => Err(Error::Unsupported { what: format!("device `{other}` (expected cpu or cuda[:N])") }),
     }
 }

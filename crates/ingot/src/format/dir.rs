@@ -26,11 +26,7 @@ pub fn read_dir(dir: impl AsRef<Path>) -> Result<(Manifest, Vec<(String, TensorD
             if path.extension().and_then(|e| e.to_str()) != Some("npy") {
                 continue;
             }
-            let name = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default()
-                .to_owned();
+            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
             check_tensor_name(&name)?;
             let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
             tensors.push((name, npy::from_bytes(&bytes, &path.display().to_string())?));
@@ -64,10 +60,7 @@ pub fn unpack(bundle: &Bundle, dir: impl AsRef<Path>) -> Result<()> {
     for name in bundle.tensor_entries().keys() {
         if let Some(view) = bundle.tensor(name) {
             let tensor = TensorData::new(view.dtype, view.shape.to_vec(), view.data.to_vec())?;
-            write_atomic(
-                &tensor_dir.join(format!("{name}.npy")),
-                &npy::to_bytes(&tensor),
-            )?;
+            write_atomic(&tensor_dir.join(format!("{name}.npy")), &npy::to_bytes(&tensor))?;
         }
     }
     Ok(())

@@ -158,6 +158,17 @@ pub struct Signature {
 pub enum PreprocessSpec {
     /// scikit-learn style column transformers over tabular input.
     Tabular(TabularSpec),
+    /// Hugging Face tokenization of strings into packed token ids.
+    Text(TextSpec),
+}
+
+/// Tokenization with the `tokenizers` library (docs/format.md §3.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextSpec {
+    /// Name of the U8 tensor holding the `tokenizer.json` bytes.
+    pub tokenizer: String,
+    /// Sequences are truncated to this many tokens, special tokens included.
+    pub max_length: usize,
 }
 
 /// A ColumnTransformer: the output is the concatenation of the transformers' outputs.
@@ -320,6 +331,8 @@ pub enum PostprocessSpec {
         /// Class labels, in score-column order.
         classes: Vec<Value>,
     },
+    /// Scores are embeddings, one row per input.
+    Embedding {},
     /// Scores are the predicted values.
     Regress {
         /// Target names, one per score column.

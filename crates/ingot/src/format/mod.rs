@@ -10,11 +10,10 @@ mod writer;
 
 pub use dir::{pack, read_dir, unpack};
 pub use manifest::*;
-pub use reader::{
-    check_version, Bundle, ReadOptions, TensorEntry, DATA_ALIGNMENT, MAX_HEADER_SIZE,
-};
+pub(crate) use reader::F32Data;
+pub use reader::{check_version, Bundle, ReadOptions, TensorEntry, DATA_ALIGNMENT, MAX_HEADER_SIZE};
 pub use tensor::{DType, TensorData, TensorView};
-pub use writer::{to_bytes, write_file};
+pub use writer::{to_bytes, write_bytes, write_file};
 
 /// Format version this build writes, `MAJOR.MINOR`.
 pub const FORMAT_VERSION: &str = "1.0";

@@ -29,10 +29,7 @@ pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorData> {
         2 | 3 => {
             let b = bytes.get(8..12).ok_or_else(|| bad("truncated".into()))?;
             let n = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            (
-                usize::try_from(n).map_err(|_| bad("header too large".into()))?,
-                12,
-            )
+            (usize::try_from(n).map_err(|_| bad("header too large".into()))?, 12)
         }
         v => return Err(bad(format!("unsupported .npy version {v}"))),
     };
@@ -51,20 +48,15 @@ pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorData> {
         "<i4" => DType::I32,
         "|u1" | "<u1" => DType::U8,
         other => {
-            return Err(bad(format!(
-                "unsupported dtype {other} (little-endian f8/f4/f2/i8/i4/u1 only)"
-            )))
+            return Err(bad(format!("unsupported dtype {other} (little-endian f8/f4/f2/i8/i4/u1 only)")))
         }
     };
-    let fortran = dict_value(header, "fortran_order")
-        .ok_or_else(|| bad("header has no `fortran_order`".into()))?;
+    let fortran =
+        dict_value(header, "fortran_order").ok_or_else(|| bad("header has no `fortran_order`".into()))?;
     if fortran.trim() != "False" {
-        return Err(bad(
-            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),
-        ));
+        return Err(bad("Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into()));
     }
-    let shape_text =
-        dict_value(header, "shape").ok_or_else(|| bad("header has no `shape`".into()))?;
+    let shape_text = dict_value(header, "shape").ok_or_else(|| bad("header has no `shape`".into()))?;
     let shape = shape_text
         .trim()
         .trim_start_matches('(')
@@ -72,17 +64,11 @@ pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorData> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| bad(format!("bad shape entry `{s}`")))
-        })
+        .map(|s| s.parse::<usize>().map_err(|_| bad(format!("bad shape entry `{s}`"))))
         .collect::<Result<Vec<_>>>()?;
     let data = &bytes[header_end..];
     if byte_len(dtype, &shape) != Some(data.len()) {
-        return Err(bad(format!(
-            "{} bytes of data do not match {descr} {shape:?}",
-            data.len()
-        )));
+        return Err(bad(format!("{} bytes of data do not match {descr} {shape:?}", data.len())));
     }
     TensorData::new(dtype, shape, data.to_vec())
 }
@@ -90,11 +76,7 @@ pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorData> {
 /// The value text of `'key': value` in a NumPy header dict, up to the next top-level comma.
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let pos = header.find(&format!("'{key}'"))?;
-    let rest = header
-        .get(pos + key.len() + 2..)?
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start();
+    let rest = header.get(pos + key.len() + 2..)?.trim_start().strip_prefix(':')?.trim_start();
     let mut depth = 0usize;
     for (i, c) in rest.char_indices() {
         match c {
@@ -119,13 +101,7 @@ pub fn to_bytes(tensor: &TensorData) -> Vec<u8> {
     };
     let shape = match tensor.shape.as_slice() {
         [d] => format!("({d},)"),
-        dims => format!(
-            "({})",
-            dims.iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        dims => format!("({})", dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     let unpadded = MAGIC.len() + 4 + header.len() + 1;

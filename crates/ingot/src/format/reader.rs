@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use safetensors::tensor::{Metadata, SafeTensorError, SafeTensors};
 
@@ -33,15 +34,57 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions {
-            verify_checksum: true,
+        ReadOptions { verify_checksum: true }
+    }
+}
+
+pub(crate) enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+/// f32 values either owned or borrowed in place from a bundle's bytes (no copy).
+#[derive(Clone)]
+pub(crate) enum F32Data {
+    Owned(Arc<[f32]>),
+    /// `len` f32 values at byte `start` of `bytes`; `start` is 4-byte aligned in memory.
+    Mapped {
+        bytes: Arc<Bytes>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl std::fmt::Debug for F32Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            F32Data::Owned(v) => write!(f, "F32Data::Owned({})", v.len()),
+            F32Data::Mapped { len, .. } => write!(f, "F32Data::Mapped({len})"),
         }
     }
 }
 
-enum Bytes {
-    Mapped(memmap2::Mmap),
-    Owned(Vec<u8>),
+impl F32Data {
+    /// The values.
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        match self {
+            F32Data::Owned(v) => v,
+            F32Data::Mapped { bytes, start, len } => {
+                let b = &bytes.as_slice()[*start..*start + *len * 4];
+                // SAFETY: `Bundle::f32_data` creates `Mapped` only on little-endian targets for an
+                // F32 tensor whose bytes (in bounds, checked at open) start 4-byte aligned in
+                // memory; any bit pattern is a valid f32, and the bytes are immutable and kept
+                // alive by the `Arc`.
+                unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), *len) }
+            }
+        }
+    }
+}
+
+impl From<Vec<f32>> for F32Data {
+    fn from(v: Vec<f32>) -> Self {
+        F32Data::Owned(v.into())
+    }
 }
 
 impl Bytes {
@@ -79,7 +122,7 @@ pub struct TensorEntry {
 /// # Ok(()) }
 /// ```
 pub struct Bundle {
-    bytes: Bytes,
+    bytes: Arc<Bytes>,
     data_start: usize,
     manifest: Manifest,
     format_version: String,
@@ -129,17 +172,12 @@ impl Bundle {
         // read_metadata has checked 8 + header_len <= buf.len().
         let data_start = header_len + 8;
         if buf.get(8) != Some(&b'{') {
-            return Err(Error::format(
-                "header-start",
-                "header does not start with `{`",
-            ));
+            return Err(Error::format("header-start", "header does not start with `{`"));
         }
         if data_start % DATA_ALIGNMENT != 0 {
             return Err(Error::format(
                 "data-alignment",
-                format!(
-                    "data section starts at byte {data_start}, not a multiple of {DATA_ALIGNMENT}"
-                ),
+                format!("data section starts at byte {data_start}, not a multiple of {DATA_ALIGNMENT}"),
             ));
         }
         let tensors = tensor_entries(&metadata)?;
@@ -148,29 +186,17 @@ impl Bundle {
         let data = buf.get(data_start..).unwrap_or_default();
         match &manifest.checksum {
             None => {
-                return Err(Error::format(
-                    "checksum-missing",
-                    "manifest has no `checksum`",
-                ));
+                return Err(Error::format("checksum-missing", "manifest has no `checksum`"));
             }
             Some(expected) if options.verify_checksum => {
                 let found = blake3::hash(data).to_hex().to_string();
                 if &found != expected {
-                    return Err(Error::ChecksumMismatch {
-                        expected: expected.clone(),
-                        found,
-                    });
+                    return Err(Error::ChecksumMismatch { expected: expected.clone(), found });
                 }
             }
             Some(_) => {}
         }
-        Ok(Bundle {
-            bytes,
-            data_start,
-            manifest,
-            format_version,
-            tensors,
-        })
+        Ok(Bundle { bytes: Arc::new(bytes), data_start, manifest, format_version, tensors })
     }
 
     /// The manifest.
@@ -193,17 +219,27 @@ impl Bundle {
         &self.tensors
     }
 
+    /// A float tensor as f32 values: borrowed in place for aligned little-endian F32 data,
+    /// converted otherwise.
+    pub(crate) fn f32_data(&self, name: &str) -> Option<Result<F32Data>> {
+        let entry = self.tensors.get(name)?;
+        let start = self.data_start.checked_add(entry.range.start)?;
+        let view = self.tensor(name)?;
+        let aligned = view.data.as_ptr().align_offset(4) == 0;
+        if entry.dtype == DType::F32 && aligned && cfg!(target_endian = "little") {
+            let len = view.data.len() / 4;
+            return Some(Ok(F32Data::Mapped { bytes: Arc::clone(&self.bytes), start, len }));
+        }
+        Some(view.to_f32_vec().map(F32Data::from))
+    }
+
     /// Borrows a tensor by name.
     pub fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
         let entry = self.tensors.get(name)?;
         let start = self.data_start.checked_add(entry.range.start)?;
         let end = self.data_start.checked_add(entry.range.end)?;
         let data = self.bytes.as_slice().get(start..end)?;
-        Some(TensorView {
-            dtype: entry.dtype,
-            shape: &entry.shape,
-            data,
-        })
+        Some(TensorView { dtype: entry.dtype, shape: &entry.shape, data })
     }
 }
 
@@ -212,40 +248,26 @@ fn tensor_entries(metadata: &Metadata) -> Result<BTreeMap<String, TensorEntry>> 
     for (name, info) in metadata.tensors() {
         let dtype_name = format!("{:?}", info.dtype);
         let dtype = DType::parse(&dtype_name).ok_or_else(|| {
-            Error::format(
-                "tensor-dtype",
-                format!("tensor `{name}` has unsupported dtype {dtype_name}"),
-            )
+            Error::format("tensor-dtype", format!("tensor `{name}` has unsupported dtype {dtype_name}"))
         })?;
         let (start, end) = info.data_offsets;
-        out.insert(
-            name,
-            TensorEntry {
-                dtype,
-                shape: info.shape.clone(),
-                range: start..end,
-            },
-        );
+        out.insert(name, TensorEntry { dtype, shape: info.shape.clone(), range: start..end });
     }
     Ok(out)
 }
 
 fn read_manifest(meta: Option<&HashMap<String, String>>) -> Result<(String, Manifest)> {
-    let meta =
-        meta.ok_or_else(|| Error::format("metadata-missing", "no `__metadata__` in header"))?;
+    let meta = meta.ok_or_else(|| Error::format("metadata-missing", "no `__metadata__` in header"))?;
     let version = meta
         .get("ingot.format")
         .ok_or_else(|| Error::format("metadata-missing", "no `ingot.format` in `__metadata__`"))?;
     check_version(version)?;
-    let text = meta.get("ingot.manifest").ok_or_else(|| {
-        Error::format("metadata-missing", "no `ingot.manifest` in `__metadata__`")
-    })?;
+    let text = meta
+        .get("ingot.manifest")
+        .ok_or_else(|| Error::format("metadata-missing", "no `ingot.manifest` in `__metadata__`"))?;
     let manifest: Manifest = serde_json::from_str(text)
         .map_err(|e| Error::format("manifest-json", format!("`ingot.manifest`: {e}")))?;
-    for (key, value) in [
-        ("name", &manifest.model.name),
-        ("version", &manifest.model.version),
-    ] {
+    for (key, value) in [("name", &manifest.model.name), ("version", &manifest.model.version)] {
         if let Some(plain) = meta.get(key) {
             if plain != value {
                 return Err(Error::format(
@@ -267,9 +289,8 @@ fn read_manifest(meta: Option<&HashMap<String, String>>) -> Result<(String, Mani
 /// assert!(err.to_string().contains("2.0") && err.to_string().contains("1.0"));
 /// ```
 pub fn check_version(version: &str) -> Result<()> {
-    let parsed = version
-        .split_once('.')
-        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
+    let parsed =
+        version.split_once('.').and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
     let Some((major, _minor)) = parsed else {
         return Err(Error::format(
             "format-version",
@@ -287,38 +308,28 @@ pub fn check_version(version: &str) -> Result<()> {
 
 fn map_st_error(e: SafeTensorError) -> Error {
     let (check, detail) = match e {
-        SafeTensorError::HeaderTooSmall => {
-            ("header-too-small", "file is shorter than 8 bytes".into())
+        SafeTensorError::HeaderTooSmall => ("header-too-small", "file is shorter than 8 bytes".into()),
+        SafeTensorError::HeaderTooLarge => {
+            ("header-too-large", format!("header length exceeds {MAX_HEADER_SIZE} bytes"))
         }
-        SafeTensorError::HeaderTooLarge => (
-            "header-too-large",
-            format!("header length exceeds {MAX_HEADER_SIZE} bytes"),
-        ),
-        SafeTensorError::InvalidHeaderLength => (
-            "header-length",
-            "header length points past the end of the file".into(),
-        ),
+        SafeTensorError::InvalidHeaderLength => {
+            ("header-length", "header length points past the end of the file".into())
+        }
         SafeTensorError::InvalidHeader(e) => ("header-utf8", format!("header is not UTF-8: {e}")),
-        SafeTensorError::InvalidHeaderStart => {
-            ("header-start", "header does not start with `{`".into())
-        }
+        SafeTensorError::InvalidHeaderStart => ("header-start", "header does not start with `{`".into()),
         SafeTensorError::InvalidHeaderDeserialization(e) => ("header-json", e.to_string()),
-        SafeTensorError::InvalidOffset(name) => (
-            "tensor-offsets",
-            format!("tensor `{name}` does not start where the previous one ends"),
-        ),
-        SafeTensorError::ValidationOverflow => (
-            "tensor-size-overflow",
-            "element count × element size overflows".into(),
-        ),
-        SafeTensorError::TensorInvalidInfo | SafeTensorError::MisalignedSlice => (
-            "tensor-byte-length",
-            "a tensor's byte range does not match its dtype and shape".into(),
-        ),
-        SafeTensorError::MetadataIncompleteBuffer => (
-            "trailing-bytes",
-            "the data section does not end exactly at the end of the file".into(),
-        ),
+        SafeTensorError::InvalidOffset(name) => {
+            ("tensor-offsets", format!("tensor `{name}` does not start where the previous one ends"))
+        }
+        SafeTensorError::ValidationOverflow => {
+            ("tensor-size-overflow", "element count × element size overflows".into())
+        }
+        SafeTensorError::TensorInvalidInfo | SafeTensorError::MisalignedSlice => {
+            ("tensor-byte-length", "a tensor's byte range does not match its dtype and shape".into())
+        }
+        SafeTensorError::MetadataIncompleteBuffer => {
+            ("trailing-bytes", "the data section does not end exactly at the end of the file".into())
+        }
         other => ("header-json", other.to_string()),
     };
     Error::format(check, detail)

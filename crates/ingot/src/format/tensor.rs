@@ -94,16 +94,12 @@ impl TensorView<'_> {
     /// ```
     pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
         let out = match self.dtype {
-            DType::F32 => self
-                .data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            DType::F16 => self
-                .data
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
+            DType::F32 => {
+                self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+            }
+            DType::F16 => {
+                self.data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+            }
             DType::F64 => self
                 .data
                 .chunks_exact(8)
@@ -155,19 +151,11 @@ impl TensorData {
 
     /// Builds an F32 tensor from values.
     pub fn from_f32(shape: Vec<usize>, values: &[f32]) -> Result<Self> {
-        Self::new(
-            DType::F32,
-            shape,
-            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        )
+        Self::new(DType::F32, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
 
     /// Borrows this tensor as a view.
     pub fn view(&self) -> TensorView<'_> {
-        TensorView {
-            dtype: self.dtype,
-            shape: &self.shape,
-            data: &self.data,
-        }
+        TensorView { dtype: self.dtype, shape: &self.shape, data: &self.data }
     }
 }

@@ -30,10 +30,7 @@ pub fn to_bytes(manifest: &Manifest, tensors: &[(String, TensorData)]) -> Result
     for (name, tensor) in tensors {
         check_tensor_name(name)?;
         if !names.insert(name.as_str()) {
-            return Err(Error::manifest(
-                "tensors",
-                format!("tensor `{name}` is given twice"),
-            ));
+            return Err(Error::manifest("tensors", format!("tensor `{name}` is given twice")));
         }
         if Some(tensor.data.len()) != byte_len(tensor.dtype, &tensor.shape) {
             return Err(Error::ShapeMismatch {
@@ -44,12 +41,7 @@ pub fn to_bytes(manifest: &Manifest, tensors: &[(String, TensorData)]) -> Result
         }
     }
     let mut order: Vec<&(String, TensorData)> = tensors.iter().collect();
-    order.sort_by(|a, b| {
-        b.1.dtype
-            .size()
-            .cmp(&a.1.dtype.size())
-            .then_with(|| a.0.cmp(&b.0))
-    });
+    order.sort_by(|a, b| b.1.dtype.size().cmp(&a.1.dtype.size()).then_with(|| a.0.cmp(&b.0)));
 
     let mut data = Vec::with_capacity(tensors.iter().map(|t| t.1.data.len()).sum());
     let mut entries = BTreeMap::new();
@@ -107,20 +99,21 @@ pub fn write_file(
     write_atomic(path.as_ref(), &bytes)
 }
 
+/// Writes the bytes of a serialized bundle (from [`to_bytes`]) atomically.
+pub fn write_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    write_atomic(path.as_ref(), bytes)
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ingot-tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(".ingot-tmp-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
@@ -129,16 +122,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub(crate) fn check_tensor_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 200
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && name != "__metadata__";
     if ok {
         Ok(())
     } else {
-        Err(Error::manifest(
-            format!("tensors.{name}"),
-            "tensor names must match [A-Za-z0-9._-]{1,200}",
-        ))
+        Err(Error::manifest(format!("tensors.{name}"), "tensor names must match [A-Za-z0-9._-]{1,200}"))
     }
 }

@@ -3,7 +3,11 @@
 use std::collections::BTreeMap;
 
 use super::shape::{axis, broadcast, Dim, Shape};
+use crate::kernels::attention::Attention;
+use crate::kernels::embedding::Embedding;
+use crate::kernels::layernorm::{AddLayerNorm, LayerNorm};
 use crate::kernels::linear::LinearKernel;
+use crate::kernels::pool::{PoolMode, SequencePool};
 
 /// A validated op with its attributes.
 #[derive(Debug)]
@@ -36,6 +40,38 @@ pub(crate) enum Op {
     Reshape {
         shape: Vec<i64>,
     },
+    Gather,
+    LayerNorm {
+        eps: f32,
+    },
+    Gelu,
+    MultiHeadAttention {
+        heads: usize,
+    },
+    SequencePool {
+        mode: PoolMode,
+    },
+    L2Normalize,
+    // Kernels with their constants bound at load (see `super::specialize`).
+    EmbeddingConst(Embedding),
+    LayerNormConst(LayerNorm),
+    AddLayerNormConst(AddLayerNorm),
+    Attention(Attention),
+    Pool(SequencePool),
+}
+
+/// Weight layout of a `Linear` node: plain `[m, k]`, or pre-packed `[ceil(m/16), k, 16]`.
+pub(crate) fn packed_out_features(attrs: &Attrs) -> Result<Option<usize>, String> {
+    match attrs.get("weight_layout").and_then(|v| v.as_str()) {
+        None | Some("rows") => Ok(None),
+        Some("packed16") => attrs
+            .get("out_features")
+            .and_then(|v| v.as_u64())
+            .filter(|&m| m > 0)
+            .map(|m| Some(m as usize))
+            .ok_or_else(|| "`packed16` weights need a positive `out_features`".into()),
+        Some(other) => Err(format!("unknown weight_layout `{other}`")),
+    }
 }
 
 type Attrs = BTreeMap<String, serde_json::Value>;
@@ -43,9 +79,7 @@ type Attrs = BTreeMap<String, serde_json::Value>;
 fn attr_f64(attrs: &Attrs, key: &str, default: f64) -> Result<f64, String> {
     match attrs.get(key) {
         None => Ok(default),
-        Some(v) => v
-            .as_f64()
-            .ok_or_else(|| format!("attribute `{key}` must be a number")),
+        Some(v) => v.as_f64().ok_or_else(|| format!("attribute `{key}` must be a number")),
     }
 }
 
@@ -61,19 +95,13 @@ fn attr_bool(attrs: &Attrs, key: &str) -> Result<bool, String> {
 fn attr_i64(attrs: &Attrs, key: &str, default: Option<i64>) -> Result<i64, String> {
     match attrs.get(key) {
         None => default.ok_or_else(|| format!("attribute `{key}` is required")),
-        Some(v) => v
-            .as_i64()
-            .ok_or_else(|| format!("attribute `{key}` must be an integer")),
+        Some(v) => v.as_i64().ok_or_else(|| format!("attribute `{key}` must be an integer")),
     }
 }
 
 fn arity(inputs: &[&Shape], min: usize, max: usize) -> Result<(), String> {
     if inputs.len() < min || inputs.len() > max {
-        let want = if min == max {
-            format!("{min}")
-        } else {
-            format!("{min} to {max}")
-        };
+        let want = if min == max { format!("{min}") } else { format!("{min} to {max}") };
         return Err(format!("takes {want} inputs, got {}", inputs.len()));
     }
     Ok(())
@@ -94,16 +122,16 @@ fn same(a: Dim, b: Dim, what: &str) -> Result<(), String> {
 }
 
 /// Parses one node's op and attributes and infers its output shapes.
-pub(crate) fn build(
-    op: &str,
-    attrs: &Attrs,
-    inputs: &[&Shape],
-) -> Result<(Op, Vec<Shape>), String> {
+pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, Vec<Shape>), String> {
     let known: &[&str] = match op {
         "Gemm" => &["alpha", "beta", "trans_a", "trans_b"],
         "Softmax" => &["axis"],
         "Concat" => &["axis"],
         "Reshape" => &["shape"],
+        "Linear" => &["weight_layout", "out_features"],
+        "LayerNorm" => &["epsilon"],
+        "MultiHeadAttention" => &["num_heads"],
+        "SequencePool" => &["mode"],
         _ => &[],
     };
     if let Some(unknown) = attrs.keys().find(|k| !known.contains(&k.as_str())) {
@@ -113,7 +141,18 @@ pub(crate) fn build(
         "Linear" => {
             arity(inputs, 2, 3)?;
             let (n, k) = rank2(inputs[0], "input")?;
-            let (m, kw) = rank2(inputs[1], "weight")?;
+            let (m, kw) = match packed_out_features(attrs)? {
+                None => rank2(inputs[1], "weight")?,
+                Some(m) => match inputs[1].as_slice() {
+                    [Dim::Fixed(p), kw, Dim::Fixed(16)] if *p == m.div_ceil(16) => (Dim::Fixed(m), *kw),
+                    other => {
+                        return Err(format!(
+                            "packed16 weight for {m} outputs must be [{}, k, 16], got {other:?}",
+                            m.div_ceil(16)
+                        ))
+                    }
+                },
+            };
             same(k, kw, "input features vs weight columns")?;
             if let Some(b) = inputs.get(2) {
                 match b.as_slice() {
@@ -193,6 +232,65 @@ pub(crate) fn build(
             let out = reshape_shape(inputs[0], &shape)?;
             (Op::Reshape { shape }, vec![out])
         }
+        "Gather" => {
+            arity(inputs, 2, 2)?;
+            let (_, h) = rank2(inputs[0], "table")?;
+            let [t] = inputs[1].as_slice() else { return Err("ids must be 1-D".into()) };
+            (Op::Gather, vec![vec![*t, h]])
+        }
+        "LayerNorm" => {
+            arity(inputs, 3, 3)?;
+            let h = *inputs[0].last().ok_or("input must have at least one dimension")?;
+            for (what, s) in [("gamma", inputs[1]), ("beta", inputs[2])] {
+                match s.as_slice() {
+                    [d] => same(*d, h, &format!("{what} length vs last dimension"))?,
+                    other => return Err(format!("{what} must be 1-D, got {other:?}")),
+                }
+            }
+            let eps = attr_f64(attrs, "epsilon", 1e-5)?;
+            if !(eps > 0.0 && eps.is_finite()) {
+                return Err("`epsilon` must be positive".into());
+            }
+            (Op::LayerNorm { eps: eps as f32 }, vec![inputs[0].clone()])
+        }
+        "Gelu" => {
+            arity(inputs, 1, 1)?;
+            (Op::Gelu, vec![inputs[0].clone()])
+        }
+        "MultiHeadAttention" => {
+            arity(inputs, 2, 2)?;
+            let (t, w) = rank2(inputs[0], "qkv")?;
+            let heads = attr_i64(attrs, "num_heads", None)?;
+            let heads =
+                usize::try_from(heads).ok().filter(|&h| h > 0).ok_or("`num_heads` must be positive")?;
+            let hidden = match w {
+                Dim::Fixed(w) if w % 3 == 0 && (w / 3) % heads == 0 => w / 3,
+                other => return Err(format!("qkv width {other:?} is not 3 × num_heads({heads}) × head_dim")),
+            };
+            if inputs[1].len() != 1 {
+                return Err("sequence offsets must be 1-D".into());
+            }
+            (Op::MultiHeadAttention { heads }, vec![vec![t, Dim::Fixed(hidden)]])
+        }
+        "SequencePool" => {
+            arity(inputs, 2, 2)?;
+            let (_, h) = rank2(inputs[0], "input")?;
+            let mode = match attrs.get("mode").and_then(|v| v.as_str()).unwrap_or("mean") {
+                "mean" => PoolMode::Mean,
+                "cls" => PoolMode::Cls,
+                "max" => PoolMode::Max,
+                other => return Err(format!("unknown pooling mode `{other}` (mean, cls, max)")),
+            };
+            if inputs[1].len() != 1 {
+                return Err("sequence offsets must be 1-D".into());
+            }
+            (Op::SequencePool { mode }, vec![vec![Dim::Var, h]])
+        }
+        "L2Normalize" => {
+            arity(inputs, 1, 1)?;
+            rank2(inputs[0], "input")?;
+            (Op::L2Normalize, vec![inputs[0].clone()])
+        }
         other => return Err(format!("unknown op `{other}` in opset 1")),
     };
     Ok(out)
@@ -230,9 +328,7 @@ pub(crate) fn reshape_shape(input: &Shape, target: &[i64]) -> Result<Shape, Stri
     for (i, &d) in target.iter().enumerate() {
         out.push(match d {
             -1 => Dim::Var,
-            0 => *input
-                .get(i)
-                .ok_or(format!("`0` at position {i} has no input dimension"))?,
+            0 => *input.get(i).ok_or(format!("`0` at position {i} has no input dimension"))?,
             d if d > 0 => Dim::Fixed(d as usize),
             d => return Err(format!("invalid dimension {d} in `shape`")),
         });
@@ -248,7 +344,7 @@ pub(crate) fn reshape_shape(input: &Shape, target: &[i64]) -> Result<Shape, Stri
     if let (Some(total), Some(fixed)) = (known_in, fixed_out) {
         let has_var = out.contains(&Dim::Var);
         if has_var {
-            if fixed == 0 || total % fixed != 0 {
+            if fixed == 0 || !total.is_multiple_of(fixed) {
                 return Err(format!("cannot reshape {input:?} into {target:?}"));
             }
             for d in out.iter_mut() {
@@ -257,9 +353,7 @@ pub(crate) fn reshape_shape(input: &Shape, target: &[i64]) -> Result<Shape, Stri
                 }
             }
         } else if total != fixed {
-            return Err(format!(
-                "cannot reshape {input:?} ({total} elements) into {target:?}"
-            ));
+            return Err(format!("cannot reshape {input:?} ({total} elements) into {target:?}"));
         }
     }
     Ok(out)

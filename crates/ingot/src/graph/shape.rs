@@ -24,9 +24,7 @@ pub(crate) type Shape = Vec<Dim>;
 pub(crate) fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Shape, String> {
     let rank = a.len().max(b.len());
     let pad = |s: &[Dim]| -> Shape {
-        std::iter::repeat_n(Dim::Fixed(1), rank - s.len())
-            .chain(s.iter().copied())
-            .collect()
+        std::iter::repeat_n(Dim::Fixed(1), rank - s.len()).chain(s.iter().copied()).collect()
     };
     let (a2, b2) = (pad(a), pad(b));
     a2.iter()

@@ -5,12 +5,13 @@
 //! `P` panel vectors and `R` broadcasts and issues `R × P` FMAs into register accumulators.
 //! Bias and activation are applied before the single store of each output tile.
 //! AVX-512F (8 rows × 32 outputs) and AVX2+FMA (6 rows × 16 outputs) are chosen at run time;
-//! [`gemm_portable`] is the scalar fallback and the reference the fast paths are tested against.
+//! `portable` is the scalar fallback; tests compare every path with `linear::linear_ref`.
 
 use rayon::prelude::*;
 
 use super::activation::Act;
 use super::PARALLEL_MIN_WORK;
+use crate::format::F32Data;
 
 /// Output columns per packed panel.
 pub(crate) const NR: usize = 16;
@@ -18,7 +19,7 @@ pub(crate) const NR: usize = 16;
 /// `W` packed into `ceil(m / NR)` panels of `[k][NR]`, zero-padded past `m`.
 #[derive(Debug, Clone)]
 pub(crate) struct PackedWeight {
-    panels: Vec<f32>,
+    panels: F32Data,
     m: usize,
     k: usize,
 }
@@ -26,22 +27,44 @@ pub(crate) struct PackedWeight {
 impl PackedWeight {
     /// Packs a row-major `[m, k]` weight.
     pub(crate) fn pack(w: &[f32], m: usize, k: usize) -> Self {
-        let n_panels = m.div_ceil(NR);
-        let mut panels = vec![0f32; n_panels * k * NR];
-        for (q, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
-            for c in 0..NR.min(m - q * NR) {
-                let row = &w[(q * NR + c) * k..(q * NR + c + 1) * k];
-                for (p, &v) in row.iter().enumerate() {
-                    panel[p * NR + c] = v;
-                }
-            }
-        }
-        PackedWeight { panels, m, k }
+        PackedWeight { panels: pack_panels(w, m, k).into(), m, k }
+    }
+
+    /// Wraps weights already stored in the packed layout (`[ceil(m / NR), k, NR]`), without
+    /// copying; `None` if the length does not match.
+    pub(crate) fn from_packed(panels: F32Data, m: usize, k: usize) -> Option<Self> {
+        (panels.as_slice().len() == m.div_ceil(NR) * k * NR).then_some(PackedWeight { panels, m, k })
+    }
+
+    /// Output features.
+    pub(crate) fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Input features.
+    pub(crate) fn k(&self) -> usize {
+        self.k
     }
 
     fn panel(&self, q: usize) -> &[f32] {
-        &self.panels[q * self.k * NR..(q + 1) * self.k * NR]
+        &self.panels.as_slice()[q * self.k * NR..(q + 1) * self.k * NR]
     }
+}
+
+/// Packs a row-major `[m, k]` weight into `ceil(m / NR)` panels of `[k][NR]` (the `packed16`
+/// layout of docs/format.md §4), zero-padded past `m`.
+pub(crate) fn pack_panels(w: &[f32], m: usize, k: usize) -> Vec<f32> {
+    let n_panels = m.div_ceil(NR);
+    let mut panels = vec![0f32; n_panels * k * NR];
+    for (q, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
+        for c in 0..NR.min(m - q * NR) {
+            let row = &w[(q * NR + c) * k..(q * NR + c + 1) * k];
+            for (p, &v) in row.iter().enumerate() {
+                panel[p * NR + c] = v;
+            }
+        }
+    }
+    panels
 }
 
 /// Which micro-kernel this CPU runs.
@@ -77,90 +100,125 @@ impl Isa {
     }
 }
 
-/// Computes `out = act(x · Wᵀ + bias)` for `n = x.len() / k` rows, in parallel over row blocks
-/// when the work is large enough.
-pub(crate) fn gemm(
+/// Where a kernel writes: rows of stride `ldo`, whose first column is output column `col0`.
+pub(crate) struct Dst<'a> {
+    out: &'a mut [f32],
+    ldo: usize,
+    col0: usize,
+}
+
+impl Dst<'_> {
+    /// Stores one finished accumulator row of `cols` values for output row `row`, columns
+    /// `col..col + cols`, adding the bias and applying the activation.
+    #[inline(always)]
+    fn store(&mut self, row: usize, col: usize, acc: &[f32], bias: Option<&[f32]>, act: Act) {
+        let start = row * self.ldo + col - self.col0;
+        let dst = &mut self.out[start..start + acc.len()];
+        match bias {
+            Some(b) => {
+                let b = &b[col..col + acc.len()];
+                dst.iter_mut().zip(acc).zip(b).for_each(|((d, a), b)| *d = act.apply(a + b));
+            }
+            None => dst.iter_mut().zip(acc).for_each(|(d, a)| *d = act.apply(*a)),
+        }
+    }
+}
+
+/// Computes `out = act(x · Wᵀ + bias)` for `n = x.len() / k` rows.
+///
+/// Loops run panel-outer, row-tile-inner, so each weight panel is read from memory once per
+/// row block and reused from cache by every row tile. Tall batches split rows across threads;
+/// short ones (a few sentences' tokens) split the panels, so the weights are still streamed once.
+pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, act: Act, out: &mut [f32]) {
+    let (m, k) = (w.m, w.k);
+    let n = x.len() / k;
+    let n_panels = m.div_ceil(NR);
+    let work = n.saturating_mul(m).saturating_mul(k);
+    let threads = rayon::current_num_threads();
+    if work < PARALLEL_MIN_WORK || threads == 1 {
+        kernel(isa, x, w, 0..n_panels, bias, act, Dst { out, ldo: m, col0: 0 });
+        return;
+    }
+    let mr = isa.mr();
+    if n >= threads * 8 * mr {
+        let block = n.div_ceil(threads * 2).div_ceil(mr) * mr;
+        x.par_chunks(block * k).zip(out.par_chunks_mut(block * m)).for_each(|(xb, ob)| {
+            kernel(isa, xb, w, 0..n_panels, bias, act, Dst { out: ob, ldo: m, col0: 0 })
+        });
+        return;
+    }
+    // Few rows: each task computes a range of panels into its own buffer, then copies it out.
+    let groups = (threads * 2).min(n_panels).max(1);
+    let per = n_panels.div_ceil(groups);
+    let parts: Vec<(usize, usize, Vec<f32>)> = (0..n_panels.div_ceil(per))
+        .into_par_iter()
+        .map(|g| {
+            let q0 = g * per;
+            let q1 = (q0 + per).min(n_panels);
+            let (c0, c1) = (q0 * NR, (q1 * NR).min(m));
+            let mut buf = vec![0f32; n * (c1 - c0)];
+            kernel(isa, x, w, q0..q1, bias, act, Dst { out: &mut buf, ldo: c1 - c0, col0: c0 });
+            (c0, c1, buf)
+        })
+        .collect();
+    for (c0, c1, buf) in parts {
+        for (row, part) in out.chunks_exact_mut(m).zip(buf.chunks_exact(c1 - c0)) {
+            row[c0..c1].copy_from_slice(part);
+        }
+    }
+}
+
+fn kernel(
     isa: Isa,
     x: &[f32],
     w: &PackedWeight,
+    panels: std::ops::Range<usize>,
     bias: Option<&[f32]>,
     act: Act,
-    out: &mut [f32],
+    dst: Dst<'_>,
 ) {
-    let (m, k) = (w.m, w.k);
-    let n = x.len() / k;
-    let mr = isa.mr();
-    let work = n.saturating_mul(m).saturating_mul(k);
-    if work < PARALLEL_MIN_WORK {
-        rows(isa, x, w, bias, act, out);
-        return;
-    }
-    let threads = rayon::current_num_threads();
-    let block = (n.div_ceil(threads * 4)).div_ceil(mr).max(1) * mr;
-    x.par_chunks(block * k)
-        .zip(out.par_chunks_mut(block * m))
-        .for_each(|(xb, ob)| rows(isa, xb, w, bias, act, ob));
-}
-
-fn rows(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, act: Act, out: &mut [f32]) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx512` is only produced by `detect` after checking avx512f.
-        Isa::Avx512 => unsafe { avx512::rows(x, w, bias, act, out) },
+        Isa::Avx512 => unsafe { avx512::rows(x, w, panels, bias, act, dst) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx2` is only produced by `detect` after checking avx2 and fma.
-        Isa::Avx2 => unsafe { avx2::rows(x, w, bias, act, out) },
-        _ => gemm_portable(x, w, bias, act, out),
+        Isa::Avx2 => unsafe { avx2::rows(x, w, panels, bias, act, dst) },
+        _ => portable(x, w, panels, bias, act, dst),
     }
 }
 
 /// Scalar kernel over the packed layout; also the reference for the SIMD kernels.
-pub(crate) fn gemm_portable(
+fn portable(
     x: &[f32],
     w: &PackedWeight,
+    panels: std::ops::Range<usize>,
     bias: Option<&[f32]>,
     act: Act,
-    out: &mut [f32],
+    mut dst: Dst<'_>,
 ) {
     let (m, k) = (w.m, w.k);
-    for (xr, or) in x.chunks_exact(k).zip(out.chunks_exact_mut(m)) {
-        for q in 0..m.div_ceil(NR) {
-            let panel = w.panel(q);
+    for q in panels {
+        let panel = w.panel(q);
+        let cols = NR.min(m - q * NR);
+        for (i, xr) in x.chunks_exact(k).enumerate() {
             let mut acc = [0f32; NR];
             for (p, &xv) in xr.iter().enumerate() {
                 for (a, &bv) in acc.iter_mut().zip(&panel[p * NR..(p + 1) * NR]) {
                     *a = xv.mul_add(bv, *a);
                 }
             }
-            for (c, a) in acc.iter().enumerate().take(NR.min(m - q * NR)) {
-                let j = q * NR + c;
-                or[j] = act.apply(a + bias.map_or(0.0, |b| b[j]));
-            }
+            dst.store(i, q * NR, &acc[..cols], bias, act);
         }
-    }
-}
-
-/// Applies bias and activation to a finished accumulator tile row and stores `cols` values.
-#[inline(always)]
-fn store_row(acc: &[f32], dst: &mut [f32], bias: Option<&[f32]>, act: Act) {
-    match bias {
-        Some(b) => dst
-            .iter_mut()
-            .zip(acc)
-            .zip(b)
-            .for_each(|((d, a), b)| *d = act.apply(a + b)),
-        None => dst
-            .iter_mut()
-            .zip(acc)
-            .for_each(|(d, a)| *d = act.apply(*a)),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
-    use super::{store_row, Act, PackedWeight, NR};
+    use super::{Act, Dst, PackedWeight, NR};
 
     const MR: usize = 8;
 
@@ -170,50 +228,37 @@ mod avx512 {
     pub(super) unsafe fn rows(
         x: &[f32],
         w: &PackedWeight,
+        panels: Range<usize>,
         bias: Option<&[f32]>,
         act: Act,
-        out: &mut [f32],
+        mut dst: Dst<'_>,
     ) {
-        let (m, k) = (w.m, w.k);
-        let n = x.len() / k;
-        let n_panels = m.div_ceil(NR);
-        let mut i = 0;
-        while i < n {
-            let r = (n - i).min(MR);
-            let mut q = 0;
-            while q < n_panels {
-                let p2 = q + 1 < n_panels;
-                match (r, p2) {
-                    (MR, true) => tile::<MR, 2>(x, w, i, q, bias, act, out),
-                    (MR, false) => tile::<MR, 1>(x, w, i, q, bias, act, out),
-                    (_, true) => tail(x, w, i, r, q, 2, bias, act, out),
-                    (_, false) => tail(x, w, i, r, q, 1, bias, act, out),
+        let n = x.len() / w.k;
+        let mut q = panels.start;
+        while q < panels.end {
+            let two = q + 1 < panels.end;
+            let mut i = 0;
+            while i < n {
+                // Row tiles of 8, then 4, 2, 1 for the remainder: short batches stay vectorized.
+                let r = match n - i {
+                    rest if rest >= MR => MR,
+                    rest if rest >= 4 => 4,
+                    rest if rest >= 2 => 2,
+                    _ => 1,
+                };
+                match (r, two) {
+                    (MR, true) => tile::<MR, 2>(x, w, i, q, bias, act, &mut dst),
+                    (MR, false) => tile::<MR, 1>(x, w, i, q, bias, act, &mut dst),
+                    (4, true) => tile::<4, 2>(x, w, i, q, bias, act, &mut dst),
+                    (4, false) => tile::<4, 1>(x, w, i, q, bias, act, &mut dst),
+                    (2, true) => tile::<2, 2>(x, w, i, q, bias, act, &mut dst),
+                    (2, false) => tile::<2, 1>(x, w, i, q, bias, act, &mut dst),
+                    (_, true) => tile::<1, 2>(x, w, i, q, bias, act, &mut dst),
+                    (_, false) => tile::<1, 1>(x, w, i, q, bias, act, &mut dst),
                 }
-                q += if p2 { 2 } else { 1 };
+                i += r;
             }
-            i += r;
-        }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tail(
-        x: &[f32],
-        w: &PackedWeight,
-        i: usize,
-        r: usize,
-        q: usize,
-        p: usize,
-        bias: Option<&[f32]>,
-        act: Act,
-        out: &mut [f32],
-    ) {
-        for row in i..i + r {
-            if p == 2 {
-                tile::<1, 2>(x, w, row, q, bias, act, out);
-            } else {
-                tile::<1, 1>(x, w, row, q, bias, act, out);
-            }
+            q += if two { 2 } else { 1 };
         }
     }
 
@@ -227,14 +272,15 @@ mod avx512 {
         q: usize,
         bias: Option<&[f32]>,
         act: Act,
-        out: &mut [f32],
+        dst: &mut Dst<'_>,
     ) {
         let (m, k) = (w.m, w.k);
-        debug_assert!((i + R) * k <= x.len() && (q + P) <= m.div_ceil(NR));
+        assert!((i + R) * k <= x.len() && (q + P) * NR * k <= w.panels.as_slice().len());
         let mut acc = [[_mm512_setzero_ps(); P]; R];
         let xp = x.as_ptr().add(i * k);
         let bp: [*const f32; P] = std::array::from_fn(|j| w.panel(q + j).as_ptr());
         for p in 0..k {
+            // SAFETY (loads): p < k, so panel offsets stay below k·NR and x offsets below (i+R)·k.
             let bv: [__m512; P] = std::array::from_fn(|j| _mm512_loadu_ps(bp[j].add(p * NR)));
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let xv = _mm512_set1_ps(*xp.add(r * k + p));
@@ -247,10 +293,8 @@ mod avx512 {
         for (r, acc_r) in acc.iter().enumerate() {
             for (j, a) in acc_r.iter().enumerate() {
                 let col = (q + j) * NR;
-                let cols = NR.min(m - col);
                 _mm512_storeu_ps(buf.as_mut_ptr(), *a);
-                let dst = &mut out[(i + r) * m + col..(i + r) * m + col + cols];
-                store_row(&buf[..cols], dst, bias.map(|b| &b[col..col + cols]), act);
+                dst.store(i + r, col, &buf[..NR.min(m - col)], bias, act);
             }
         }
     }
@@ -259,8 +303,9 @@ mod avx512 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
-    use super::{store_row, Act, PackedWeight, NR};
+    use super::{Act, Dst, PackedWeight, NR};
 
     const MR: usize = 6;
 
@@ -270,25 +315,23 @@ mod avx2 {
     pub(super) unsafe fn rows(
         x: &[f32],
         w: &PackedWeight,
+        panels: Range<usize>,
         bias: Option<&[f32]>,
         act: Act,
-        out: &mut [f32],
+        mut dst: Dst<'_>,
     ) {
-        let (m, k) = (w.m, w.k);
-        let n = x.len() / k;
-        let mut i = 0;
-        while i < n {
-            let r = (n - i).min(MR);
-            for q in 0..m.div_ceil(NR) {
+        let n = x.len() / w.k;
+        for q in panels {
+            let mut i = 0;
+            while i < n {
+                let r = (n - i).min(MR);
                 if r == MR {
-                    tile::<MR>(x, w, i, q, bias, act, out);
+                    tile::<MR>(x, w, i, q, bias, act, &mut dst);
                 } else {
-                    for row in i..i + r {
-                        tile::<1>(x, w, row, q, bias, act, out);
-                    }
+                    (i..i + r).for_each(|row| tile::<1>(x, w, row, q, bias, act, &mut dst));
                 }
+                i += r;
             }
-            i += r;
         }
     }
 
@@ -302,13 +345,15 @@ mod avx2 {
         q: usize,
         bias: Option<&[f32]>,
         act: Act,
-        out: &mut [f32],
+        dst: &mut Dst<'_>,
     ) {
         let (m, k) = (w.m, w.k);
+        assert!((i + R) * k <= x.len() && (q + 1) * NR * k <= w.panels.as_slice().len());
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         let xp = x.as_ptr().add(i * k);
         let bp = w.panel(q).as_ptr();
         for p in 0..k {
+            // SAFETY (loads): p < k, so panel offsets stay below k·NR and x offsets below (i+R)·k.
             let b0 = _mm256_loadu_ps(bp.add(p * NR));
             let b1 = _mm256_loadu_ps(bp.add(p * NR + 8));
             for (r, acc_r) in acc.iter_mut().enumerate() {
@@ -318,13 +363,11 @@ mod avx2 {
             }
         }
         let col = q * NR;
-        let cols = NR.min(m - col);
         let mut buf = [0f32; NR];
         for (r, acc_r) in acc.iter().enumerate() {
             _mm256_storeu_ps(buf.as_mut_ptr(), acc_r[0]);
             _mm256_storeu_ps(buf.as_mut_ptr().add(8), acc_r[1]);
-            let dst = &mut out[(i + r) * m + col..(i + r) * m + col + cols];
-            store_row(&buf[..cols], dst, bias.map(|b| &b[col..col + cols]), act);
+            dst.store(i + r, col, &buf[..NR.min(m - col)], bias, act);
         }
     }
 }
@@ -375,12 +418,20 @@ mod tests {
                 for &isa in &isas {
                     let mut out = vec![f32::NAN; n * m];
                     gemm(isa, &x, &packed, Some(&b), act, &mut out);
+                    let mut serial = vec![f32::NAN; n * m];
+                    kernel(
+                        isa,
+                        &x,
+                        &packed,
+                        0..m.div_ceil(NR),
+                        Some(&b),
+                        act,
+                        Dst { out: &mut serial, ldo: m, col0: 0 },
+                    );
+                    assert_eq!(serial, out, "{isa:?}: parallel split changes results");
                     for (idx, (a, r)) in out.iter().zip(&reference).enumerate() {
                         let tol = 1e-5 * (k as f32).sqrt() * (1.0 + r.abs());
-                        assert!(
-                            (a - r).abs() <= tol,
-                            "{isa:?} n={n} m={m} k={k} [{idx}]: {a} vs {r}"
-                        );
+                        assert!((a - r).abs() <= tol, "{isa:?} n={n} m={m} k={k} [{idx}]: {a} vs {r}");
                     }
                 }
             }

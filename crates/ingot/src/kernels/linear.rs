@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::activation::Act;
 use super::gemm::{gemm, Isa, PackedWeight};
-use super::PARALLEL_MIN_WORK;
+use super::{contiguous_f32, PARALLEL_MIN_WORK};
 
 /// Batches at least this tall with at least [`GEMM_MIN_OUTPUTS`] outputs use the packed GEMM;
 /// smaller ones (batch-1 requests, single-output models) use the dot-product kernel.
@@ -23,7 +23,8 @@ const GEMM_MIN_OUTPUTS: usize = 8;
 /// A linear layer with its weights, usable as a candle [`CustomOp1`] on `[n, k]` f32 input.
 #[derive(Debug, Clone)]
 pub(crate) struct LinearKernel {
-    weight: Arc<[f32]>,
+    /// Row-major `[m, k]` weights for the dot-product path (absent for pre-packed weights).
+    weight: Option<Arc<[f32]>>,
     packed: Arc<PackedWeight>,
     isa: Isa,
     bias: Option<Arc<[f32]>>,
@@ -34,16 +35,10 @@ pub(crate) struct LinearKernel {
 
 impl LinearKernel {
     /// `weight` is `[m, k]` row-major; `bias` has `m` entries.
-    pub(crate) fn new(
-        weight: Vec<f32>,
-        bias: Option<Vec<f32>>,
-        m: usize,
-        k: usize,
-        act: Act,
-    ) -> Self {
+    pub(crate) fn new(weight: Vec<f32>, bias: Option<Vec<f32>>, m: usize, k: usize, act: Act) -> Self {
         let packed = Arc::new(PackedWeight::pack(&weight, m, k));
         LinearKernel {
-            weight: weight.into(),
+            weight: Some(weight.into()),
             packed,
             isa: Isa::detect(),
             bias: bias.map(Into::into),
@@ -53,52 +48,67 @@ impl LinearKernel {
         }
     }
 
+    /// A layer whose weights are already packed (e.g. mapped from the file); always uses GEMM.
+    pub(crate) fn from_packed(packed: PackedWeight, bias: Option<Vec<f32>>, act: Act) -> Self {
+        let (m, k) = (packed.m(), packed.k());
+        LinearKernel {
+            weight: None,
+            packed: Arc::new(packed),
+            isa: Isa::detect(),
+            bias: bias.map(Into::into),
+            m,
+            k,
+            act,
+        }
+    }
+
+    /// Output features.
+    pub(crate) fn out_features(&self) -> usize {
+        self.m
+    }
+
+    /// Length of the bias, if any.
+    pub(crate) fn bias_len(&self) -> Option<usize> {
+        self.bias.as_ref().map(|b| b.len())
+    }
+
     pub(crate) fn act(&self) -> Act {
         self.act
     }
 
     pub(crate) fn with_act(&self, act: Act) -> Self {
-        LinearKernel {
-            act,
-            ..self.clone()
-        }
+        LinearKernel { act, ..self.clone() }
     }
 
     /// Computes `n` rows of output into `out` (`n * m` values).
     pub(crate) fn forward_slice(&self, x: &[f32], n: usize, out: &mut [f32]) {
         let (m, k) = (self.m, self.k);
-        if n >= GEMM_MIN_ROWS && m >= GEMM_MIN_OUTPUTS {
-            gemm(
-                self.isa,
-                x,
-                &self.packed,
-                self.bias.as_deref(),
-                self.act,
-                out,
-            );
+        let Some(weight) = self.weight.as_deref().filter(|_| n < GEMM_MIN_ROWS || m < GEMM_MIN_OUTPUTS)
+        else {
+            gemm(self.isa, x, &self.packed, self.bias.as_deref(), self.act, out);
             return;
-        }
+        };
         let work = n.saturating_mul(m).saturating_mul(k);
         if work < PARALLEL_MIN_WORK || n < 4 {
-            self.rows(x, out);
+            self.rows(weight, x, out);
             return;
         }
         let chunk_rows = (n / (rayon::current_num_threads() * 4)).max(2);
         x.par_chunks(chunk_rows * k)
             .zip(out.par_chunks_mut(chunk_rows * m))
-            .for_each(|(xc, oc)| self.rows(xc, oc));
+            .for_each(|(xc, oc)| self.rows(weight, xc, oc));
     }
 
-    fn rows(&self, x: &[f32], out: &mut [f32]) {
+    fn rows(&self, weight: &[f32], x: &[f32], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above); `rows_avx2` only reads
             // within `x`, `self.weight` and writes within `out`, whose lengths it asserts.
-            unsafe { avx2::rows(x, &self.weight, self.m, self.k, out) };
+            unsafe { avx2::rows(x, weight, self.m, self.k, out) };
             self.epilogue(out);
             return;
         }
-        rows_portable(x, &self.weight, self.m, self.k, out);
+        rows_portable(x, weight, self.m, self.k, out);
         self.epilogue(out);
     }
 
@@ -123,25 +133,12 @@ impl CustomOp1 for LinearKernel {
         "ingot-linear"
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, k) = layout.shape().dims2()?;
         if k != self.k {
-            candle_core::bail!(
-                "ingot-linear: input has {k} features, weight expects {}",
-                self.k
-            );
+            candle_core::bail!("ingot-linear: input has {k} features, weight expects {}", self.k);
         }
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("ingot-linear: input must be f32");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("ingot-linear: input must be contiguous");
-        };
-        let x = data.get(start..end).unwrap_or_default();
+        let x = contiguous_f32(storage, layout, "ingot-linear")?;
         let mut out = vec![0f32; n * self.m];
         self.forward_slice(x, n, &mut out);
         Ok((CpuStorage::F32(out), Shape::from((n, self.m))))
@@ -190,7 +187,7 @@ mod avx2 {
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn rows(x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
-        assert!(k > 0 && m > 0 && x.len() % k == 0 && w.len() == m * k);
+        assert!(k > 0 && m > 0 && x.len().is_multiple_of(k) && w.len() == m * k);
         let n = x.len() / k;
         assert!(out.len() == n * m);
         let k8 = k - k % 8;
@@ -241,14 +238,7 @@ mod avx2 {
 
 /// Scalar reference: `act(x·Wᵀ + b)` with straightforward loops.
 #[cfg(test)]
-pub(crate) fn linear_ref(
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    m: usize,
-    k: usize,
-    act: Act,
-) -> Vec<f32> {
+pub(crate) fn linear_ref(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k: usize, act: Act) -> Vec<f32> {
     let n = x.len() / k;
     let mut out = vec![0f32; n * m];
     for i in 0..n {
@@ -269,14 +259,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn seeded(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (0..n)
             .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -305,14 +291,8 @@ mod tests {
 
     #[test]
     fn matches_reference_on_tabular_shapes() {
-        for (n, m, k) in [
-            (1, 1, 30),
-            (1, 10, 64),
-            (3, 256, 64),
-            (7, 128, 256),
-            (64, 3, 13),
-            (2000, 10, 128),
-        ] {
+        for (n, m, k) in [(1, 1, 30), (1, 10, 64), (3, 256, 64), (7, 128, 256), (64, 3, 13), (2000, 10, 128)]
+        {
             for act in [Act::Identity, Act::Relu, Act::Tanh, Act::Sigmoid] {
                 check(n, m, k, act, (n * 31 + m * 7 + k) as u64);
             }

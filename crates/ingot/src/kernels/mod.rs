@@ -3,9 +3,26 @@
 //! Each kernel keeps a plain scalar reference beside it (`*_ref`) that tests compare against.
 
 pub(crate) mod activation;
+pub(crate) mod attention;
+pub(crate) mod embedding;
 pub(crate) mod gemm;
+pub(crate) mod layernorm;
 pub(crate) mod linear;
+pub(crate) mod pool;
 
 /// Work (multiply-adds) below which a kernel stays on the calling thread: waking rayon's
 /// workers costs more than it saves for batch-1 requests.
 pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 16;
+
+/// The f32 values of a contiguous CPU tensor, or a candle error naming `op`.
+pub(crate) fn contiguous_f32<'a>(
+    storage: &'a candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let candle_core::CpuStorage::F32(data) = storage else { candle_core::bail!("{op}: input must be f32") };
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{op}: input must be contiguous"),
+    }
+}

@@ -1,3 +1,4 @@
-//! Pre-processing stages: pure functions from raw request input to the graph's input matrix.
+//! Pre-processing stages: pure functions from raw request input to the graph's inputs.
 
 pub(crate) mod tabular;
+pub(crate) mod text;

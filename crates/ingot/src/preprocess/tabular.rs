@@ -42,12 +42,8 @@ struct Categories {
 
 impl Categories {
     fn new(values: &[Value], field: &str) -> Result<Self> {
-        let mut out = Categories {
-            strings: HashMap::new(),
-            numbers: Vec::new(),
-            null: None,
-            len: values.len(),
-        };
+        let mut out =
+            Categories { strings: HashMap::new(), numbers: Vec::new(), null: None, len: values.len() };
         for (i, v) in values.iter().enumerate() {
             let dup = match v {
                 Value::Null => out.null.replace(i).is_some(),
@@ -59,10 +55,7 @@ impl Categories {
                 Value::String(s) => out.strings.insert(s.clone(), i).is_some(),
             };
             if dup {
-                return Err(Error::manifest(
-                    field,
-                    format!("category {v} is listed twice"),
-                ));
+                return Err(Error::manifest(field, format!("category {v} is listed twice")));
             }
         }
         Ok(out)
@@ -150,12 +143,7 @@ struct FeatureAffine {
 impl FeatureAffine {
     /// Folds a block's numeric steps for its `j`-th column, or `None` if a step is not affine.
     fn fold(block: &Block, j: usize) -> Option<FeatureAffine> {
-        let mut f = FeatureAffine {
-            source: block.sources[j],
-            mul: 1.0,
-            add: 0.0,
-            missing: None,
-        };
+        let mut f = FeatureAffine { source: block.sources[j], mul: 1.0, add: 0.0, missing: None };
         let mut filled = false;
         for step in &block.steps {
             let (m, a) = match step {
@@ -167,11 +155,7 @@ impl FeatureAffine {
                     continue;
                 }
                 Step::Affine { sub, div } => (1.0 / div[j], -sub[j] / div[j]),
-                Step::Scale {
-                    mul,
-                    add,
-                    clip: None,
-                } => (mul[j], add[j]),
+                Step::Scale { mul, add, clip: None } => (mul[j], add[j]),
                 _ => return None,
             };
             f.mul *= m;
@@ -184,10 +168,7 @@ impl FeatureAffine {
 
 fn vec_len_check(field: &str, name: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
-        return Err(Error::manifest(
-            field,
-            format!("`{name}` has {got} entries for {want} columns"),
-        ));
+        return Err(Error::manifest(field, format!("`{name}` has {got} entries for {want} columns")));
     }
     Ok(())
 }
@@ -200,16 +181,11 @@ impl TabularPipeline {
         for (i, input) in inputs.iter().enumerate() {
             let kind = match input.dtype {
                 ElementType::String => Kind::Str,
-                ElementType::F64 | ElementType::F32 | ElementType::I64 | ElementType::I32 => {
-                    Kind::Num
-                }
+                ElementType::F64 | ElementType::F32 | ElementType::I64 | ElementType::I32 => Kind::Num,
                 other => {
                     return Err(Error::manifest(
                         format!("signature.inputs[{i}]"),
-                        format!(
-                            "tabular column `{}` has unsupported dtype {other:?}",
-                            input.name
-                        ),
+                        format!("tabular column `{}` has unsupported dtype {other:?}", input.name),
                     ))
                 }
             };
@@ -267,10 +243,7 @@ impl TabularPipeline {
                             if !ok {
                                 return Err(Error::manifest(
                                     &sfield,
-                                    format!(
-                                        "fill {f} does not suit column `{}`",
-                                        columns[origins[j]].0
-                                    ),
+                                    format!("fill {f} does not suit column `{}`", columns[origins[j]].0),
                                 ));
                             }
                         }
@@ -288,12 +261,7 @@ impl TabularPipeline {
                         numeric_only(&kinds, "max_abs_scaler")?;
                         affine(&sfield, None, Some(scale), w, "center")?
                     }
-                    TabularStepSpec::MinMaxScaler {
-                        scale,
-                        min,
-                        clip,
-                        feature_range,
-                    } => {
+                    TabularStepSpec::MinMaxScaler { scale, min, clip, feature_range } => {
                         numeric_only(&kinds, "min_max_scaler")?;
                         vec_len_check(&sfield, "scale", scale.len(), w)?;
                         vec_len_check(&sfield, "min", min.len(), w)?;
@@ -304,23 +272,20 @@ impl TabularPipeline {
                             clip: clip.then_some((feature_range[0], feature_range[1])),
                         }
                     }
-                    TabularStepSpec::OneHotEncoder {
-                        categories,
-                        handle_unknown,
-                        drop,
-                    } => {
+                    TabularStepSpec::OneHotEncoder { categories, handle_unknown, drop } => {
                         vec_len_check(&sfield, "categories", categories.len(), w)?;
                         let drop = drop.clone().unwrap_or_else(|| vec![None; w]);
                         vec_len_check(&sfield, "drop", drop.len(), w)?;
-                        let ignore =
-                            match handle_unknown {
-                                HandleUnknown::Error => false,
-                                HandleUnknown::Ignore => true,
-                                HandleUnknown::UseEncodedValue => return Err(Error::manifest(
+                        let ignore = match handle_unknown {
+                            HandleUnknown::Error => false,
+                            HandleUnknown::Ignore => true,
+                            HandleUnknown::UseEncodedValue => {
+                                return Err(Error::manifest(
                                     &sfield,
                                     "one_hot_encoder handle_unknown must be `error` or `ignore`",
-                                )),
-                            };
+                                ))
+                            }
+                        };
                         let cats = categories
                             .iter()
                             .map(|c| Categories::new(c, &sfield))
@@ -340,12 +305,7 @@ impl TabularPipeline {
                         }
                         let step_origins = std::mem::replace(&mut origins, new_origins);
                         kinds = vec![Kind::Num; origins.len()];
-                        steps.push(Step::OneHot {
-                            cats,
-                            drop,
-                            ignore,
-                            origins: step_origins,
-                        });
+                        steps.push(Step::OneHot { cats, drop, ignore, origins: step_origins });
                         continue;
                     }
                     TabularStepSpec::OrdinalEncoder {
@@ -355,13 +315,15 @@ impl TabularPipeline {
                         encoded_missing_value,
                     } => {
                         vec_len_check(&sfield, "categories", categories.len(), w)?;
-                        let unknown = match handle_unknown {
-                            HandleUnknown::Error => None,
-                            HandleUnknown::UseEncodedValue => Some(*unknown_value),
-                            HandleUnknown::Ignore => {
-                                return Err(Error::manifest(&sfield, "ordinal_encoder handle_unknown must be `error` or `use_encoded_value`"))
-                            }
-                        };
+                        let unknown =
+                            match handle_unknown {
+                                HandleUnknown::Error => None,
+                                HandleUnknown::UseEncodedValue => Some(*unknown_value),
+                                HandleUnknown::Ignore => return Err(Error::manifest(
+                                    &sfield,
+                                    "ordinal_encoder handle_unknown must be `error` or `use_encoded_value`",
+                                )),
+                            };
                         let cats = categories
                             .iter()
                             .map(|c| Categories::new(c, &sfield))
@@ -387,29 +349,17 @@ impl TabularPipeline {
                 ));
             }
             width += origins.len();
-            blocks.push(Block {
-                sources,
-                steps,
-                origins,
-            });
+            blocks.push(Block { sources, steps, origins });
         }
         if width == 0 {
-            return Err(Error::manifest(
-                field,
-                "the transformers produce no features",
-            ));
+            return Err(Error::manifest(field, "the transformers produce no features"));
         }
         let affine = blocks
             .iter()
             .flat_map(|b| (0..b.sources.len()).map(move |j| FeatureAffine::fold(b, j)))
             .collect::<Option<Vec<_>>>()
             .filter(|a| a.len() == width);
-        Ok(TabularPipeline {
-            columns,
-            blocks,
-            width,
-            affine,
-        })
+        Ok(TabularPipeline { columns, blocks, width, affine })
     }
 
     /// Number of features produced per row.
@@ -446,6 +396,11 @@ impl TabularPipeline {
 
     fn source<'a>(&self, input: &Input<'a>) -> Result<Source<'a>> {
         Ok(match *input {
+            Input::Texts(_) => {
+                return Err(Error::Unsupported {
+                    what: "a list of strings for a tabular model; send records".into(),
+                })
+            }
             Input::Dense(d) => {
                 if d.cols() != self.columns.len() {
                     return Err(Error::ShapeMismatch {
@@ -456,7 +411,9 @@ impl TabularPipeline {
                 }
                 if let Some((name, _)) = self.columns.iter().find(|(_, k)| *k == Kind::Str) {
                     return Err(Error::Unsupported {
-                        what: format!("dense input for a model with string column `{name}`; send records or columns"),
+                        what: format!(
+                            "dense input for a model with string column `{name}`; send records or columns"
+                        ),
                     });
                 }
                 Source::Dense(d)
@@ -469,10 +426,7 @@ impl TabularPipeline {
                     .map(|(name, _)| {
                         c.get(name)
                             .map(Vec::as_slice)
-                            .ok_or_else(|| Error::MissingColumn {
-                                row: 0,
-                                column: name.clone(),
-                            })
+                            .ok_or_else(|| Error::MissingColumn { row: 0, column: name.clone() })
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Source::Columns(cols)
@@ -489,8 +443,7 @@ impl TabularPipeline {
                 for (o, f) in out_row.iter_mut().zip(affine) {
                     let x = d.get(row, f.source);
                     let y = if x.is_nan() {
-                        f.missing
-                            .ok_or_else(|| self.invalid(row, f.source, "missing"))?
+                        f.missing.ok_or_else(|| self.invalid(row, f.source, "missing"))?
                     } else {
                         x * f.mul + f.add
                     };
@@ -524,25 +477,16 @@ impl TabularPipeline {
         let value = match source {
             Source::Dense(d) => {
                 let v = d.get(row, col);
-                return Ok(if v.is_nan() {
-                    Cell::Missing
-                } else {
-                    Cell::Num(v)
-                });
+                return Ok(if v.is_nan() { Cell::Missing } else { Cell::Num(v) });
             }
-            Source::Records(r) => r[row].get(name).ok_or_else(|| Error::MissingColumn {
-                row,
-                column: name.clone(),
-            })?,
+            Source::Records(r) => {
+                r[row].get(name).ok_or_else(|| Error::MissingColumn { row, column: name.clone() })?
+            }
             Source::Columns(c) => &c[col][row],
         };
         match (value, kind) {
             (Value::Null, _) => Ok(Cell::Missing),
-            (Value::Number(v), Kind::Num) => Ok(if v.is_nan() {
-                Cell::Missing
-            } else {
-                Cell::Num(*v)
-            }),
+            (Value::Number(v), Kind::Num) => Ok(if v.is_nan() { Cell::Missing } else { Cell::Num(*v) }),
             (Value::String(s), Kind::Str) => Ok(Cell::Str(s)),
             (other, Kind::Num) => Err(Error::WrongType {
                 row,
@@ -559,12 +503,7 @@ impl TabularPipeline {
         }
     }
 
-    fn rows_into<'a>(
-        &'a self,
-        source: &Source<'a>,
-        first_row: usize,
-        out: &mut [f32],
-    ) -> Result<()> {
+    fn rows_into<'a>(&'a self, source: &Source<'a>, first_row: usize, out: &mut [f32]) -> Result<()> {
         let mut cur: Vec<Cell<'a>> = Vec::new();
         let mut next: Vec<Cell<'a>> = Vec::new();
         for (r, out_row) in out.chunks_exact_mut(self.width).enumerate() {
@@ -589,9 +528,7 @@ impl TabularPipeline {
                                 if v.is_nan() { "NaN" } else { "infinite" },
                             ))
                         }
-                        Cell::Missing => {
-                            return Err(self.invalid(row, block.origins[j], "missing"))
-                        }
+                        Cell::Missing => return Err(self.invalid(row, block.origins[j], "missing")),
                         Cell::Str(_) => return Err(self.invalid(row, block.origins[j], "string")),
                     };
                     out_row[offset + j] = v as f32;
@@ -603,11 +540,7 @@ impl TabularPipeline {
     }
 
     fn invalid(&self, row: usize, col: usize, value: &'static str) -> Error {
-        Error::InvalidValue {
-            row,
-            column: self.columns[col].0.clone(),
-            value,
-        }
+        Error::InvalidValue { row, column: self.columns[col].0.clone(), value }
     }
 
     fn apply<'a>(
@@ -624,14 +557,14 @@ impl TabularPipeline {
                 (Cell::Missing, Value::String(s)) => Cell::Str(s),
                 (other, _) => *other,
             })),
-            Step::Affine { sub, div } => next.extend(cur.iter().zip(sub.iter().zip(div)).map(
-                |(c, (s, d))| match c {
+            Step::Affine { sub, div } => {
+                next.extend(cur.iter().zip(sub.iter().zip(div)).map(|(c, (s, d))| match c {
                     Cell::Num(v) => Cell::Num((v - s) / d),
                     other => *other,
-                },
-            )),
-            Step::Scale { mul, add, clip } => next.extend(cur.iter().zip(mul.iter().zip(add)).map(
-                |(c, (m, a))| match c {
+                }))
+            }
+            Step::Scale { mul, add, clip } => {
+                next.extend(cur.iter().zip(mul.iter().zip(add)).map(|(c, (m, a))| match c {
                     Cell::Num(v) => {
                         let y = v * m + a;
                         Cell::Num(match clip {
@@ -640,14 +573,9 @@ impl TabularPipeline {
                         })
                     }
                     other => *other,
-                },
-            )),
-            Step::OneHot {
-                cats,
-                drop,
-                ignore,
-                origins,
-            } => {
+                }))
+            }
+            Step::OneHot { cats, drop, ignore, origins } => {
                 for (j, (cell, c)) in cur.iter().zip(cats).enumerate() {
                     let width = c.len - usize::from(drop[j].is_some());
                     let start = next.len();
@@ -667,12 +595,7 @@ impl TabularPipeline {
                     }
                 }
             }
-            Step::Ordinal {
-                cats,
-                unknown,
-                missing,
-                origins,
-            } => {
+            Step::Ordinal { cats, unknown, missing, origins } => {
                 for (j, (cell, c)) in cur.iter().zip(cats).enumerate() {
                     let encoded = match (cell, missing) {
                         (Cell::Missing, Some(m)) => Cell::Num(*m),
@@ -713,13 +636,7 @@ fn finite<'a>(field: &str, values: impl IntoIterator<Item = &'a f64>) -> Result<
     }
 }
 
-fn affine(
-    field: &str,
-    sub: Option<&[f64]>,
-    div: Option<&[f64]>,
-    w: usize,
-    sub_name: &str,
-) -> Result<Step> {
+fn affine(field: &str, sub: Option<&[f64]>, div: Option<&[f64]>, w: usize, sub_name: &str) -> Result<Step> {
     if let Some(s) = sub {
         vec_len_check(field, sub_name, s.len(), w)?;
         finite(field, s)?;
@@ -744,23 +661,11 @@ mod tests {
 
     fn spec(steps: Vec<TabularStepSpec>) -> (TabularSpec, Vec<TensorSpec>) {
         let inputs = (0..3)
-            .map(|i| TensorSpec {
-                name: format!("x{i}"),
-                dtype: ElementType::F64,
-                shape: vec![-1],
-            })
+            .map(|i| TensorSpec { name: format!("x{i}"), dtype: ElementType::F64, shape: vec![-1] })
             .collect();
-        let t = TransformerSpec {
-            name: "t".into(),
-            columns: vec!["x0".into(), "x1".into(), "x2".into()],
-            steps,
-        };
-        (
-            TabularSpec {
-                transformers: vec![t],
-            },
-            inputs,
-        )
+        let t =
+            TransformerSpec { name: "t".into(), columns: vec!["x0".into(), "x1".into(), "x2".into()], steps };
+        (TabularSpec { transformers: vec![t] }, inputs)
     }
 
     #[test]
@@ -779,27 +684,15 @@ mod tests {
                 clip: false,
                 feature_range: [0.0, 1.0],
             },
-            TabularStepSpec::MaxAbsScaler {
-                scale: vec![2.0, 4.0, 8.0],
-            },
+            TabularStepSpec::MaxAbsScaler { scale: vec![2.0, 4.0, 8.0] },
         ]);
         let p = TabularPipeline::compile(&s, &inputs, "t").unwrap();
         assert!(p.affine.is_some());
-        let data: Vec<f64> = (0..3000)
-            .map(|i| {
-                if i % 17 == 0 {
-                    f64::NAN
-                } else {
-                    (i as f64 * 0.37).sin() * 1e4
-                }
-            })
-            .collect();
+        let data: Vec<f64> =
+            (0..3000).map(|i| if i % 17 == 0 { f64::NAN } else { (i as f64 * 0.37).sin() * 1e4 }).collect();
         let dense = Dense::f64(&data, 1000, 3).unwrap();
         let (fast, _) = p.transform(&Input::Dense(dense)).unwrap();
-        let general = TabularPipeline {
-            affine: None,
-            ..TabularPipeline::compile(&s, &inputs, "t").unwrap()
-        };
+        let general = TabularPipeline { affine: None, ..TabularPipeline::compile(&s, &inputs, "t").unwrap() };
         let (slow, _) = general.transform(&Input::Dense(dense)).unwrap();
         for (a, b) in fast.iter().zip(&slow) {
             assert!((a - b).abs() <= 1e-6 * b.abs().max(1e-3), "{a} vs {b}");
@@ -814,9 +707,6 @@ mod tests {
             clip: true,
             feature_range: [0.0, 1.0],
         }]);
-        assert!(TabularPipeline::compile(&s, &inputs, "t")
-            .unwrap()
-            .affine
-            .is_none());
+        assert!(TabularPipeline::compile(&s, &inputs, "t").unwrap().affine.is_none());
     }
 }

@@ -1,0 +1,172 @@
+//! Multi-head self-attention over ragged sequences: no padding, no mask.
+//!
+//! Input is the fused projection `qkv [tokens, 3·hidden]` (per token: q, k, v, each
+//! `heads × head_dim`) of all sequences packed end to end, plus `offsets [batch + 1]` (sequence
+//! `s` is tokens `offsets[s]..offsets[s+1]`). Each token attends only to the tokens of its own
+//! sequence, which is exactly what a padded batch with an attention mask computes, without the
+//! padded work. Scores are scaled by `1/sqrt(head_dim)`; the softmax is fused (max, exp, sum in
+//! one row pass). Sequences run in parallel; heads of one sequence run serially.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
+use rayon::prelude::*;
+
+use super::contiguous_f32;
+
+/// The attention op: `heads` heads over `[tokens, 3·hidden]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Attention {
+    pub(crate) heads: usize,
+}
+
+/// Reads `offsets` (u32) and checks they describe `tokens` tokens in order.
+pub(crate) fn sequence_offsets(
+    storage: &CpuStorage,
+    layout: &Layout,
+    tokens: usize,
+) -> candle_core::Result<Vec<usize>> {
+    let CpuStorage::U32(data) = storage else { candle_core::bail!("sequence offsets must be u32") };
+    let Some((a, b)) = layout.contiguous_offsets() else {
+        candle_core::bail!("sequence offsets must be contiguous")
+    };
+    let offsets: Vec<usize> = data[a..b].iter().map(|&o| o as usize).collect();
+    let ordered = offsets.first() == Some(&0) && offsets.windows(2).all(|w| w[0] <= w[1]);
+    if !ordered || offsets.last() != Some(&tokens) {
+        candle_core::bail!("sequence offsets must rise from 0 to {tokens}");
+    }
+    Ok(offsets)
+}
+
+impl Attention {
+    /// Attention for one sequence: `qkv` holds its `len` token rows, `out` its `len` output rows.
+    fn sequence(&self, qkv: &[f32], hidden: usize, out: &mut [f32]) {
+        let d = hidden / self.heads;
+        let len = qkv.len() / (3 * hidden);
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut scores = vec![0f32; len];
+        for h in 0..self.heads {
+            for i in 0..len {
+                let q = &qkv[i * 3 * hidden + h * d..][..d];
+                let mut max = f32::NEG_INFINITY;
+                for (j, s) in scores.iter_mut().enumerate() {
+                    let k = &qkv[j * 3 * hidden + hidden + h * d..][..d];
+                    *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    max = max.max(*s);
+                }
+                let mut sum = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let o = &mut out[i * hidden + h * d..][..d];
+                o.fill(0.0);
+                for (j, &p) in scores.iter().enumerate() {
+                    let v = &qkv[j * 3 * hidden + 2 * hidden + h * d..][..d];
+                    let p = p / sum;
+                    o.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
+                }
+            }
+        }
+    }
+
+    /// Runs all sequences of a packed batch.
+    pub(crate) fn forward(&self, qkv: &[f32], offsets: &[usize], hidden: usize, out: &mut [f32]) {
+        let mut chunks = Vec::with_capacity(offsets.len());
+        let mut rest = out;
+        for w in offsets.windows(2) {
+            let (head, tail) = rest.split_at_mut((w[1] - w[0]) * hidden);
+            chunks.push((&qkv[w[0] * 3 * hidden..w[1] * 3 * hidden], head));
+            rest = tail;
+        }
+        if chunks.len() > 1 {
+            chunks.into_par_iter().for_each(|(q, o)| self.sequence(q, hidden, o));
+        } else {
+            chunks.into_iter().for_each(|(q, o)| self.sequence(q, hidden, o));
+        }
+    }
+}
+
+impl CustomOp2 for Attention {
+    fn name(&self) -> &'static str {
+        "ingot-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (tokens, width) = l1.shape().dims2()?;
+        if width % 3 != 0 || (width / 3) % self.heads != 0 {
+            candle_core::bail!("ingot-attention: width {width} is not 3 × heads({}) × head_dim", self.heads);
+        }
+        let hidden = width / 3;
+        let qkv = contiguous_f32(s1, l1, self.name())?;
+        let offsets = sequence_offsets(s2, l2, tokens)?;
+        let mut out = vec![0f32; tokens * hidden];
+        self.forward(qkv, &offsets, hidden, &mut out);
+        Ok((CpuStorage::F32(out), Shape::from((tokens, hidden))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Padded-batch reference: every sequence padded to the longest, masked with -inf.
+    fn padded_reference(qkv: &[f32], offsets: &[usize], hidden: usize, heads: usize) -> Vec<f32> {
+        let d = hidden / heads;
+        let longest = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        let mut out = vec![0f32; offsets[offsets.len() - 1] * hidden];
+        for w in offsets.windows(2) {
+            for h in 0..heads {
+                for i in w[0]..w[1] {
+                    let mut s: Vec<f64> = (0..longest)
+                        .map(|jj| {
+                            let j = w[0] + jj;
+                            if j >= w[1] {
+                                return f64::NEG_INFINITY;
+                            }
+                            (0..d)
+                                .map(|c| {
+                                    f64::from(qkv[i * 3 * hidden + h * d + c])
+                                        * f64::from(qkv[j * 3 * hidden + hidden + h * d + c])
+                                })
+                                .sum::<f64>()
+                                / (d as f64).sqrt()
+                        })
+                        .collect();
+                    let max = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    s.iter_mut().for_each(|v| *v = (*v - max).exp());
+                    let sum: f64 = s.iter().sum();
+                    for c in 0..d {
+                        let v: f64 = (0..w[1] - w[0])
+                            .map(|jj| {
+                                s[jj] / sum
+                                    * f64::from(qkv[(w[0] + jj) * 3 * hidden + 2 * hidden + h * d + c])
+                            })
+                            .sum();
+                        out[i * hidden + h * d + c] = v as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn ragged_equals_padded_and_masked() {
+        let (hidden, heads) = (24, 3);
+        let offsets = vec![0, 1, 6, 6 + 13, 6 + 13 + 2];
+        let tokens = *offsets.last().unwrap();
+        let qkv: Vec<f32> =
+            (0..tokens * 3 * hidden).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
+        let mut out = vec![0f32; tokens * hidden];
+        Attention { heads }.forward(&qkv, &offsets, hidden, &mut out);
+        let reference = padded_reference(&qkv, &offsets, hidden, heads);
+        for (a, b) in out.iter().zip(&reference) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+}
