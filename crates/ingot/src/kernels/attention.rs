@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 use rayon::prelude::*;
 
-use super::contiguous_f32;
+use super::{contiguous_f32, dot};
 
 /// The attention op: `heads` heads over `[tokens, 3·hidden]`.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ impl Attention {
                 let mut max = f32::NEG_INFINITY;
                 for (j, s) in scores.iter_mut().enumerate() {
                     let k = &qkv[j * 3 * hidden + hidden + h * d..][..d];
-                    *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    *s = dot(q, k) * scale;
                     max = max.max(*s);
                 }
                 let mut sum = 0f32;
