@@ -703,6 +703,12 @@ def _has_proba(est: Any) -> bool:
     return hasattr(est, "predict_proba") and getattr(final, "loss", None) != "modified_huber"
 
 
+def _probabilities(row: dict) -> list[float]:
+    """The CLI writes ``{"<class>": p}`` in class order; the reference rows are plain lists."""
+    probs = row["probabilities"]
+    return list(probs.values()) if isinstance(probs, dict) else probs
+
+
 def assert_outputs_match(case: Case, rows: list[dict], where: str) -> None:
     expected = sklearn_expected(case)
     assert len(rows) == len(case.records()), where
@@ -711,7 +717,7 @@ def assert_outputs_match(case: Case, rows: list[dict], where: str) -> None:
         want = [_py(v) for v in expected["labels"]]
         assert labels == want, f"{where}: labels differ"
         if "probabilities" in expected:
-            got = np.array([r["probabilities"] for r in rows], dtype=np.float64)
+            got = np.array([_probabilities(r) for r in rows], dtype=np.float64)
             np.testing.assert_allclose(
                 got, expected["probabilities"], rtol=PROBA_RTOL, atol=PROBA_ATOL, err_msg=where
             )
@@ -1064,7 +1070,7 @@ def test_invalid_model_card(tmp_path: Path) -> None:
 
 
 FIXTURE_NAMES = (
-    sorted(p.name for p in FIXTURES.iterdir() if (p / "expected.json").is_file())
+    sorted(p.name for p in FIXTURES.iterdir() if (p / "model" / "manifest.json").is_file())
     if FIXTURES.is_dir()
     else []
 )
@@ -1077,7 +1083,7 @@ def assert_fixture_rows(expected: dict, rows: list[dict]) -> None:
     if expected["labels"] is not None:
         assert [r["label"] for r in rows] == expected["labels"]
     if expected["probabilities"] is not None:
-        got = [r["probabilities"] for r in rows]
+        got = [_probabilities(r) for r in rows]
         np.testing.assert_allclose(got, expected["probabilities"], rtol=PROBA_RTOL, atol=PROBA_ATOL)
     else:
         assert all("probabilities" not in r for r in rows)
@@ -1161,7 +1167,7 @@ def test_cli_csv_matches_sklearn(case_id: str, tmp_path: Path, run_cli: Any) -> 
         ]
         assert [r["label"] for r in rows] == [str(v) for v in expected["labels"]]
         np.testing.assert_allclose(
-            [r["probabilities"] for r in rows],
+            [_probabilities(r) for r in rows],
             expected["probabilities"],
             rtol=PROBA_RTOL,
             atol=PROBA_ATOL,

@@ -202,7 +202,7 @@ impl<W: Write> Output<W> {
         match self.format {
             Format::Jsonl => {
                 for i in 0..p.rows {
-                    serde_json::to_writer(&mut self.w, &p.row_json(i))?;
+                    serde_json::to_writer(&mut self.w, &p.row(i))?;
                     self.w.write_all(b"\n")?;
                 }
             }

@@ -17,7 +17,7 @@ fn main() -> Result<(), ingot::Error> {
     let sample = model.manifest().reference.as_ref().map(|r| r.sample.clone()).unwrap_or_default();
     let prediction = model.predict_records(&sample)?;
     for i in 0..prediction.rows {
-        println!("row {i}: {}", prediction.row_json(i));
+        println!("row {i}: {}", serde_json::to_string(&prediction.row(i)).unwrap_or_default());
     }
 
     // The model is Send + Sync: share it between threads.

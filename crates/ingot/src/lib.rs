@@ -23,6 +23,6 @@ pub use format::{Bundle, DType, Manifest, ModelCard, ReadOptions, Signature, Ten
 pub use graph::OPSET;
 pub use input::{Dense, DenseData, Input};
 pub use model::{is_semver, LoadOptions, Model};
-pub use output::{Matrix, Prediction};
+pub use output::{ClassProbabilities, Matrix, Prediction, PredictionRow};
 pub use preprocess::text::TokenBatch;
 pub use value::{Columns, Record, Value};

@@ -94,41 +94,97 @@ pub struct Prediction {
     pub targets: Option<Vec<String>>,
 }
 
+/// Probabilities of one row, serialized as a JSON object `{"<class>": p, …}` in class order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassProbabilities(pub Vec<(String, f32)>);
+
+impl Serialize for ClassProbabilities {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (class, p) in &self.0 {
+            map.serialize_entry(class, p)?;
+        }
+        map.end()
+    }
+}
+
+/// The prediction for one input row: what the CLI writes per JSONL line and the server returns
+/// per item (one definition for every front end).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum PredictionRow {
+    /// A classifier's label, with per-class probabilities when the model produces them.
+    Class {
+        /// Predicted class, as in training (string or number).
+        label: Value,
+        /// Class → probability, in class order.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        probabilities: Option<ClassProbabilities>,
+    },
+    /// A text encoder's embedding.
+    Embedding {
+        /// The vector.
+        embedding: Vec<f32>,
+    },
+    /// A single-target regressor's value.
+    Value {
+        /// The prediction.
+        value: f32,
+    },
+    /// A multi-target regressor's values, in target order.
+    Values {
+        /// One value per target.
+        values: Vec<f32>,
+    },
+    /// Raw scores of a model without post-processing.
+    Scores {
+        /// The graph output row.
+        scores: Vec<f32>,
+    },
+}
+
+/// A class label as a JSON object key: strings as they are, numbers without a needless `.0`.
+fn class_key(class: &Value) -> String {
+    match class {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 impl Prediction {
-    /// Row `i` as the JSON object every front end returns (CLI JSONL, server, bindings):
-    /// classifiers `{"label": …, "probabilities": [p per class]}` (no `probabilities` when the
-    /// model has none), single-target regressors `{"value": x}`, multi-target `{"values": […]}`,
-    /// text encoders `{"embedding": […]}`, models without post-processing `{"scores": […]}`.
-    ///
-    /// Panics if `i >= self.rows`, like slice indexing.
+    /// Row `i` as a [`PredictionRow`]; panics if `i >= self.rows`, like slice indexing.
     ///
     /// ```
     /// # fn main() -> ingot::Result<()> {
     /// # let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
     /// let p = model.predict_dense(&[3.0, 1.0], 1, 2)?;
-    /// let row = p.row_json(0);
+    /// let row = serde_json::to_value(p.row(0)).unwrap();
     /// assert_eq!(row["label"], "yes");
-    /// assert_eq!(row["probabilities"].as_array().unwrap().len(), 2);
+    /// assert!(row["probabilities"]["yes"].as_f64().unwrap() > 0.5);
     /// # Ok(()) }
     /// ```
-    pub fn row_json(&self, i: usize) -> serde_json::Value {
-        let floats = |r: &[f32]| r.iter().map(|&v| serde_json::json!(v)).collect::<Vec<_>>();
-        let mut obj = serde_json::Map::new();
+    pub fn row(&self, i: usize) -> PredictionRow {
         if let Some(labels) = &self.labels {
-            obj.insert("label".into(), serde_json::to_value(&labels[i]).unwrap_or_default());
-            if let Some(p) = &self.probabilities {
-                obj.insert("probabilities".into(), floats(p.row(i)).into());
-            }
+            let probabilities = self.probabilities.as_ref().map(|probs| {
+                let keys = self.classes.iter().flatten().map(class_key);
+                ClassProbabilities(keys.zip(probs.row(i).iter().copied()).collect())
+            });
+            PredictionRow::Class { label: labels[i].clone(), probabilities }
         } else if let Some(e) = &self.embeddings {
-            obj.insert("embedding".into(), floats(e.row(i)).into());
+            PredictionRow::Embedding { embedding: e.row(i).to_vec() }
         } else if let Some(values) = &self.values {
             match values.row(i) {
-                [one] => obj.insert("value".into(), serde_json::json!(one)),
-                many => obj.insert("values".into(), floats(many).into()),
-            };
+                [one] => PredictionRow::Value { value: *one },
+                many => PredictionRow::Values { values: many.to_vec() },
+            }
         } else {
-            obj.insert("scores".into(), floats(self.scores.row(i)).into());
+            PredictionRow::Scores { scores: self.scores.row(i).to_vec() }
         }
-        serde_json::Value::Object(obj)
+    }
+
+    /// Every row, in input order.
+    pub fn to_rows(&self) -> Vec<PredictionRow> {
+        (0..self.rows).map(|i| self.row(i)).collect()
     }
 }

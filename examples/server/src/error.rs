@@ -23,16 +23,8 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with an explicit status, code and message.
-    pub fn new(
-        status: StatusCode,
-        code: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
-        ApiError {
-            status,
-            code: code.into(),
-            message: message.into(),
-        }
+    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        ApiError { status, code: code.into(), message: message.into() }
     }
 
     /// 404 `ModelNotFound`.
@@ -49,10 +41,7 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "VersionNotFound",
-            format!(
-                "model `{name}` has no version `{version}`; available: {}",
-                available.join(", ")
-            ),
+            format!("model `{name}` has no version `{version}`; available: {}", available.join(", ")),
         )
     }
 
@@ -97,10 +86,7 @@ impl ApiError {
             JsonRejection::JsonSyntaxError(_) => Self::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidJson",
-                format!(
-                    "the request body is not valid JSON: {}",
-                    source_text(rejection)
-                ),
+                format!("the request body is not valid JSON: {}", source_text(rejection)),
             ),
             JsonRejection::JsonDataError(_) => Self::invalid_request(format!(
                 "the request body does not match {{\"records\": [{{column: value, …}}, …]}} \
@@ -112,16 +98,11 @@ impl ApiError {
                 "UnsupportedMediaType",
                 "send the body with `content-type: application/json`",
             ),
-            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::body_too_large(max_body_bytes)
-            }
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::body_too_large(max_body_bytes),
             _ => Self::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequest",
-                format!(
-                    "could not read the request body: {}",
-                    source_text(rejection)
-                ),
+                format!("could not read the request body: {}", source_text(rejection)),
             ),
         }
     }

@@ -1,5 +1,6 @@
 //! `ingot-server` binary: parses the command line, loads the repository and serves it.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -35,17 +36,16 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let models = args.models.clone().unwrap_or_else(default_models_dir);
     let repository = match Repository::scan(&models) {
         Ok(repository) => repository,
         Err(err) => {
-            tracing::error!("{err}");
+            tracing::error!("{err} (--models DIR picks the repository)");
             return ExitCode::FAILURE;
         }
     };
@@ -54,15 +54,9 @@ fn main() -> ExitCode {
         .clone()
         .or_else(|| std::env::var("INGOT_ADDR").ok().filter(|a| !a.is_empty()))
         .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let limits = Limits {
-        max_body_bytes: args.max_body_bytes,
-        max_batch_rows: args.max_batch_rows,
-    };
+    let limits = Limits { max_body_bytes: args.max_body_bytes, max_batch_rows: args.max_batch_rows };
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!("cannot start the async runtime: {err}");
@@ -80,9 +74,9 @@ fn main() -> ExitCode {
 
 /// Binds, prints the address and an example request, and serves until Ctrl-C or SIGTERM.
 async fn run(repository: Repository, addr: &str, limits: Limits) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
-        std::io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}"))
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| std::io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}")))?;
     let local = listener.local_addr()?;
     let versions: usize = repository.models().map(|m| m.versions().len()).sum();
     println!(

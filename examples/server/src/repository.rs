@@ -37,11 +37,7 @@ impl ModelEntry {
     pub fn new(name: impl Into<String>, mut versions: Vec<ModelVersion>) -> Option<ModelEntry> {
         versions.sort_by(|a, b| compare_versions(&a.version, &b.version));
         let default = versions.last()?.clone();
-        Some(ModelEntry {
-            name: name.into(),
-            versions,
-            default,
-        })
+        Some(ModelEntry { name: name.into(), versions, default })
     }
 
     /// Model name (its directory name).
@@ -100,11 +96,7 @@ impl fmt::Display for RepositoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RepositoryError::Unreadable { root, source } => {
-                write!(
-                    f,
-                    "cannot read model repository `{}`: {source}",
-                    root.display()
-                )
+                write!(f, "cannot read model repository `{}`: {source}", root.display())
             }
             RepositoryError::Empty { root, failed } => write!(
                 f,
@@ -133,10 +125,7 @@ impl Repository {
     /// cannot be read or nothing loads.
     pub fn scan(root: impl AsRef<Path>) -> Result<Repository, RepositoryError> {
         let root = root.as_ref().to_path_buf();
-        let unreadable = |source| RepositoryError::Unreadable {
-            root: root.clone(),
-            source,
-        };
+        let unreadable = |source| RepositoryError::Unreadable { root: root.clone(), source };
         let mut failed = 0;
         let mut models = BTreeMap::new();
         for (name, model_dir) in sorted_subdirs(&root).map_err(unreadable)? {
@@ -174,11 +163,7 @@ impl Repository {
                             );
                         }
                         tracing::info!(model = %name, %version, path = %path.display(), "loaded");
-                        versions.push(ModelVersion {
-                            version,
-                            path,
-                            model: Arc::new(model),
-                        });
+                        versions.push(ModelVersion { version, path, model: Arc::new(model) });
                     }
                     Err(err) => {
                         failed += 1;
@@ -198,10 +183,7 @@ impl Repository {
 
     /// A repository of already loaded models (for tests and embedding).
     pub fn from_entries(root: impl Into<PathBuf>, entries: Vec<ModelEntry>) -> Repository {
-        Repository {
-            root: root.into(),
-            models: entries.into_iter().map(|e| (e.name.clone(), e)).collect(),
-        }
+        Repository { root: root.into(), models: entries.into_iter().map(|e| (e.name.clone(), e)).collect() }
     }
 
     /// The directory the models were loaded from.
@@ -254,9 +236,7 @@ fn sorted_subdirs(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
 pub fn is_model_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// The parts of a semantic version that order it: numeric core and pre-release identifiers.
@@ -273,8 +253,7 @@ fn semver_key(v: &str) -> Option<SemverKey<'_>> {
         None => (without_build, None),
     };
     let mut parts = core.split('.').map(str::parse::<u64>);
-    let (Some(Ok(major)), Some(Ok(minor)), Some(Ok(patch))) =
-        (parts.next(), parts.next(), parts.next())
+    let (Some(Ok(major)), Some(Ok(minor)), Some(Ok(patch))) = (parts.next(), parts.next(), parts.next())
     else {
         return None;
     };
@@ -332,14 +311,8 @@ mod tests {
         assert_eq!(compare_versions("1.10.0", "1.9.0"), Ordering::Greater);
         assert_eq!(compare_versions("2.0.0", "10.0.0"), Ordering::Less);
         assert_eq!(compare_versions("1.0.0", "1.0.0-rc.1"), Ordering::Greater);
-        assert_eq!(
-            compare_versions("1.0.0-rc.2", "1.0.0-rc.10"),
-            Ordering::Less
-        );
-        assert_eq!(
-            compare_versions("1.0.0-alpha", "1.0.0-alpha.1"),
-            Ordering::Less
-        );
+        assert_eq!(compare_versions("1.0.0-rc.2", "1.0.0-rc.10"), Ordering::Less);
+        assert_eq!(compare_versions("1.0.0-alpha", "1.0.0-alpha.1"), Ordering::Less);
         assert_eq!(compare_versions("1.0.0-1", "1.0.0-alpha"), Ordering::Less);
         assert_eq!(compare_versions("1.0.0", "1.0.0"), Ordering::Equal);
         assert_eq!(compare_versions("0.0.1", "latest"), Ordering::Greater);

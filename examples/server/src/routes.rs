@@ -10,10 +10,9 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ingot::{Dense, Input, Matrix, Prediction, Record, Value};
+use ingot::{Dense, Input, PredictionRow, Record};
 use serde::de::DeserializeOwned;
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::repository::{ModelEntry, ModelVersion, Repository};
@@ -30,10 +29,7 @@ pub struct Limits {
 impl Default for Limits {
     /// 8 MiB and 10 000 rows.
     fn default() -> Self {
-        Limits {
-            max_body_bytes: 8 * 1024 * 1024,
-            max_batch_rows: 10_000,
-        }
+        Limits { max_body_bytes: 8 * 1024 * 1024, max_batch_rows: 10_000 }
     }
 }
 
@@ -49,20 +45,14 @@ pub struct AppState {
 /// Builds the application: all routes, JSON fallbacks for unknown routes and methods, the body
 /// size limit and request logging.
 pub fn router(repository: Repository, limits: Limits) -> Router {
-    let state = AppState {
-        repository: Arc::new(repository),
-        limits,
-    };
+    let state = AppState { repository: Arc::new(repository), limits };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{name}", get(model_info))
         .route("/v1/models/{name}/versions/{version}", get(version_info))
         .route("/v1/models/{name}/predict", post(predict_default))
-        .route(
-            "/v1/models/{name}/versions/{version}/predict",
-            post(predict_version),
-        )
+        .route("/v1/models/{name}/versions/{version}/predict", post(predict_version))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -80,10 +70,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(ApiError::from_json_rejection(
-                &rejection,
-                state.limits.max_body_bytes,
-            )),
+            Err(rejection) => Err(ApiError::from_json_rejection(&rejection, state.limits.max_body_bytes)),
         }
     }
 }
@@ -104,11 +91,7 @@ pub struct PredictRequest {
 #[derive(Debug, Clone, PartialEq)]
 enum Batch {
     Records(Vec<Record>),
-    Dense {
-        data: Vec<f64>,
-        rows: usize,
-        cols: usize,
-    },
+    Dense { data: Vec<f64>, rows: usize, cols: usize },
 }
 
 impl PredictRequest {
@@ -153,107 +136,6 @@ impl PredictRequest {
     }
 }
 
-/// Probabilities of one row, serialized as a JSON object `{"<class>": p, …}` in class order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClassProbabilities(pub Vec<(String, f32)>);
-
-impl Serialize for ClassProbabilities {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (class, p) in &self.0 {
-            map.serialize_entry(class, p)?;
-        }
-        map.end()
-    }
-}
-
-/// The prediction for one input row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum PredictionRow {
-    /// A classifier's label, with per-class probabilities when the model produces them.
-    Class {
-        /// Predicted class, as in training (string or number).
-        label: Value,
-        /// Class → probability.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        probabilities: Option<ClassProbabilities>,
-    },
-    /// A single-target regressor's value.
-    Value {
-        /// The prediction.
-        value: f32,
-    },
-    /// A multi-target regressor's values, in target order.
-    Values {
-        /// One value per target.
-        values: Vec<f32>,
-    },
-    /// Raw scores of a model without post-processing.
-    Scores {
-        /// The graph output row.
-        scores: Vec<f32>,
-    },
-}
-
-/// Converts a whole prediction to one [`PredictionRow`] per input row.
-pub fn prediction_rows(p: &Prediction) -> Vec<PredictionRow> {
-    let class_keys: Vec<String> = match (&p.classes, &p.probabilities) {
-        (Some(classes), _) => classes.iter().map(class_key).collect(),
-        (None, Some(probs)) => (0..probs.cols()).map(|c| c.to_string()).collect(),
-        (None, None) => Vec::new(),
-    };
-    (0..p.rows)
-        .map(|i| prediction_row(p, &class_keys, i))
-        .collect()
-}
-
-/// The per-row conversion: row `i` of `p` as the response item. `class_keys` are the JSON keys
-/// of the probability columns.
-pub fn prediction_row(p: &Prediction, class_keys: &[String], i: usize) -> PredictionRow {
-    if let Some(labels) = &p.labels {
-        PredictionRow::Class {
-            label: labels.get(i).cloned().unwrap_or(Value::Null),
-            probabilities: p.probabilities.as_ref().map(|probs| {
-                ClassProbabilities(
-                    class_keys
-                        .iter()
-                        .cloned()
-                        .zip(matrix_row(probs, i).iter().copied())
-                        .collect(),
-                )
-            }),
-        }
-    } else if let Some(values) = &p.values {
-        match matrix_row(values, i) {
-            [one] => PredictionRow::Value { value: *one },
-            many => PredictionRow::Values {
-                values: many.to_vec(),
-            },
-        }
-    } else {
-        PredictionRow::Scores {
-            scores: matrix_row(&p.scores, i).to_vec(),
-        }
-    }
-}
-
-/// Row `i` of `m`, empty when out of range.
-fn matrix_row(m: &Matrix, i: usize) -> &[f32] {
-    let cols = m.cols();
-    m.as_slice()
-        .get(i.saturating_mul(cols)..i.saturating_add(1).saturating_mul(cols))
-        .unwrap_or(&[])
-}
-
-/// A class label as a JSON object key: strings as they are, numbers without a needless `.0`.
-fn class_key(class: &Value) -> String {
-    match class {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Response of a predict request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PredictResponse {
@@ -285,10 +167,7 @@ async fn list_models(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 fn find_model<'a>(state: &'a AppState, name: &str) -> Result<&'a ModelEntry, ApiError> {
-    state
-        .repository
-        .get(name)
-        .ok_or_else(|| ApiError::model_not_found(name))
+    state.repository.get(name).ok_or_else(|| ApiError::model_not_found(name))
 }
 
 fn find_version<'a>(entry: &'a ModelEntry, version: &str) -> Result<&'a ModelVersion, ApiError> {
@@ -379,15 +258,11 @@ async fn predict(
                 model.predict(Input::Dense(Dense::f64(data, *rows, *cols)?))?
             }
         };
-        Ok::<_, ingot::Error>(prediction_rows(&prediction))
+        Ok::<_, ingot::Error>(prediction.to_rows())
     })
     .await
     .map_err(|err| ApiError::internal(format!("prediction task failed: {err}")))??;
-    Ok(Json(PredictResponse {
-        model: name,
-        version: version.version,
-        predictions,
-    }))
+    Ok(Json(PredictResponse { model: name, version: version.version, predictions }))
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {
@@ -427,19 +302,12 @@ async fn log_request(req: Request, next: Next) -> Response {
 /// when the bundle has no sample. The JSON is quoted for POSIX shells.
 pub fn example_curl(addr: SocketAddr, entry: &ModelEntry) -> String {
     let model = &entry.default_version().model;
-    let body = match model
-        .manifest()
-        .reference
-        .as_ref()
-        .and_then(|r| r.sample.first())
-    {
+    let body = match model.manifest().reference.as_ref().and_then(|r| r.sample.first()) {
         Some(record) => serde_json::json!({ "records": [record] }),
         None => serde_json::json!({ "instances": [vec![0.0f64; model.input_width()]] }),
     };
     let host = match addr.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => {
-            SocketAddr::from(([127, 0, 0, 1], addr.port()))
-        }
+        ip if ip.is_unspecified() && ip.is_ipv4() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
         ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
         _ => addr,
     };

@@ -1,0 +1,345 @@
+//! Drives the router in memory (`tower::ServiceExt::oneshot`) and once over a real socket.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use ingot::format::{to_bytes, Reference};
+use ingot::{Bundle, Record, TensorData, Value};
+use ingot_server::{example_curl, router, Limits, Repository};
+use serde_json::{json, Value as Json};
+use tower::ServiceExt;
+
+/// The test logistic model with its card version set to `version` and, optionally, a reference
+/// sample.
+fn logistic(version: &str, sample: Option<Record>) -> Vec<u8> {
+    let bundle = Bundle::from_bytes(ingot::testing::logistic_bundle().unwrap()).unwrap();
+    let mut manifest = bundle.manifest().clone();
+    manifest.model.version = version.into();
+    manifest.reference = sample.map(|row| Reference { sample: vec![row], ..Reference::default() });
+    let tensors: Vec<(String, TensorData)> = bundle
+        .tensor_entries()
+        .keys()
+        .map(|name| {
+            let view = bundle.tensor(name).unwrap();
+            let data = TensorData::new(view.dtype, view.shape.to_vec(), view.data.to_vec());
+            (name.clone(), data.unwrap())
+        })
+        .collect();
+    to_bytes(&manifest, &tensors).unwrap()
+}
+
+fn record(a: f64, b: f64) -> Record {
+    Record::from([("a".to_string(), Value::from(a)), ("b".to_string(), Value::from(b))])
+}
+
+fn write(root: &Path, rel: &str, bytes: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A repository with `logistic` 1.0.0 (with a reference sample), 1.10.0 and 1.9.0 — so the
+/// default must compare numerically — plus a broken bundle and stray entries that are skipped.
+fn repository() -> (tempfile::TempDir, Repository) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "logistic/1.0.0/model.ingot", &logistic("1.0.0", Some(record(3.0, 1.0))));
+    write(root, "logistic/1.9.0/model.ingot", &logistic("1.9.0", None));
+    write(root, "logistic/1.10.0/model.ingot", &logistic("1.10.0", None));
+    write(root, "logistic/latest/model.ingot", &logistic("1.0.0", None));
+    write(root, "broken/1.0.0/model.ingot", b"not a bundle");
+    write(root, "README.md", b"models live here");
+    let repo = Repository::scan(root).unwrap();
+    (dir, repo)
+}
+
+fn app_with(limits: Limits) -> (tempfile::TempDir, Router) {
+    let (dir, repo) = repository();
+    (dir, router(repo, limits))
+}
+
+fn app() -> (tempfile::TempDir, Router) {
+    app_with(Limits::default())
+}
+
+async fn send(app: &Router, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Json) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned()))).unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"));
+    (status, json)
+}
+
+async fn post(app: &Router, uri: &str, body: &str) -> (StatusCode, Json) {
+    send(app, "POST", uri, Some(body)).await
+}
+
+fn assert_error(json: &Json, code: &str, fragments: &[&str]) {
+    assert_eq!(json["error"]["code"], code, "{json}");
+    let message = json["error"]["message"].as_str().unwrap();
+    for f in fragments {
+        assert!(message.contains(f), "`{message}` should mention `{f}`");
+    }
+}
+
+#[tokio::test]
+async fn healthz() {
+    let (_dir, app) = app();
+    let (status, json) = send(&app, "GET", "/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn lists_models_with_numeric_default_version() {
+    let (_dir, app) = app();
+    let (status, json) = send(&app, "GET", "/v1/models", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json,
+        json!({"models": [{
+            "name": "logistic",
+            "versions": ["1.0.0", "1.9.0", "1.10.0"],
+            "default_version": "1.10.0",
+        }]})
+    );
+}
+
+#[tokio::test]
+async fn model_metadata() {
+    let (_dir, app) = app();
+    let (status, json) = send(&app, "GET", "/v1/models/logistic", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["name"], "logistic");
+    assert_eq!(json["version"], "1.10.0");
+    assert_eq!(json["model"]["version"], "1.10.0");
+    assert_eq!(json["versions"], json!(["1.0.0", "1.9.0", "1.10.0"]));
+    assert_eq!(json["signature"]["inputs"][0]["name"], "a");
+    assert_eq!(json["classes"], json!(["no", "yes"]));
+    assert_eq!(json["input_width"], 2);
+
+    let (status, json) = send(&app, "GET", "/v1/models/logistic/versions/1.0.0", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["version"], "1.0.0");
+    assert_eq!(json["sample"], json!([{"a": 3, "b": 1}]));
+}
+
+#[tokio::test]
+async fn predicts_records() {
+    let (_dir, app) = app();
+    let body = r#"{"records":[{"a":3,"b":1},{"a":0,"b":4}]}"#;
+    let (status, json) = post(&app, "/v1/models/logistic/predict", body).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["model"], "logistic");
+    assert_eq!(json["version"], "1.10.0");
+    let preds = json["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 2);
+    // score = 2(a − 1) − b/2 + 0.5: row 0 → 4.0 ("yes"), row 1 → −3.5 ("no").
+    assert_eq!(preds[0]["label"], "yes");
+    assert_eq!(preds[1]["label"], "no");
+    let p = &preds[0]["probabilities"];
+    let (no, yes) = (p["no"].as_f64().unwrap(), p["yes"].as_f64().unwrap());
+    assert!((no + yes - 1.0).abs() < 1e-6);
+    assert!((yes - 1.0 / (1.0 + (-4.0f64).exp())).abs() < 1e-6, "{yes}");
+    // f32 probabilities print in their shortest form, not as widened f64 noise.
+    assert!(p["yes"].to_string().len() <= 12, "{}", p["yes"]);
+}
+
+#[tokio::test]
+async fn predicts_instances() {
+    let (_dir, app) = app();
+    let (status, json) =
+        post(&app, "/v1/models/logistic/predict", r#"{"instances":[[3,1],[0.0,4.0]]}"#).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let labels: Vec<_> = json["predictions"].as_array().unwrap().iter().map(|p| p["label"].clone()).collect();
+    assert_eq!(labels, [json!("yes"), json!("no")]);
+
+    let (status, json) = post(&app, "/v1/models/logistic/predict", r#"{"instances":[]}"#).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["predictions"], json!([]));
+}
+
+#[tokio::test]
+async fn predicts_with_a_specific_version() {
+    let (_dir, app) = app();
+    let body = r#"{"records":[{"a":3,"b":1}]}"#;
+    let (status, json) = post(&app, "/v1/models/logistic/versions/1.9.0/predict", body).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["version"], "1.9.0");
+    assert_eq!(json["predictions"][0]["label"], "yes");
+
+    let (status, json) = post(&app, "/v1/models/logistic/versions/2.0.0/predict", body).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&json, "VersionNotFound", &["2.0.0", "1.10.0"]);
+}
+
+#[tokio::test]
+async fn unknown_model_is_404() {
+    let (_dir, app) = app();
+    let (status, json) = post(&app, "/v1/models/nope/predict", r#"{"records":[]}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&json, "ModelNotFound", &["nope"]);
+
+    // The broken bundle was skipped, not served.
+    let (status, _) = send(&app, "GET", "/v1/models/broken", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, json) = send(&app, "GET", "/nowhere", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&json, "NotFound", &["/nowhere"]);
+
+    let (status, json) = send(&app, "GET", "/v1/models/logistic/predict", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_error(&json, "MethodNotAllowed", &["GET"]);
+}
+
+#[tokio::test]
+async fn bad_input_is_400_with_row_and_column() {
+    let (_dir, app) = app();
+    let uri = "/v1/models/logistic/predict";
+
+    let body = r#"{"records":[{"a":1,"b":2},{"a":"x","b":2}]}"#;
+    let (status, json) = post(&app, uri, body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&json, "IngotInputError", &["row 1", "`a`"]);
+
+    let (status, json) = post(&app, uri, r#"{"records":[{"a":1}]}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&json, "IngotInputError", &["row 0", "`b`"]);
+
+    // Ragged and wrong-width dense rows.
+    let (status, json) = post(&app, uri, r#"{"instances":[[1,2],[1,2,3]]}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&json, "IngotInputError", &["instances row 1", "2 values"]);
+    let (status, json) = post(&app, uri, r#"{"instances":[[1,2,3]]}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&json, "IngotInputError", &["expected 2"]);
+
+    // Dense rows are numbers only.
+    let (status, json) = post(&app, uri, r#"{"instances":[[1,"2"]]}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&json, "InvalidRequest", &["instances[0][1]"]);
+
+    // Neither or both forms, or an unknown field.
+    for body in [r#"{}"#, r#"{"records":[],"instances":[]}"#, r#"{"rows":[]}"#] {
+        let (status, json) = post(&app, uri, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_error(&json, "InvalidRequest", &["records", "instances"]);
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let (_dir, app) = app();
+    let (status, json) = post(&app, "/v1/models/logistic/predict", r#"{"records": [}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&json, "InvalidJson", &["not valid JSON", "line 1 column"]);
+
+    let req = Request::post("/v1/models/logistic/predict").body(Body::from(r#"{"records":[]}"#)).unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let json: Json = serde_json::from_slice(&bytes).unwrap();
+    assert_error(&json, "UnsupportedMediaType", &["application/json"]);
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let (_dir, app) = app_with(Limits { max_body_bytes: 1024, ..Limits::default() });
+    let rows = vec![r#"{"a":1,"b":2}"#; 200].join(",");
+    let body = format!(r#"{{"records":[{rows}]}}"#);
+    assert!(body.len() > 1024);
+    let (status, json) = post(&app, "/v1/models/logistic/predict", &body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&json, "BodyTooLarge", &["1024 bytes"]);
+}
+
+#[tokio::test]
+async fn too_many_rows_is_413() {
+    let (_dir, app) = app_with(Limits { max_batch_rows: 3, ..Limits::default() });
+    let uri = "/v1/models/logistic/predict";
+    let (status, json) = post(&app, uri, r#"{"instances":[[1,2],[1,2],[1,2],[1,2]]}"#).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&json, "TooManyRows", &["4 rows", "at most 3"]);
+
+    let (status, _) = post(&app, uri, r#"{"instances":[[1,2],[1,2],[1,2]]}"#).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn nothing_loadable_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "broken/1.0.0/model.ingot", b"junk");
+    let err = Repository::scan(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("1 bundle(s) failed"), "{err}");
+    assert!(Repository::scan(dir.path().join("missing")).is_err());
+}
+
+#[test]
+fn example_curl_uses_the_reference_sample_and_quotes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut row = record(3.0, 1.0);
+    row.insert("note".into(), Value::from("it's"));
+    write(dir.path(), "m/1.0.0/model.ingot", &logistic("1.0.0", Some(row)));
+    write(dir.path(), "z/1.0.0/model.ingot", &logistic("1.0.0", None));
+    let repo = Repository::scan(dir.path()).unwrap();
+    let addr = "0.0.0.0:9000".parse().unwrap();
+
+    let mut models = repo.models();
+    let line = example_curl(addr, models.next().unwrap());
+    assert_eq!(
+        line,
+        r#"curl -s -X POST http://127.0.0.1:9000/v1/models/m/predict -H 'content-type: application/json' -d '{"records":[{"a":3,"b":1,"note":"it'\''s"}]}'"#
+    );
+    let line = example_curl(addr, models.next().unwrap());
+    assert!(line.ends_with(r#"-d '{"instances":[[0.0,0.0]]}'"#), "{line}");
+}
+
+/// Raw HTTP/1.1 over a real socket, then a graceful shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_over_tcp() {
+    let (_dir, app) = app();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ingot_server::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+
+    let response = tokio::task::spawn_blocking(move || {
+        let body = r#"{"records":[{"a":3,"b":1}]}"#;
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "POST /v1/models/logistic/predict HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    })
+    .await
+    .unwrap();
+
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"));
+    let json: Json = serde_json::from_str(body).unwrap();
+    assert_eq!(json["predictions"][0]["label"], "yes");
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
