@@ -59,6 +59,11 @@ impl<'a> Dense<'a> {
         self.cols
     }
 
+    /// The borrowed values.
+    pub fn data(&self) -> DenseData<'a> {
+        self.data
+    }
+
     /// The value at `(row, col)`; both must be in range.
     #[inline]
     pub(crate) fn get(&self, row: usize, col: usize) -> f64 {

@@ -316,7 +316,6 @@ fn map_st_error(e: SafeTensorError) -> Error {
             ("header-length", "header length points past the end of the file".into())
         }
         SafeTensorError::InvalidHeader(e) => ("header-utf8", format!("header is not UTF-8: {e}")),
-        SafeTensorError::InvalidHeaderStart => ("header-start", "header does not start with `{`".into()),
         SafeTensorError::InvalidHeaderDeserialization(e) => ("header-json", e.to_string()),
         SafeTensorError::InvalidOffset(name) => {
             ("tensor-offsets", format!("tensor `{name}` does not start where the previous one ends"))
