@@ -192,7 +192,7 @@ impl Model {
         let (inputs, rows) = match &self.preprocess {
             Preprocess::Tabular(p, width) => {
                 let (features, rows) = p.transform(&input)?;
-                (vec![self.tensor_f32(&features, rows, *width)?], rows)
+                (vec![self.tensor_f32(features.into(), rows, *width)?], rows)
             }
             Preprocess::None(width) => {
                 let Input::Dense(d) = input else {
@@ -216,7 +216,7 @@ impl Model {
                         value: if x[i].is_nan() { "NaN" } else { "infinite" },
                     });
                 }
-                (vec![self.tensor_f32(&x, d.rows(), *width)?], d.rows())
+                (vec![self.tensor_f32(x, d.rows(), *width)?], d.rows())
             }
             Preprocess::Text(p) => {
                 let texts = self.texts(&input)?;
@@ -254,8 +254,13 @@ impl Model {
         Ok(self.postprocess.apply(scores))
     }
 
-    fn tensor_f32(&self, data: &[f32], rows: usize, width: usize) -> Result<Tensor> {
-        Tensor::from_slice(data, (rows, width), &self.device).map_err(Error::backend("input"))
+    /// The graph input tensor; owned data moves in without a copy.
+    fn tensor_f32(&self, data: std::borrow::Cow<'_, [f32]>, rows: usize, width: usize) -> Result<Tensor> {
+        match data {
+            std::borrow::Cow::Owned(v) => Tensor::from_vec(v, (rows, width), &self.device),
+            std::borrow::Cow::Borrowed(s) => Tensor::from_slice(s, (rows, width), &self.device),
+        }
+        .map_err(Error::backend("input"))
     }
 
     /// The strings of a text request: `Texts`, or the one string column of records/columns.

@@ -456,8 +456,8 @@ impl TabularPipeline {
             Ok(())
         };
         // f32 input whose features are its columns in order: a branch-free loop the compiler
-        // vectorizes; a non-finite result sends the chunk through the checked loop above for
-        // the exact error.
+        // vectorizes; a non-finite result (a missing value to impute, or bad input) sends the
+        // chunk through the checked loop above, which imputes or names the row and column.
         let in_order = affine.iter().enumerate().all(|(j, f)| f.source == j) && d.cols() == width;
         let fast = match d.data() {
             crate::input::DenseData::F32(x) if in_order => Some(x),
@@ -465,19 +465,16 @@ impl TabularPipeline {
         };
         let mul: Vec<f64> = affine.iter().map(|f| f.mul).collect();
         let add: Vec<f64> = affine.iter().map(|f| f.add).collect();
-        let miss: Vec<f64> = affine.iter().map(|f| f.missing.unwrap_or(f64::NAN)).collect();
         let chunk_into = |first_row: usize, chunk: &mut [f32]| -> Result<()> {
             let Some(x) = fast else { return rows_into(first_row, chunk) };
             let xs = &x[first_row * width..first_row * width + chunk.len()];
-            let mut bad = false;
             for (xr, or) in xs.chunks_exact(width).zip(chunk.chunks_exact_mut(width)) {
-                for ((((o, &v), m), a), z) in or.iter_mut().zip(xr).zip(&mul).zip(&add).zip(&miss) {
-                    let v = f64::from(v);
-                    let y = if v.is_nan() { *z } else { v * m + a };
-                    bad |= !y.is_finite();
-                    *o = y as f32;
+                for (((o, &v), m), a) in or.iter_mut().zip(xr).zip(&mul).zip(&add) {
+                    *o = (f64::from(v) * m + a) as f32;
                 }
             }
+            // NaN (missing, possibly imputed) or ±∞ anywhere: redo the chunk with the checks.
+            let bad = chunk.iter().fold(false, |bad, v| bad | !v.is_finite());
             if bad {
                 rows_into(first_row, chunk)
             } else {
