@@ -105,6 +105,8 @@ pub(crate) struct Dst<'a> {
     out: &'a mut [f32],
     ldo: usize,
     col0: usize,
+    /// Output row of the kernel's first input row (row sub-blocks of one call).
+    row0: usize,
 }
 
 impl Dst<'_> {
@@ -112,7 +114,7 @@ impl Dst<'_> {
     /// `col..col + cols`, adding the bias and applying the activation.
     #[inline(always)]
     fn store(&mut self, row: usize, col: usize, acc: &[f32], bias: Option<&[f32]>, act: Act) {
-        let start = row * self.ldo + col - self.col0;
+        let start = (self.row0 + row) * self.ldo + col - self.col0;
         let dst = &mut self.out[start..start + acc.len()];
         match bias {
             Some(b) => {
@@ -136,14 +138,14 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
     let work = n.saturating_mul(m).saturating_mul(k);
     let threads = rayon::current_num_threads();
     if work < PARALLEL_MIN_WORK || threads == 1 {
-        kernel(isa, x, w, 0..n_panels, bias, act, Dst { out, ldo: m, col0: 0 });
+        kernel(isa, x, w, 0..n_panels, bias, act, Dst { out, ldo: m, col0: 0, row0: 0 });
         return;
     }
     let mr = isa.mr();
     if n >= threads * 8 * mr {
         let block = n.div_ceil(threads * 2).div_ceil(mr) * mr;
         x.par_chunks(block * k).zip(out.par_chunks_mut(block * m)).for_each(|(xb, ob)| {
-            kernel(isa, xb, w, 0..n_panels, bias, act, Dst { out: ob, ldo: m, col0: 0 })
+            kernel(isa, xb, w, 0..n_panels, bias, act, Dst { out: ob, ldo: m, col0: 0, row0: 0 })
         });
         return;
     }
@@ -157,7 +159,7 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
             let q1 = (q0 + per).min(n_panels);
             let (c0, c1) = (q0 * NR, (q1 * NR).min(m));
             let mut buf = vec![0f32; n * (c1 - c0)];
-            kernel(isa, x, w, q0..q1, bias, act, Dst { out: &mut buf, ldo: c1 - c0, col0: c0 });
+            kernel(isa, x, w, q0..q1, bias, act, Dst { out: &mut buf, ldo: c1 - c0, col0: c0, row0: 0 });
             (c0, c1, buf)
         })
         .collect();
@@ -168,6 +170,9 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
     }
 }
 
+/// Bytes of input rows a kernel keeps hot (in L2) while it walks the weight panels.
+const ROW_BLOCK_BYTES: usize = 192 * 1024;
+
 fn kernel(
     isa: Isa,
     x: &[f32],
@@ -175,16 +180,22 @@ fn kernel(
     panels: std::ops::Range<usize>,
     bias: Option<&[f32]>,
     act: Act,
-    dst: Dst<'_>,
+    mut dst: Dst<'_>,
 ) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx512` is only produced by `detect` after checking avx512f.
-        Isa::Avx512 => unsafe { avx512::rows(x, w, panels, bias, act, dst) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` is only produced by `detect` after checking avx2 and fma.
-        Isa::Avx2 => unsafe { avx2::rows(x, w, panels, bias, act, dst) },
-        _ => portable(x, w, panels, bias, act, dst),
+    // Panels are the outer loop; rows are cut into sub-blocks that stay in L2 meanwhile.
+    let mr = isa.mr();
+    let rows = (ROW_BLOCK_BYTES / (w.k * 4)).max(mr) / mr * mr;
+    for (b, xb) in x.chunks(rows * w.k).enumerate() {
+        dst.row0 = b * rows;
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx512` is only produced by `detect` after checking avx512f.
+            Isa::Avx512 => unsafe { avx512::rows(xb, w, panels.clone(), bias, act, &mut dst) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx2` is only produced by `detect` after checking avx2 and fma.
+            Isa::Avx2 => unsafe { avx2::rows(xb, w, panels.clone(), bias, act, &mut dst) },
+            _ => portable(xb, w, panels.clone(), bias, act, &mut dst),
+        }
     }
 }
 
@@ -195,7 +206,7 @@ fn portable(
     panels: std::ops::Range<usize>,
     bias: Option<&[f32]>,
     act: Act,
-    mut dst: Dst<'_>,
+    dst: &mut Dst<'_>,
 ) {
     let (m, k) = (w.m, w.k);
     for q in panels {
@@ -231,7 +242,7 @@ mod avx512 {
         panels: Range<usize>,
         bias: Option<&[f32]>,
         act: Act,
-        mut dst: Dst<'_>,
+        dst: &mut Dst<'_>,
     ) {
         let n = x.len() / w.k;
         let mut q = panels.start;
@@ -247,14 +258,14 @@ mod avx512 {
                     _ => 1,
                 };
                 match (r, two) {
-                    (MR, true) => tile::<MR, 2>(x, w, i, q, bias, act, &mut dst),
-                    (MR, false) => tile::<MR, 1>(x, w, i, q, bias, act, &mut dst),
-                    (4, true) => tile::<4, 2>(x, w, i, q, bias, act, &mut dst),
-                    (4, false) => tile::<4, 1>(x, w, i, q, bias, act, &mut dst),
-                    (2, true) => tile::<2, 2>(x, w, i, q, bias, act, &mut dst),
-                    (2, false) => tile::<2, 1>(x, w, i, q, bias, act, &mut dst),
-                    (_, true) => tile::<1, 2>(x, w, i, q, bias, act, &mut dst),
-                    (_, false) => tile::<1, 1>(x, w, i, q, bias, act, &mut dst),
+                    (MR, true) => tile::<MR, 2>(x, w, i, q, bias, act, dst),
+                    (MR, false) => tile::<MR, 1>(x, w, i, q, bias, act, dst),
+                    (4, true) => tile::<4, 2>(x, w, i, q, bias, act, dst),
+                    (4, false) => tile::<4, 1>(x, w, i, q, bias, act, dst),
+                    (2, true) => tile::<2, 2>(x, w, i, q, bias, act, dst),
+                    (2, false) => tile::<2, 1>(x, w, i, q, bias, act, dst),
+                    (_, true) => tile::<1, 2>(x, w, i, q, bias, act, dst),
+                    (_, false) => tile::<1, 1>(x, w, i, q, bias, act, dst),
                 }
                 i += r;
             }
@@ -318,7 +329,7 @@ mod avx2 {
         panels: Range<usize>,
         bias: Option<&[f32]>,
         act: Act,
-        mut dst: Dst<'_>,
+        dst: &mut Dst<'_>,
     ) {
         let n = x.len() / w.k;
         for q in panels {
@@ -326,9 +337,9 @@ mod avx2 {
             while i < n {
                 let r = (n - i).min(MR);
                 if r == MR {
-                    tile::<MR>(x, w, i, q, bias, act, &mut dst);
+                    tile::<MR>(x, w, i, q, bias, act, dst);
                 } else {
-                    (i..i + r).for_each(|row| tile::<1>(x, w, row, q, bias, act, &mut dst));
+                    (i..i + r).for_each(|row| tile::<1>(x, w, row, q, bias, act, dst));
                 }
                 i += r;
             }
@@ -426,7 +437,7 @@ mod tests {
                         0..m.div_ceil(NR),
                         Some(&b),
                         act,
-                        Dst { out: &mut serial, ldo: m, col0: 0 },
+                        Dst { out: &mut serial, ldo: m, col0: 0, row0: 0 },
                     );
                     assert_eq!(serial, out, "{isa:?}: parallel split changes results");
                     for (idx, (a, r)) in out.iter().zip(&reference).enumerate() {
