@@ -110,6 +110,13 @@ pub(crate) struct Dst<'a> {
 }
 
 impl Dst<'_> {
+    /// The `cols` output values of row `row` starting at output column `col`.
+    #[inline(always)]
+    fn row_slice(&mut self, row: usize, col: usize, cols: usize) -> &mut [f32] {
+        let start = (self.row0 + row) * self.ldo + col - self.col0;
+        &mut self.out[start..start + cols]
+    }
+
     /// Stores one finished accumulator row of `cols` values for output row `row`, columns
     /// `col..col + cols`, adding the bias and applying the activation.
     #[inline(always)]
@@ -304,8 +311,25 @@ mod avx512 {
         for (r, acc_r) in acc.iter().enumerate() {
             for (j, a) in acc_r.iter().enumerate() {
                 let col = (q + j) * NR;
-                _mm512_storeu_ps(buf.as_mut_ptr(), *a);
-                dst.store(i + r, col, &buf[..NR.min(m - col)], bias, act);
+                let cols = NR.min(m - col);
+                if matches!(act, Act::Identity | Act::Relu) {
+                    // Vector epilogue: bias, ReLU and a masked store straight into the output row.
+                    let mask: __mmask16 = if cols == NR { 0xffff } else { (1u16 << cols) - 1 };
+                    let mut v = *a;
+                    if let Some(b) = bias {
+                        let b = &b[col..col + cols];
+                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, b.as_ptr()));
+                    }
+                    if act == Act::Relu {
+                        v = _mm512_max_ps(v, _mm512_setzero_ps());
+                    }
+                    let out = dst.row_slice(i + r, col, cols);
+                    // SAFETY: `out` holds `cols` values and the mask enables only those lanes.
+                    _mm512_mask_storeu_ps(out.as_mut_ptr(), mask, v);
+                } else {
+                    _mm512_storeu_ps(buf.as_mut_ptr(), *a);
+                    dst.store(i + r, col, &buf[..cols], bias, act);
+                }
             }
         }
     }
