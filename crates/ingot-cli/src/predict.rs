@@ -92,38 +92,19 @@ pub(crate) fn run(job: &Job) -> Result<(), Error> {
     let mut out =
         Output { w: BufWriter::with_capacity(1 << 20, sink), format: out_format, wrote_header: false };
 
-    let mut rows = 0usize;
-    let emit = |chunk: &[Record], first_row: usize, out: &mut Output<Box<dyn Write>>| -> Result<(), Error> {
-        let p = model.predict_records(chunk).map_err(|e| e.with_row_offset(first_row))?;
-        out.write(&p).map_err(io_err(&job.output))
-    };
-    match in_format {
-        Format::Jsonl => {
-            let mut chunk = Vec::with_capacity(chunk_rows);
-            for (line_no, line) in reader.lines().enumerate() {
-                let line = line.map_err(io_err(&job.input))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let record: Record = serde_json::from_str(&line).map_err(|e| {
-                    usage(format!(
-                        "{} line {}: not a JSON object of column values: {e}",
-                        job.input.display(),
-                        line_no + 1
-                    ))
-                })?;
-                chunk.push(record);
-                if chunk.len() == chunk_rows {
-                    emit(&chunk, rows, &mut out)?;
-                    rows += chunk.len();
-                    chunk.clear();
-                }
-            }
-            if !chunk.is_empty() {
-                emit(&chunk, rows, &mut out)?;
-                rows += chunk.len();
-            }
-        }
+    // Both formats become one stream of records, predicted `chunk_rows` at a time.
+    let records: Box<dyn Iterator<Item = Result<Record, Error>> + '_> = match in_format {
+        Format::Jsonl => Box::new(reader.lines().enumerate().filter_map(|(line_no, line)| match line {
+            Err(e) => Some(Err(Error::Io { path: job.input.clone(), source: e })),
+            Ok(line) if line.trim().is_empty() => None,
+            Ok(line) => Some(serde_json::from_str(&line).map_err(|e| {
+                usage(format!(
+                    "{} line {}: not a JSON object of column values: {e}",
+                    job.input.display(),
+                    line_no + 1
+                ))
+            })),
+        })),
         Format::Csv => {
             let mut csv = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
             let headers = csv.headers().map_err(|e| usage(format!("{}: {e}", job.input.display())))?.clone();
@@ -138,25 +119,27 @@ pub(crate) fn run(job: &Job) -> Result<(), Error> {
                         .map(|i| i.dtype != ElementType::String)
                 })
                 .collect();
-            let mut chunk = Vec::with_capacity(chunk_rows);
-            for (r, record) in csv.records().enumerate() {
+            Box::new(csv.into_records().enumerate().map(move |(r, record)| {
                 let record = record.map_err(|e| usage(format!("{}: {e}", job.input.display())))?;
                 let mut row = Record::new();
                 for ((name, field), numeric) in headers.iter().zip(record.iter()).zip(&numeric) {
                     let Some(numeric) = numeric else { continue };
                     row.insert(name.to_owned(), parse_cell(field, *numeric, r, name)?);
                 }
-                chunk.push(row);
-                if chunk.len() == chunk_rows {
-                    emit(&chunk, rows, &mut out)?;
-                    rows += chunk.len();
-                    chunk.clear();
-                }
-            }
-            if !chunk.is_empty() {
-                emit(&chunk, rows, &mut out)?;
-                rows += chunk.len();
-            }
+                Ok(row)
+            }))
+        }
+    };
+    let mut rows = 0usize;
+    let mut chunk = Vec::with_capacity(chunk_rows);
+    let mut records = records.peekable();
+    while let Some(record) = records.next() {
+        chunk.push(record?);
+        if chunk.len() == chunk_rows || records.peek().is_none() {
+            let p = model.predict_records(&chunk).map_err(|e| e.with_row_offset(rows))?;
+            out.write(&p).map_err(io_err(&job.output))?;
+            rows += chunk.len();
+            chunk.clear();
         }
     }
     out.w.flush().map_err(io_err(&job.output))?;
