@@ -231,8 +231,10 @@ def main() -> None:
             cmd = args.ingot_cmd.format(
                 model_dir=shlex.quote(model_dir), sentences=shlex.quote(str(SENTENCES)), tmp=tmp
             )
-            out = subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True)
-            notes.append(f"Ingot (`{cmd}`):\n{out.stdout.rstrip()}")
+            with OtherLoad() as load:
+                out = subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True)
+            busy = f" (other processes used {load.cores:.2f} cores)" if load.cores > 0.1 else ""
+            notes.append(f"Ingot (`{cmd}`){busy}:\n{out.stdout.rstrip()}")
         elif args.no_ingot:
             notes.append("Ingot: skipped (--no-ingot).")
         elif not Path(args.ingot).is_file():
