@@ -55,13 +55,7 @@ pub(crate) fn run(graph: &Graph, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
 fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
     let x = args[0];
     Ok(match op {
-        Op::LinearConst(kernel) => {
-            if x.device().is_cpu() {
-                x.contiguous()?.apply_op1_no_bwd(kernel)?
-            } else {
-                linear_generic(x, args[1], args.get(2).copied())?
-            }
-        }
+        Op::LinearConst(kernel) => x.contiguous()?.apply_op1_no_bwd(kernel)?,
         Op::Linear => linear_generic(x, args[1], args.get(2).copied())?,
         Op::Gemm { alpha, beta, trans_a, trans_b } => {
             let a = if *trans_a { x.t()? } else { x.clone() };
@@ -91,9 +85,8 @@ fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
             e.broadcast_div(&sum)?
         }
         Op::Concat { axis } => Tensor::cat(args, *axis)?,
-        Op::Gather => args[0].embedding(args[1])?,
         Op::Gelu => x.gelu_erf()?,
-        Op::LayerNorm { .. } | Op::MultiHeadAttention { .. } | Op::SequencePool { .. } => {
+        Op::Gather | Op::LayerNorm { .. } | Op::MultiHeadAttention { .. } | Op::SequencePool { .. } => {
             candle_core::bail!("{op:?} is bound to its kernel at load")
         }
         Op::L2Normalize => {

@@ -164,7 +164,8 @@ impl Graph {
                 )));
             }
             let packed = ops::packed_out_features(&node.attrs).map_err(&graph_err)?;
-            let op = specialize(op, &mut node_inputs, packed, &initializers, bundle).map_err(&graph_err)?;
+            let op = specialize(op, &mut node_inputs, packed, &initializers, bundle, device)
+                .map_err(&graph_err)?;
             let mut outputs = Vec::with_capacity(node.outputs.len());
             for (out_name, shape) in node.outputs.iter().zip(out_shapes) {
                 if slots.contains_key(out_name) || bundle.tensor(out_name).is_some() {
@@ -259,6 +260,7 @@ fn specialize(
     packed: Option<usize>,
     inits: &HashMap<usize, String>,
     bundle: &Bundle,
+    device: &Device,
 ) -> Result<Op, String> {
     let shape_of =
         |slot: usize| inits.get(&slot).and_then(|n| bundle.tensor_entries().get(n)).map(|e| e.shape.clone());
@@ -266,7 +268,8 @@ fn specialize(
         Some(constant(slot, inits, bundle)?.map(|d| d.as_slice().to_vec()))
     };
     Ok(match op {
-        Op::Linear | Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, .. } => {
+        // The fused linear kernel is CPU code; on other devices candle's matmul runs it.
+        Op::Linear | Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, .. } if device.is_cpu() => {
             let transpose = matches!(op, Op::Gemm { trans_b: false, .. });
             let Some(weight) = constant(inputs[1], inits, bundle).transpose()? else { return Ok(op) };
             let bias = match inputs.get(2) {
