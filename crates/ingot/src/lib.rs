@@ -15,6 +15,7 @@ mod preprocess;
 #[doc(hidden)]
 pub mod testing;
 mod value;
+mod version;
 
 pub use candle_core::Device;
 pub use error::{Error, Result};
@@ -22,7 +23,8 @@ pub use exec::parse_device;
 pub use format::{Bundle, DType, Manifest, ModelCard, ReadOptions, Signature, TensorData, TensorView};
 pub use graph::OPSET;
 pub use input::{Dense, DenseData, Input};
-pub use model::{is_semver, LoadOptions, Model};
+pub use model::{LoadOptions, Model};
 pub use output::{ClassProbabilities, Matrix, Prediction, PredictionRow};
 pub use preprocess::text::TokenBatch;
 pub use value::{Columns, Record, Value};
+pub use version::{compare_versions, is_model_name, is_semver};

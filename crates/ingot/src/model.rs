@@ -14,6 +14,7 @@ use crate::postprocess::Postprocess;
 use crate::preprocess::tabular::TabularPipeline;
 use crate::preprocess::text::{TextPipeline, TokenBatch, TEXT_INPUTS};
 use crate::value::{Columns, Record, Value};
+use crate::version::{is_model_name, is_semver};
 
 /// How to load a model.
 ///
@@ -306,10 +307,7 @@ impl Model {
 }
 
 fn check_card(card: &ModelCard) -> Result<()> {
-    let name_ok = !card.name.is_empty()
-        && card.name.len() <= 128
-        && card.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !name_ok {
+    if !is_model_name(&card.name) {
         return Err(Error::manifest(
             "model.name",
             format!("`{}` must match [A-Za-z0-9._-]{{1,128}}", card.name),
@@ -322,34 +320,4 @@ fn check_card(card: &ModelCard) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Whether `v` is a semantic version `MAJOR.MINOR.PATCH[-pre][+build]`.
-///
-/// ```
-/// assert!(ingot::is_semver("1.2.3-rc.1+build5"));
-/// assert!(!ingot::is_semver("1.2"));
-/// ```
-pub fn is_semver(v: &str) -> bool {
-    let (core, rest) = match v.find(['-', '+']) {
-        Some(i) => v.split_at(i),
-        None => (v, ""),
-    };
-    let parts: Vec<&str> = core.split('.').collect();
-    let numeric = |p: &&str| {
-        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0'))
-    };
-    let ident_ok = |s: &str| {
-        !s.is_empty()
-            && s.split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-    };
-    let tail_ok = match rest.strip_prefix('-') {
-        Some(pre) => match pre.split_once('+') {
-            Some((p, b)) => ident_ok(p) && ident_ok(b),
-            None => ident_ok(pre),
-        },
-        None => rest.strip_prefix('+').is_none_or(ident_ok),
-    };
-    parts.len() == 3 && parts.iter().all(numeric) && tail_ok
 }
