@@ -39,6 +39,25 @@ pub(crate) fn sequence_offsets(
 impl Attention {
     /// Attention for one sequence: `qkv` holds its `len` token rows, `out` its `len` output rows.
     fn sequence(&self, qkv: &[f32], hidden: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx512() {
+            // SAFETY: the CPU supports AVX-512F (checked just above); the body is plain safe Rust,
+            // compiled with wider vectors.
+            unsafe { self.sequence_avx512(qkv, hidden, out) };
+            return;
+        }
+        self.sequence_body(qkv, hidden, out);
+    }
+
+    /// [`Self::sequence_body`] compiled with AVX-512 enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn sequence_avx512(&self, qkv: &[f32], hidden: usize, out: &mut [f32]) {
+        self.sequence_body(qkv, hidden, out);
+    }
+
+    #[inline(always)]
+    fn sequence_body(&self, qkv: &[f32], hidden: usize, out: &mut [f32]) {
         let d = hidden / self.heads;
         let len = qkv.len() / (3 * hidden);
         let scale = 1.0 / (d as f32).sqrt();

@@ -29,7 +29,7 @@ pub(crate) fn contiguous_f32<'a>(
 
 /// Dot product with 8 independent partial sums, so the compiler vectorizes it (a plain
 /// `.sum()` of products is a serial chain of adds).
-#[inline]
+#[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ac, at) = a.split_at(a.len() - a.len() % 8);
@@ -40,4 +40,17 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + at.iter().zip(bt).map(|(x, y)| x * y).sum::<f32>()
+}
+
+/// Whether this CPU has AVX-512F (checked once by std, then cached).
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
