@@ -77,8 +77,9 @@ bench-compare: bench-deps  ## Ingot vs scikit-learn vs ONNX Runtime on the same 
 
 ref-deps: .venv-ref/.installed  ## Reference venv (torch, sentence-transformers, ONNX Runtime): text fixtures and benchmarks
 
-text-fixtures: ref-deps  ## Regenerate tests/fixtures/minilm from sentence-transformers
+text-fixtures: ref-deps  ## Regenerate tests/fixtures/minilm and tests/fixtures/arch from sentence-transformers
 	.venv-ref/bin/python scripts/make_text_fixtures.py
+	.venv-ref/bin/python scripts/make_arch_fixtures.py
 
 bench-text: ref-deps  ## Ingot vs sentence-transformers vs ONNX Runtime on all-MiniLM-L6-v2, same run
 	$(CARGO) build --release --locked -p ingot-cli

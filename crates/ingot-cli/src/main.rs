@@ -78,7 +78,8 @@ enum Command {
 #[derive(Subcommand)]
 enum ImportKind {
     /// A Hugging Face / sentence-transformers directory (config.json, model.safetensors,
-    /// tokenizer.json, modules.json, 1_Pooling/config.json) of a BERT-architecture encoder.
+    /// tokenizer.json, modules.json, 1_Pooling/config.json) of a BERT, DistilBERT, RoBERTa or
+    /// XLM-RoBERTa encoder.
     Hf {
         /// The model directory.
         dir: PathBuf,

@@ -1,8 +1,11 @@
 //! Hugging Face / sentence-transformers directory → `.ingot` sentence encoder.
 //!
 //! Reads `config.json`, `model.safetensors`, `tokenizer.json` and, when present, `modules.json`,
-//! `1_Pooling/config.json` and `sentence_bert_config.json`. BERT-architecture encoders (BERT,
-//! MiniLM) are supported; any other `model_type` is refused naming it.
+//! `1_Pooling/config.json` and `sentence_bert_config.json`. The BERT (BERT, MiniLM), DistilBERT
+//! and RoBERTa (RoBERTa, XLM-RoBERTa) layouts are supported; any other `model_type` is refused
+//! naming it. All three become the same graph: the layouts differ only in tensor names, in
+//! DistilBERT having no token-type embeddings, and in RoBERTa numbering positions from
+//! `pad_token_id + 1` (the importer drops the unused rows of its position table).
 //!
 //! At import the query, key and value projections are fused into one `[3H, H]` weight and every
 //! linear weight is stored pre-packed (`packed16`), so loading maps them without copying.
@@ -45,25 +48,97 @@ impl Default for ImportOptions {
     }
 }
 
+/// `config.json`; the aliases are DistilBERT's names for the same fields.
 #[derive(Debug, Deserialize)]
 struct Config {
     #[serde(default)]
     model_type: String,
+    #[serde(alias = "dim")]
     hidden_size: usize,
+    #[serde(alias = "n_heads")]
     num_attention_heads: usize,
+    #[serde(alias = "n_layers")]
     num_hidden_layers: usize,
+    #[serde(alias = "hidden_dim")]
     intermediate_size: usize,
     #[serde(default = "default_eps")]
     layer_norm_eps: f64,
     max_position_embeddings: usize,
     #[serde(default = "default_types")]
     type_vocab_size: usize,
-    #[serde(default = "default_act")]
+    #[serde(default = "default_act", alias = "activation")]
     hidden_act: String,
     #[serde(default)]
     position_embedding_type: Option<String>,
     #[serde(default)]
+    pad_token_id: Option<usize>,
+    #[serde(default)]
     transformers_version: Option<String>,
+}
+
+/// The encoder layouts the importer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arch {
+    Bert,
+    DistilBert,
+    Roberta,
+}
+
+impl Arch {
+    fn from_model_type(model_type: &str) -> Option<Arch> {
+        Some(match model_type {
+            "bert" => Arch::Bert,
+            "distilbert" => Arch::DistilBert,
+            "roberta" | "xlm-roberta" => Arch::Roberta,
+            _ => return None,
+        })
+    }
+
+    /// Prefix of the tensor names in checkpoints saved from a task head (`BertForMaskedLM`, …).
+    fn prefix(self) -> &'static str {
+        match self {
+            Arch::Bert => "bert.",
+            Arch::DistilBert => "distilbert.",
+            Arch::Roberta => "roberta.",
+        }
+    }
+
+    /// Names of layer `l`'s tensors (without `.weight`/`.bias`): q, k, v, attention output,
+    /// its LayerNorm, FFN in, FFN out, its LayerNorm.
+    fn layer_names(self, l: usize) -> [String; 8] {
+        let names: [&str; 8] = match self {
+            Arch::Bert | Arch::Roberta => [
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+                "attention.output.dense",
+                "attention.output.LayerNorm",
+                "intermediate.dense",
+                "output.dense",
+                "output.LayerNorm",
+            ],
+            Arch::DistilBert => [
+                "attention.q_lin",
+                "attention.k_lin",
+                "attention.v_lin",
+                "attention.out_lin",
+                "sa_layer_norm",
+                "ffn.lin1",
+                "ffn.lin2",
+                "output_layer_norm",
+            ],
+        };
+        let stack = if self == Arch::DistilBert { "transformer" } else { "encoder" };
+        names.map(|n| format!("{stack}.layer.{l}.{n}"))
+    }
+
+    /// Rows of the position table before position 0: RoBERTa counts from `pad_token_id + 1`.
+    fn position_offset(self, cfg: &Config) -> usize {
+        match self {
+            Arch::Roberta => cfg.pad_token_id.unwrap_or(1) + 1,
+            Arch::Bert | Arch::DistilBert => 0,
+        }
+    }
 }
 
 fn default_eps() -> f64 {
@@ -150,7 +225,7 @@ struct Weights {
 }
 
 impl Weights {
-    fn open(dir: &Path) -> Result<Weights> {
+    fn open(dir: &Path, arch: Arch) -> Result<Weights> {
         let path = dir.join("model.safetensors");
         let file = fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
         // SAFETY: read-only map of a file we only read during the import.
@@ -158,11 +233,11 @@ impl Weights {
         let tensors = safetensors::SafeTensors::deserialize(&st)
             .map_err(|e| Error::format("header-json", format!("{}: {e}", path.display())))?;
         let probe = "embeddings.word_embeddings.weight";
-        let prefix = ["", "bert."]
+        let prefix = ["", arch.prefix()]
             .into_iter()
             .find(|p| tensors.tensor(&format!("{p}{probe}")).is_ok())
             .ok_or_else(|| Error::TensorMissing {
-                name: format!("{probe} or bert.{probe}"),
+                name: format!("{probe} or {}{probe}", arch.prefix()),
                 needed_by: path.display().to_string(),
             })?;
         Ok(Weights { st, prefix })
@@ -175,7 +250,7 @@ impl Weights {
         let full = format!("{}{name}", self.prefix);
         let view = st
             .tensor(&full)
-            .map_err(|_| Error::TensorMissing { name: full.clone(), needed_by: "the BERT encoder".into() })?;
+            .map_err(|_| Error::TensorMissing { name: full.clone(), needed_by: "the encoder".into() })?;
         if view.shape() != shape {
             return Err(Error::ShapeMismatch {
                 what: format!("`{full}`"),
@@ -220,12 +295,12 @@ pub fn import_dir(
 ) -> Result<(Manifest, Vec<(String, TensorData)>)> {
     let dir = dir.as_ref();
     let cfg: Config = read_json(&dir.join("config.json"))?;
-    if cfg.model_type != "bert" {
-        return Err(unsupported(format!(
-            "architecture `{}` (config.json model_type); the importer reads BERT-architecture encoders (bert, MiniLM)",
+    let arch = Arch::from_model_type(&cfg.model_type).ok_or_else(|| {
+        unsupported(format!(
+            "architecture `{}` (config.json model_type); the importer reads bert, distilbert, roberta and xlm-roberta encoders",
             if cfg.model_type.is_empty() { "<missing>" } else { &cfg.model_type }
-        )));
-    }
+        ))
+    })?;
     if cfg.hidden_act != "gelu" {
         return Err(unsupported(format!("hidden_act `{}` (only `gelu`, the erf form)", cfg.hidden_act)));
     }
@@ -239,6 +314,16 @@ pub fn import_dir(
             format!("hidden_size {h} is not a multiple of num_attention_heads {heads}"),
         ));
     }
+    let offset = arch.position_offset(&cfg);
+    let positions = cfg.max_position_embeddings.checked_sub(offset).filter(|&p| p > 0).ok_or_else(|| {
+        Error::manifest(
+            "config.json",
+            format!(
+                "max_position_embeddings {} leaves no positions after pad_token_id",
+                cfg.max_position_embeddings
+            ),
+        )
+    })?;
     let max_length = match options.max_length {
         Some(m) => m,
         None => {
@@ -248,22 +333,19 @@ pub fn import_dir(
             } else {
                 None
             };
-            from_st.unwrap_or(cfg.max_position_embeddings)
+            from_st.unwrap_or(positions)
         }
     };
-    if max_length > cfg.max_position_embeddings || max_length < 2 {
+    if max_length > positions || max_length < 2 {
         return Err(Error::manifest(
             "max_length",
-            format!(
-                "{max_length} must be between 2 and max_position_embeddings ({})",
-                cfg.max_position_embeddings
-            ),
+            format!("{max_length} must be between 2 and the model's {positions} positions"),
         ));
     }
     let (pool_mode, normalize) = pooling(dir)?;
     let tok_path = dir.join("tokenizer.json");
     let tokenizer = fs::read(&tok_path).map_err(|e| Error::io(&tok_path, e))?;
-    let w = Weights::open(dir)?;
+    let w = Weights::open(dir, arch)?;
 
     let vocab = {
         let st = safetensors::SafeTensors::deserialize(&w.st)
@@ -278,16 +360,15 @@ pub fn import_dir(
         "embeddings.word",
         f32_tensor(vec![vocab, h], &w.get("embeddings.word_embeddings.weight", &[vocab, h])?)?,
     );
-    let pos = cfg.max_position_embeddings;
-    push(
-        "embeddings.position",
-        f32_tensor(vec![pos, h], &w.get("embeddings.position_embeddings.weight", &[pos, h])?)?,
-    );
-    let types = cfg.type_vocab_size;
-    push(
-        "embeddings.token_type",
-        f32_tensor(vec![types, h], &w.get("embeddings.token_type_embeddings.weight", &[types, h])?)?,
-    );
+    let table = w.get("embeddings.position_embeddings.weight", &[cfg.max_position_embeddings, h])?;
+    push("embeddings.position", f32_tensor(vec![positions, h], &table[offset * h..])?);
+    if arch != Arch::DistilBert {
+        let types = cfg.type_vocab_size;
+        push(
+            "embeddings.token_type",
+            f32_tensor(vec![types, h], &w.get("embeddings.token_type_embeddings.weight", &[types, h])?)?,
+        );
+    }
     push("embeddings.ln.gamma", f32_tensor(vec![h], &w.get("embeddings.LayerNorm.weight", &[h])?)?);
     push("embeddings.ln.beta", f32_tensor(vec![h], &w.get("embeddings.LayerNorm.bias", &[h])?)?);
 
@@ -298,56 +379,54 @@ pub fn import_dir(
     let mut nodes = vec![
         node("embed_word", "Gather", &["embeddings.word", "input_ids"], "e_word", json!({})),
         node("embed_position", "Gather", &["embeddings.position", "position_ids"], "e_pos", json!({})),
-        node("embed_type", "Gather", &["embeddings.token_type", "token_type_ids"], "e_type", json!({})),
         node("embed_sum1", "Add", &["e_word", "e_pos"], "e_sum1", json!({})),
-        node("embed_sum2", "Add", &["e_sum1", "e_type"], "e_sum2", json!({})),
-        node(
-            "embed_ln",
-            "LayerNorm",
-            &["e_sum2", "embeddings.ln.gamma", "embeddings.ln.beta"],
-            "h0",
-            eps.clone(),
-        ),
     ];
+    let embedded = if arch == Arch::DistilBert {
+        "e_sum1"
+    } else {
+        nodes.push(node(
+            "embed_type",
+            "Gather",
+            &["embeddings.token_type", "token_type_ids"],
+            "e_type",
+            json!({}),
+        ));
+        nodes.push(node("embed_sum2", "Add", &["e_sum1", "e_type"], "e_sum2", json!({})));
+        "e_sum2"
+    };
+    nodes.push(node(
+        "embed_ln",
+        "LayerNorm",
+        &[embedded, "embeddings.ln.gamma", "embeddings.ln.beta"],
+        "h0",
+        eps.clone(),
+    ));
     for l in 0..cfg.num_hidden_layers {
-        let p = format!("encoder.layer.{l}.");
+        let [q, k, v, attn_out, ln1, ffn_in, ffn_out, ln2] = arch.layer_names(l);
         let mut qkv_w = Vec::with_capacity(3 * h * h);
         let mut qkv_b = Vec::with_capacity(3 * h);
-        for part in ["query", "key", "value"] {
-            qkv_w.extend(w.get(&format!("{p}attention.self.{part}.weight"), &[h, h])?);
-            qkv_b.extend(w.get(&format!("{p}attention.self.{part}.bias"), &[h])?);
+        for part in [q, k, v] {
+            qkv_w.extend(w.get(&format!("{part}.weight"), &[h, h])?);
+            qkv_b.extend(w.get(&format!("{part}.bias"), &[h])?);
         }
         let t = |s: &str| format!("layer{l}.{s}");
         push(&t("qkv.weight"), packed(&qkv_w, 3 * h, h)?);
         push(&t("qkv.bias"), f32_tensor(vec![3 * h], &qkv_b)?);
-        push(
-            &t("attn_out.weight"),
-            packed(&w.get(&format!("{p}attention.output.dense.weight"), &[h, h])?, h, h)?,
-        );
-        push(
-            &t("attn_out.bias"),
-            f32_tensor(vec![h], &w.get(&format!("{p}attention.output.dense.bias"), &[h])?)?,
-        );
-        push(
-            &t("ln1.gamma"),
-            f32_tensor(vec![h], &w.get(&format!("{p}attention.output.LayerNorm.weight"), &[h])?)?,
-        );
-        push(
-            &t("ln1.beta"),
-            f32_tensor(vec![h], &w.get(&format!("{p}attention.output.LayerNorm.bias"), &[h])?)?,
-        );
-        push(
-            &t("ffn_in.weight"),
-            packed(&w.get(&format!("{p}intermediate.dense.weight"), &[ffn, h])?, ffn, h)?,
-        );
-        push(
-            &t("ffn_in.bias"),
-            f32_tensor(vec![ffn], &w.get(&format!("{p}intermediate.dense.bias"), &[ffn])?)?,
-        );
-        push(&t("ffn_out.weight"), packed(&w.get(&format!("{p}output.dense.weight"), &[h, ffn])?, h, ffn)?);
-        push(&t("ffn_out.bias"), f32_tensor(vec![h], &w.get(&format!("{p}output.dense.bias"), &[h])?)?);
-        push(&t("ln2.gamma"), f32_tensor(vec![h], &w.get(&format!("{p}output.LayerNorm.weight"), &[h])?)?);
-        push(&t("ln2.beta"), f32_tensor(vec![h], &w.get(&format!("{p}output.LayerNorm.bias"), &[h])?)?);
+        let weight =
+            |name: &str, m: usize, k: usize| packed(&w.get(&format!("{name}.weight"), &[m, k])?, m, k);
+        let vector = |name: &str, suffix: &str, m: usize| {
+            f32_tensor(vec![m], &w.get(&format!("{name}.{suffix}"), &[m])?)
+        };
+        push(&t("attn_out.weight"), weight(&attn_out, h, h)?);
+        push(&t("attn_out.bias"), vector(&attn_out, "bias", h)?);
+        push(&t("ln1.gamma"), vector(&ln1, "weight", h)?);
+        push(&t("ln1.beta"), vector(&ln1, "bias", h)?);
+        push(&t("ffn_in.weight"), weight(&ffn_in, ffn, h)?);
+        push(&t("ffn_in.bias"), vector(&ffn_in, "bias", ffn)?);
+        push(&t("ffn_out.weight"), weight(&ffn_out, h, ffn)?);
+        push(&t("ffn_out.bias"), vector(&ffn_out, "bias", h)?);
+        push(&t("ln2.gamma"), vector(&ln2, "weight", h)?);
+        push(&t("ln2.beta"), vector(&ln2, "bias", h)?);
 
         let (x, n) = (format!("h{l}"), |s: &str| format!("l{l}_{s}"));
         let lin = |m: usize| json!({"weight_layout": "packed16", "out_features": m});
@@ -429,7 +508,8 @@ pub fn import_dir(
             name,
             version: options.version.clone(),
             description: Some(format!(
-                "BERT sentence encoder ({} layers, hidden {h}, {pool_mode} pooling{}) imported from {}",
+                "{} sentence encoder ({} layers, hidden {h}, {pool_mode} pooling{}) imported from {}",
+                cfg.model_type,
                 cfg.num_hidden_layers,
                 if normalize { ", L2-normalized" } else { "" },
                 dir.file_name().and_then(|n| n.to_str()).unwrap_or("a Hugging Face directory"),
@@ -450,12 +530,11 @@ pub fn import_dir(
         preprocess: vec![PreprocessSpec::Text(TextSpec { tokenizer: "tokenizer.json".into(), max_length })],
         graph: GraphSpec {
             opset: 1,
-            inputs: vec![
-                ids("input_ids"),
-                ids("token_type_ids"),
-                ids("position_ids"),
-                ids("sequence_offsets"),
-            ],
+            inputs: ["input_ids", "token_type_ids", "position_ids", "sequence_offsets"]
+                .into_iter()
+                .filter(|&i| arch != Arch::DistilBert || i != "token_type_ids")
+                .map(ids)
+                .collect(),
             outputs: vec![spec("embedding", ElementType::F32, vec![-1, h as i64])],
             nodes,
         },
