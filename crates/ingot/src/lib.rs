@@ -10,6 +10,7 @@ mod input;
 mod kernels;
 mod model;
 mod output;
+mod parallel;
 mod postprocess;
 mod preprocess;
 #[doc(hidden)]

@@ -8,7 +8,6 @@
 //! one row pass). Sequences run in parallel; heads of one sequence run serially.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
-use rayon::prelude::*;
 
 use super::{contiguous_f32, dot};
 
@@ -89,18 +88,10 @@ impl Attention {
 
     /// Runs all sequences of a packed batch.
     pub(crate) fn forward(&self, qkv: &[f32], offsets: &[usize], hidden: usize, out: &mut [f32]) {
-        let mut chunks = Vec::with_capacity(offsets.len());
-        let mut rest = out;
-        for w in offsets.windows(2) {
-            let (head, tail) = rest.split_at_mut((w[1] - w[0]) * hidden);
-            chunks.push((&qkv[w[0] * 3 * hidden..w[1] * 3 * hidden], head));
-            rest = tail;
-        }
-        if chunks.len() > 1 {
-            chunks.into_par_iter().for_each(|(q, o)| self.sequence(q, hidden, o));
-        } else {
-            chunks.into_iter().for_each(|(q, o)| self.sequence(q, hidden, o));
-        }
+        let bounds: Vec<usize> = offsets.iter().map(|&o| (o - offsets[0]) * hidden).collect();
+        crate::parallel::for_each_part_mut(out, &bounds, |s, o| {
+            self.sequence(&qkv[offsets[s] * 3 * hidden..offsets[s + 1] * 3 * hidden], hidden, o)
+        });
     }
 }
 

@@ -7,11 +7,10 @@
 //! AVX-512F (8 rows × 32 outputs) and AVX2+FMA (6 rows × 16 outputs) are chosen at run time;
 //! `portable` is the scalar fallback; tests compare every path with `linear::linear_ref`.
 
-use rayon::prelude::*;
-
 use super::activation::Act;
 use super::PARALLEL_MIN_WORK;
 use crate::format::F32Data;
+use crate::parallel;
 
 /// Output columns per packed panel.
 pub(crate) const NR: usize = 16;
@@ -143,7 +142,7 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
     let n = x.len() / k;
     let n_panels = m.div_ceil(NR);
     let work = n.saturating_mul(m).saturating_mul(k);
-    let threads = rayon::current_num_threads();
+    let threads = parallel::threads();
     if work < PARALLEL_MIN_WORK || threads == 1 {
         kernel(isa, x, w, 0..n_panels, bias, act, Dst { out, ldo: m, col0: 0, row0: 0 });
         return;
@@ -151,7 +150,8 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
     let mr = isa.mr();
     if n >= threads * 8 * mr {
         let block = n.div_ceil(threads * 2).div_ceil(mr) * mr;
-        x.par_chunks(block * k).zip(out.par_chunks_mut(block * m)).for_each(|(xb, ob)| {
+        parallel::for_each_chunk_mut(out, block * m, |b, ob| {
+            let xb = &x[b * block * k..(b * block * k + ob.len() / m * k)];
             kernel(isa, xb, w, 0..n_panels, bias, act, Dst { out: ob, ldo: m, col0: 0, row0: 0 })
         });
         return;
@@ -159,18 +159,17 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
     // Few rows: each task computes a range of panels into its own buffer, then copies it out.
     let groups = (threads * 2).min(n_panels).max(1);
     let per = n_panels.div_ceil(groups);
-    let parts: Vec<(usize, usize, Vec<f32>)> = (0..n_panels.div_ceil(per))
-        .into_par_iter()
-        .map(|g| {
-            let q0 = g * per;
-            let q1 = (q0 + per).min(n_panels);
-            let (c0, c1) = (q0 * NR, (q1 * NR).min(m));
-            let mut buf = vec![0f32; n * (c1 - c0)];
-            kernel(isa, x, w, q0..q1, bias, act, Dst { out: &mut buf, ldo: c1 - c0, col0: c0, row0: 0 });
-            (c0, c1, buf)
-        })
-        .collect();
-    for (c0, c1, buf) in parts {
+    let mut parts: Vec<Vec<f32>> = vec![Vec::new(); n_panels.div_ceil(per)];
+    let columns = |g: usize| (g * per * NR, ((g + 1) * per * NR).min(m));
+    parallel::for_each_chunk_mut(&mut parts, 1, |g, part| {
+        let (c0, c1) = columns(g);
+        let mut buf = vec![0f32; n * (c1 - c0)];
+        let panels = g * per..((g + 1) * per).min(n_panels);
+        kernel(isa, x, w, panels, bias, act, Dst { out: &mut buf, ldo: c1 - c0, col0: c0, row0: 0 });
+        part[0] = buf;
+    });
+    for (g, buf) in parts.iter().enumerate() {
+        let (c0, c1) = columns(g);
         for (row, part) in out.chunks_exact_mut(m).zip(buf.chunks_exact(c1 - c0)) {
             row[c0..c1].copy_from_slice(part);
         }

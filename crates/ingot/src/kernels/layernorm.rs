@@ -2,7 +2,6 @@
 //! `y = (z - mean(z)) / sqrt(var(z) + eps) · γ + β` with `z = x (+ r)`, two-pass variance.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
-use rayon::prelude::*;
 
 use super::{contiguous_f32, PARALLEL_MIN_WORK};
 
@@ -41,7 +40,10 @@ impl LayerNorm {
         if out.len() < PARALLEL_MIN_WORK {
             out.chunks_exact_mut(dim).enumerate().for_each(|(i, o)| row(i, o));
         } else {
-            out.par_chunks_exact_mut(dim).enumerate().with_min_len(16).for_each(|(i, o)| row(i, o));
+            let rows = (out.len() / dim).div_ceil(crate::parallel::threads() * 4).max(16);
+            crate::parallel::for_each_chunk_mut(out, rows * dim, |c, part| {
+                part.chunks_exact_mut(dim).enumerate().for_each(|(i, o)| row(c * rows + i, o))
+            });
         }
     }
 

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
-use rayon::prelude::*;
 
 use super::activation::Act;
 use super::gemm::{gemm, Isa, PackedWeight};
@@ -93,10 +92,11 @@ impl LinearKernel {
             self.rows(weight, x, out);
             return;
         }
-        let chunk_rows = (n / (rayon::current_num_threads() * 4)).max(2);
-        x.par_chunks(chunk_rows * k)
-            .zip(out.par_chunks_mut(chunk_rows * m))
-            .for_each(|(xc, oc)| self.rows(weight, xc, oc));
+        let chunk_rows = (n / (crate::parallel::threads() * 4)).max(2);
+        crate::parallel::for_each_chunk_mut(out, chunk_rows * m, |c, oc| {
+            let xc = &x[c * chunk_rows * k..(c * chunk_rows + oc.len() / m) * k];
+            self.rows(weight, xc, oc)
+        });
     }
 
     fn rows(&self, weight: &[f32], x: &[f32], out: &mut [f32]) {

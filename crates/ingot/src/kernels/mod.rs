@@ -10,7 +10,7 @@ pub(crate) mod layernorm;
 pub(crate) mod linear;
 pub(crate) mod pool;
 
-/// Work (multiply-adds) below which a kernel stays on the calling thread: waking rayon's
+/// Work (multiply-adds) below which a kernel stays on the calling thread: handing work to
 /// workers costs more than it saves for batch-1 requests.
 pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 16;
 

@@ -6,8 +6,6 @@
 
 use std::collections::HashMap;
 
-use rayon::prelude::*;
-
 use crate::error::{Error, Result};
 use crate::format::{ElementType, HandleUnknown, TabularSpec, TabularStepSpec, TensorSpec};
 use crate::input::{Dense, Input};
@@ -384,12 +382,9 @@ impl TabularPipeline {
         if rows <= ROWS_PER_TASK {
             self.rows_into(&source, 0, &mut out)?;
         } else {
-            let results: Vec<Result<()>> = out
-                .par_chunks_mut(ROWS_PER_TASK * self.width)
-                .enumerate()
-                .map(|(c, chunk)| self.rows_into(&source, c * ROWS_PER_TASK, chunk))
-                .collect();
-            results.into_iter().collect::<Result<()>>()?;
+            first_error(&mut out, ROWS_PER_TASK * self.width, |c, chunk| {
+                self.rows_into(&source, c * ROWS_PER_TASK, chunk)
+            })?;
         }
         Ok((out, rows))
     }
@@ -484,12 +479,7 @@ impl TabularPipeline {
         if d.rows() <= ROWS_PER_TASK {
             return chunk_into(0, out);
         }
-        let results: Vec<Result<()>> = out
-            .par_chunks_mut(ROWS_PER_TASK * width)
-            .enumerate()
-            .map(|(c, chunk)| chunk_into(c * ROWS_PER_TASK, chunk))
-            .collect();
-        results.into_iter().collect()
+        first_error(out, ROWS_PER_TASK * width, |c, chunk| chunk_into(c * ROWS_PER_TASK, chunk))
     }
 
     fn column_list(&self) -> String {
@@ -678,6 +668,22 @@ fn affine(field: &str, sub: Option<&[f64]>, div: Option<&[f64]>, w: usize, sub_n
         sub: sub.map_or_else(|| vec![0.0; w], <[f64]>::to_vec),
         div: div.map_or_else(|| vec![1.0; w], <[f64]>::to_vec),
     })
+}
+
+/// Fills `out` chunk by chunk in parallel; the error of the earliest failing chunk, if any.
+fn first_error(
+    out: &mut [f32],
+    chunk: usize,
+    fill: impl Fn(usize, &mut [f32]) -> Result<()> + Sync,
+) -> Result<()> {
+    let errors: Vec<std::sync::OnceLock<Error>> =
+        (0..out.len().div_ceil(chunk.max(1))).map(|_| std::sync::OnceLock::new()).collect();
+    crate::parallel::for_each_chunk_mut(out, chunk, |c, part| {
+        if let Err(e) = fill(c, part) {
+            let _ = errors[c].set(e);
+        }
+    });
+    errors.into_iter().find_map(std::sync::OnceLock::into_inner).map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
