@@ -5,7 +5,10 @@
 //! `s` is tokens `offsets[s]..offsets[s+1]`). Each token attends only to the tokens of its own
 //! sequence, which is exactly what a padded batch with an attention mask computes, without the
 //! padded work. Scores are scaled by `1/sqrt(head_dim)`; the softmax is fused (max, exp, sum in
-//! one row pass). Sequences run in parallel; heads of one sequence run serially.
+//! one row pass). Work is split by sequence and, when there are fewer sequences than threads, by
+//! blocks of query rows within a sequence (a single sentence still uses every core).
+
+use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 
@@ -36,33 +39,34 @@ pub(crate) fn sequence_offsets(
 }
 
 impl Attention {
-    /// Attention for one sequence: `qkv` holds its `len` token rows, `out` its `len` output rows.
-    fn sequence(&self, qkv: &[f32], hidden: usize, out: &mut [f32]) {
+    /// Attention for query rows `rows` of one sequence: `qkv` holds all its token rows, `out`
+    /// the output rows of `rows`.
+    fn sequence(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if super::has_avx512() {
             // SAFETY: the CPU supports AVX-512F (checked just above); the body is plain safe Rust,
             // compiled with wider vectors.
-            unsafe { self.sequence_avx512(qkv, hidden, out) };
+            unsafe { self.sequence_avx512(qkv, hidden, rows, out) };
             return;
         }
-        self.sequence_body(qkv, hidden, out);
+        self.sequence_body(qkv, hidden, rows, out);
     }
 
     /// [`Self::sequence_body`] compiled with AVX-512 enabled.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn sequence_avx512(&self, qkv: &[f32], hidden: usize, out: &mut [f32]) {
-        self.sequence_body(qkv, hidden, out);
+    fn sequence_avx512(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [f32]) {
+        self.sequence_body(qkv, hidden, rows, out);
     }
 
     #[inline(always)]
-    fn sequence_body(&self, qkv: &[f32], hidden: usize, out: &mut [f32]) {
+    fn sequence_body(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [f32]) {
         let d = hidden / self.heads;
         let len = qkv.len() / (3 * hidden);
         let scale = 1.0 / (d as f32).sqrt();
         let mut scores = vec![0f32; len];
         for h in 0..self.heads {
-            for i in 0..len {
+            for i in rows.clone() {
                 let q = &qkv[i * 3 * hidden + h * d..][..d];
                 let mut max = f32::NEG_INFINITY;
                 for (j, s) in scores.iter_mut().enumerate() {
@@ -75,7 +79,7 @@ impl Attention {
                     *s = (*s - max).exp();
                     sum += *s;
                 }
-                let o = &mut out[i * hidden + h * d..][..d];
+                let o = &mut out[(i - rows.start) * hidden + h * d..][..d];
                 o.fill(0.0);
                 for (j, &p) in scores.iter().enumerate() {
                     let v = &qkv[j * 3 * hidden + 2 * hidden + h * d..][..d];
@@ -88,9 +92,25 @@ impl Attention {
 
     /// Runs all sequences of a packed batch.
     pub(crate) fn forward(&self, qkv: &[f32], offsets: &[usize], hidden: usize, out: &mut [f32]) {
-        let bounds: Vec<usize> = offsets.iter().map(|&o| (o - offsets[0]) * hidden).collect();
-        crate::parallel::for_each_part_mut(out, &bounds, |s, o| {
-            self.sequence(&qkv[offsets[s] * 3 * hidden..offsets[s + 1] * 3 * hidden], hidden, o)
+        let sequences = offsets.len().saturating_sub(1);
+        let wanted = 2 * crate::parallel::threads();
+        let split = if sequences >= wanted { 1 } else { wanted.div_ceil(sequences.max(1)) };
+        // Work items: (sequence, query rows), with the output bounds of each.
+        let mut items = Vec::with_capacity(sequences * split);
+        let mut bounds = vec![0];
+        for (s, w) in offsets.windows(2).enumerate() {
+            let len = w[1] - w[0];
+            let per = len.div_ceil(split).max(1);
+            for start in (0..len).step_by(per) {
+                let end = (start + per).min(len);
+                items.push((s, start..end));
+                bounds.push((w[0] + end - offsets[0]) * hidden);
+            }
+        }
+        crate::parallel::for_each_part_mut(out, &bounds, |item, o| {
+            let (s, rows) = &items[item];
+            let seq = &qkv[offsets[*s] * 3 * hidden..offsets[*s + 1] * 3 * hidden];
+            self.sequence(seq, hidden, rows.clone(), o)
         });
     }
 }
@@ -165,18 +185,21 @@ mod tests {
         out
     }
 
+    /// Many short sequences, a few of mixed length (split into row blocks), one long one alone.
     #[test]
     fn ragged_equals_padded_and_masked() {
         let (hidden, heads) = (24, 3);
-        let offsets = vec![0, 1, 6, 6 + 13, 6 + 13 + 2];
-        let tokens = *offsets.last().unwrap();
-        let qkv: Vec<f32> =
-            (0..tokens * 3 * hidden).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
-        let mut out = vec![0f32; tokens * hidden];
-        Attention { heads }.forward(&qkv, &offsets, hidden, &mut out);
-        let reference = padded_reference(&qkv, &offsets, hidden, heads);
-        for (a, b) in out.iter().zip(&reference) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        let many: Vec<usize> = (0..=12).map(|s| s * 3).collect();
+        for offsets in [vec![0, 1, 6, 6 + 13, 6 + 13 + 2], vec![0, 37], many] {
+            let tokens = *offsets.last().unwrap();
+            let qkv: Vec<f32> =
+                (0..tokens * 3 * hidden).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
+            let mut out = vec![0f32; tokens * hidden];
+            Attention { heads }.forward(&qkv, &offsets, hidden, &mut out);
+            let reference = padded_reference(&qkv, &offsets, hidden, heads);
+            for (a, b) in out.iter().zip(&reference) {
+                assert!((a - b).abs() < 1e-5, "{offsets:?}: {a} vs {b}");
+            }
         }
     }
 }
