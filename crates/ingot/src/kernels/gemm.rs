@@ -239,6 +239,9 @@ mod avx512 {
 
     const MR: usize = 8;
 
+    /// Packed weights up to this size are walked row-tile-outer (they fit in L2).
+    const SMALL_WEIGHT_BYTES: usize = 256 * 1024;
+
     /// # Safety
     /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
@@ -251,31 +254,54 @@ mod avx512 {
         dst: &mut Dst<'_>,
     ) {
         let n = x.len() / w.k;
-        let mut q = panels.start;
-        while q < panels.end {
+        // Row tiles of 8, then 4, 2, 1 for the remainder: short batches stay vectorized.
+        let rows_at = |i: usize| match n - i {
+            rest if rest >= MR => MR,
+            rest if rest >= 4 => 4,
+            rest if rest >= 2 => 2,
+            _ => 1,
+        };
+        let step = |i: usize, q: usize, dst: &mut Dst<'_>| {
             let two = q + 1 < panels.end;
+            match (rows_at(i), two) {
+                (MR, true) => tile::<MR, 2>(x, w, i, q, bias, act, dst),
+                (MR, false) => tile::<MR, 1>(x, w, i, q, bias, act, dst),
+                (4, true) => tile::<4, 2>(x, w, i, q, bias, act, dst),
+                (4, false) => tile::<4, 1>(x, w, i, q, bias, act, dst),
+                (2, true) => tile::<2, 2>(x, w, i, q, bias, act, dst),
+                (2, false) => tile::<2, 1>(x, w, i, q, bias, act, dst),
+                (_, true) => tile::<1, 2>(x, w, i, q, bias, act, dst),
+                (_, false) => tile::<1, 1>(x, w, i, q, bias, act, dst),
+            }
+            if two {
+                2
+            } else {
+                1
+            }
+        };
+        if panels.len() * w.k * NR * 4 <= SMALL_WEIGHT_BYTES {
+            // The weights stay in L2 anyway: finish each row tile across all panels, so every
+            // output row is written once, contiguously.
             let mut i = 0;
             while i < n {
-                // Row tiles of 8, then 4, 2, 1 for the remainder: short batches stay vectorized.
-                let r = match n - i {
-                    rest if rest >= MR => MR,
-                    rest if rest >= 4 => 4,
-                    rest if rest >= 2 => 2,
-                    _ => 1,
-                };
-                match (r, two) {
-                    (MR, true) => tile::<MR, 2>(x, w, i, q, bias, act, dst),
-                    (MR, false) => tile::<MR, 1>(x, w, i, q, bias, act, dst),
-                    (4, true) => tile::<4, 2>(x, w, i, q, bias, act, dst),
-                    (4, false) => tile::<4, 1>(x, w, i, q, bias, act, dst),
-                    (2, true) => tile::<2, 2>(x, w, i, q, bias, act, dst),
-                    (2, false) => tile::<2, 1>(x, w, i, q, bias, act, dst),
-                    (_, true) => tile::<1, 2>(x, w, i, q, bias, act, dst),
-                    (_, false) => tile::<1, 1>(x, w, i, q, bias, act, dst),
+                let mut q = panels.start;
+                while q < panels.end {
+                    q += step(i, q, dst);
                 }
-                i += r;
+                i += rows_at(i);
             }
-            q += if two { 2 } else { 1 };
+        } else {
+            // Each panel pair is read once per row block and reused by every row tile.
+            let mut q = panels.start;
+            while q < panels.end {
+                let mut i = 0;
+                let mut advance = 1;
+                while i < n {
+                    advance = step(i, q, dst);
+                    i += rows_at(i);
+                }
+                q += advance;
+            }
         }
     }
 
@@ -510,6 +536,10 @@ mod tests {
             (13, 128, 256),
             (300, 10, 128),
             (5000, 3, 30),
+            // Weights over avx512::SMALL_WEIGHT_BYTES: the panel-outer order, odd panel counts.
+            (20, 1100, 80),
+            (37, 600, 200),
+            (700, 520, 160),
         ] {
             let x = seeded(n * k, (n * m + k) as u64);
             let wt = seeded(m * k, m as u64 + 7);
