@@ -121,19 +121,38 @@ impl Postprocess {
                         Matrix::new(data, rows, width)
                     }
                     Activation::Softmax => {
-                        let mut data = Vec::with_capacity(rows * width);
-                        for s in p.scores.iter_rows() {
-                            let max = s.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-                            let exps: Vec<f64> = s.iter().map(|&v| (f64::from(v) - max).exp()).collect();
-                            let sum: f64 = exps.iter().sum();
-                            data.extend(exps.iter().map(|e| (e / sum) as f32));
-                        }
+                        let mut data = vec![0f32; rows * width];
+                        let scores = p.scores.as_slice();
+                        let chunk = ROWS_PER_TASK * width;
+                        crate::parallel::for_each_chunk_mut(&mut data, chunk, |c, out| {
+                            let mut exps = vec![0f64; width];
+                            let rows = scores[c * chunk..][..out.len()].chunks_exact(width);
+                            for (s, o) in rows.zip(out.chunks_exact_mut(width)) {
+                                softmax64(s, &mut exps, o);
+                            }
+                        });
                         Matrix::new(data, rows, width)
                     }
                 };
             }
         }
         p
+    }
+}
+
+/// Rows per parallel task of the probability transforms.
+const ROWS_PER_TASK: usize = 1024;
+
+/// Softmax of one score row in f64 (`exps` is scratch of the row's width), stored as f32.
+fn softmax64(scores: &[f32], exps: &mut [f64], out: &mut [f32]) {
+    let max = scores.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    let mut sum = 0.0;
+    for (e, &v) in exps.iter_mut().zip(scores) {
+        *e = (f64::from(v) - max).exp();
+        sum += *e;
+    }
+    for (o, e) in out.iter_mut().zip(exps.iter()) {
+        *o = (e / sum) as f32;
     }
 }
 

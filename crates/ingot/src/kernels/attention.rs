@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 
-use super::{contiguous_f32, dot};
+use super::contiguous_f32;
 
 /// The attention op: `heads` heads over `[tokens, 3·hidden]`.
 #[derive(Debug, Clone)]
@@ -64,14 +64,34 @@ impl Attention {
         let d = hidden / self.heads;
         let len = qkv.len() / (3 * hidden);
         let scale = 1.0 / (d as f32).sqrt();
-        let mut scores = vec![0f32; len];
+        // This head's keys transposed, `[d][stride]` (zero-padded to whole 16-key blocks): a
+        // query's scores for 16 keys are then `d` vector multiply-adds held in registers,
+        // instead of 16 dot products that each end in a horizontal sum.
+        let stride = len.next_multiple_of(16);
+        let mut keys_t = vec![0f32; d * stride];
+        let mut scores = vec![0f32; stride];
         for h in 0..self.heads {
+            for j in 0..len {
+                let k = &qkv[j * 3 * hidden + hidden + h * d..][..d];
+                for (c, &kc) in k.iter().enumerate() {
+                    keys_t[c * stride + j] = kc;
+                }
+            }
             for i in rows.clone() {
                 let q = &qkv[i * 3 * hidden + h * d..][..d];
+                let mut b = 0;
+                while b < stride / 16 {
+                    b += match stride / 16 - b {
+                        1 => score_blocks::<1>(q, &keys_t, stride, b, &mut scores),
+                        2 => score_blocks::<2>(q, &keys_t, stride, b, &mut scores),
+                        3 => score_blocks::<3>(q, &keys_t, stride, b, &mut scores),
+                        _ => score_blocks::<4>(q, &keys_t, stride, b, &mut scores),
+                    };
+                }
+                let scores = &mut scores[..len];
                 let mut max = f32::NEG_INFINITY;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let k = &qkv[j * 3 * hidden + hidden + h * d..][..d];
-                    *s = dot(q, k) * scale;
+                for s in scores.iter_mut() {
+                    *s *= scale;
                     max = max.max(*s);
                 }
                 let mut sum = 0f32;
@@ -79,12 +99,19 @@ impl Attention {
                     *s = (*s - max).exp();
                     sum += *s;
                 }
+                scores.iter_mut().for_each(|s| *s /= sum);
                 let o = &mut out[(i - rows.start) * hidden + h * d..][..d];
-                o.fill(0.0);
-                for (j, &p) in scores.iter().enumerate() {
-                    let v = &qkv[j * 3 * hidden + 2 * hidden + h * d..][..d];
-                    let p = p / sum;
-                    o.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
+                let values = &qkv[2 * hidden + h * d..];
+                if d.is_multiple_of(32) {
+                    for (cb, oc) in o.chunks_exact_mut(32).enumerate() {
+                        weighted_values(scores, &values[cb * 32..], 3 * hidden, oc);
+                    }
+                } else {
+                    o.fill(0.0);
+                    for (j, &p) in scores.iter().enumerate() {
+                        let v = &values[j * 3 * hidden..][..d];
+                        o.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
+                    }
                 }
             }
         }
@@ -140,6 +167,71 @@ impl CustomOp2 for Attention {
     }
 }
 
+/// Scores of one query for key blocks `b..b + B` (16 keys each) from the transposed keys
+/// `[d][stride]`: `B` blocks × 2 partial sums (even and odd dimensions) are independent
+/// accumulator chains held in registers. Returns `B`.
+#[inline(always)]
+fn score_blocks<const B: usize>(
+    q: &[f32],
+    keys_t: &[f32],
+    stride: usize,
+    b: usize,
+    scores: &mut [f32],
+) -> usize {
+    let mut even = [[0f32; 16]; B];
+    let mut odd = [[0f32; 16]; B];
+    let fma = |acc: &mut [[f32; 16]; B], qc: f32, keys: &[f32]| {
+        for (blk, a) in acc.iter_mut().enumerate() {
+            for (a, &k) in a.iter_mut().zip(&keys[(b + blk) * 16..][..16]) {
+                *a += qc * k;
+            }
+        }
+    };
+    let pairs = q.len() / 2;
+    for (qp, kp) in q.chunks_exact(2).zip(keys_t.chunks_exact(2 * stride)) {
+        let (k0, k1) = kp.split_at(stride);
+        fma(&mut even, qp[0], k0);
+        fma(&mut odd, qp[1], k1);
+    }
+    if q.len() % 2 == 1 {
+        fma(&mut even, q[2 * pairs], &keys_t[2 * pairs * stride..]);
+    }
+    for (blk, (e, o)) in even.iter().zip(&odd).enumerate() {
+        for ((s, e), o) in scores[(b + blk) * 16..][..16].iter_mut().zip(e).zip(o) {
+            *s = e + o;
+        }
+    }
+    B
+}
+
+/// `out[0..32] = Σ_j p[j] · values[j·ld ..][0..32]`: two 16-wide halves × two interleaved key
+/// phases, four accumulator chains in registers.
+#[inline(always)]
+fn weighted_values(p: &[f32], values: &[f32], ld: usize, out: &mut [f32]) {
+    let mut phase0 = [[0f32; 16]; 2];
+    let mut phase1 = [[0f32; 16]; 2];
+    let fma = |acc: &mut [[f32; 16]; 2], pj: f32, v: &[f32]| {
+        for (a, vh) in acc.iter_mut().zip(v[..32].chunks_exact(16)) {
+            for (a, &x) in a.iter_mut().zip(vh) {
+                *a += pj * x;
+            }
+        }
+    };
+    let pairs = p.len() / 2;
+    for (j, pp) in p.chunks_exact(2).enumerate() {
+        fma(&mut phase0, pp[0], &values[2 * j * ld..]);
+        fma(&mut phase1, pp[1], &values[(2 * j + 1) * ld..]);
+    }
+    if p.len() % 2 == 1 {
+        fma(&mut phase0, p[2 * pairs], &values[2 * pairs * ld..]);
+    }
+    for (half, o) in out.chunks_exact_mut(16).enumerate() {
+        for ((o, a), b) in o.iter_mut().zip(&phase0[half]).zip(&phase1[half]) {
+            *o = a + b;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,9 +280,12 @@ mod tests {
     /// Many short sequences, a few of mixed length (split into row blocks), one long one alone.
     #[test]
     fn ragged_equals_padded_and_masked() {
-        let (hidden, heads) = (24, 3);
         let many: Vec<usize> = (0..=12).map(|s| s * 3).collect();
-        for offsets in [vec![0, 1, 6, 6 + 13, 6 + 13 + 2], vec![0, 37], many] {
+        let cases = [vec![0, 1, 6, 6 + 13, 6 + 13 + 2], vec![0, 37], many];
+        // Head widths 5 (odd), 8 (the generic value path) and 32 (the register-blocked one).
+        for ((hidden, heads), offsets) in
+            [(15, 3), (24, 3), (64, 2)].into_iter().flat_map(|h| cases.iter().map(move |o| (h, o.clone())))
+        {
             let tokens = *offsets.last().unwrap();
             let qkv: Vec<f32> =
                 (0..tokens * 3 * hidden).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
@@ -198,7 +293,7 @@ mod tests {
             Attention { heads }.forward(&qkv, &offsets, hidden, &mut out);
             let reference = padded_reference(&qkv, &offsets, hidden, heads);
             for (a, b) in out.iter().zip(&reference) {
-                assert!((a - b).abs() < 1e-5, "{offsets:?}: {a} vs {b}");
+                assert!((a - b).abs() < 1e-5, "hidden {hidden} {offsets:?}: {a} vs {b}");
             }
         }
     }

@@ -27,21 +27,6 @@ pub(crate) fn contiguous_f32<'a>(
     }
 }
 
-/// Dot product with 8 independent partial sums, so the compiler vectorizes it (a plain
-/// `.sum()` of products is a serial chain of adds).
-#[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, at) = a.split_at(a.len() - a.len() % 8);
-    let (bc, bt) = b.split_at(ac.len().min(b.len()));
-    for (x, y) in ac.chunks_exact(8).zip(bc.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + at.iter().zip(bt).map(|(x, y)| x * y).sum::<f32>()
-}
-
 /// Whether this CPU has AVX-512F (checked once by std, then cached).
 #[inline]
 pub(crate) fn has_avx512() -> bool {
