@@ -167,6 +167,16 @@ impl CustomOp2 for Attention {
     }
 }
 
+/// `acc[blk][l] += a · x[16·blk + l]` for `B` blocks of 16 lanes.
+#[inline(always)]
+fn axpy_blocks<const B: usize>(acc: &mut [[f32; 16]; B], a: f32, x: &[f32]) {
+    for (acc, x) in acc.iter_mut().zip(x.chunks_exact(16)) {
+        for (s, &v) in acc.iter_mut().zip(x) {
+            *s += a * v;
+        }
+    }
+}
+
 /// Scores of one query for key blocks `b..b + B` (16 keys each) from the transposed keys
 /// `[d][stride]`: `B` blocks × 2 partial sums (even and odd dimensions) are independent
 /// accumulator chains held in registers. Returns `B`.
@@ -180,21 +190,14 @@ fn score_blocks<const B: usize>(
 ) -> usize {
     let mut even = [[0f32; 16]; B];
     let mut odd = [[0f32; 16]; B];
-    let fma = |acc: &mut [[f32; 16]; B], qc: f32, keys: &[f32]| {
-        for (blk, a) in acc.iter_mut().enumerate() {
-            for (a, &k) in a.iter_mut().zip(&keys[(b + blk) * 16..][..16]) {
-                *a += qc * k;
-            }
-        }
-    };
     let pairs = q.len() / 2;
     for (qp, kp) in q.chunks_exact(2).zip(keys_t.chunks_exact(2 * stride)) {
         let (k0, k1) = kp.split_at(stride);
-        fma(&mut even, qp[0], k0);
-        fma(&mut odd, qp[1], k1);
+        axpy_blocks(&mut even, qp[0], &k0[b * 16..][..16 * B]);
+        axpy_blocks(&mut odd, qp[1], &k1[b * 16..][..16 * B]);
     }
     if q.len() % 2 == 1 {
-        fma(&mut even, q[2 * pairs], &keys_t[2 * pairs * stride..]);
+        axpy_blocks(&mut even, q[2 * pairs], &keys_t[2 * pairs * stride + b * 16..][..16 * B]);
     }
     for (blk, (e, o)) in even.iter().zip(&odd).enumerate() {
         for ((s, e), o) in scores[(b + blk) * 16..][..16].iter_mut().zip(e).zip(o) {
@@ -210,20 +213,13 @@ fn score_blocks<const B: usize>(
 fn weighted_values(p: &[f32], values: &[f32], ld: usize, out: &mut [f32]) {
     let mut phase0 = [[0f32; 16]; 2];
     let mut phase1 = [[0f32; 16]; 2];
-    let fma = |acc: &mut [[f32; 16]; 2], pj: f32, v: &[f32]| {
-        for (a, vh) in acc.iter_mut().zip(v[..32].chunks_exact(16)) {
-            for (a, &x) in a.iter_mut().zip(vh) {
-                *a += pj * x;
-            }
-        }
-    };
     let pairs = p.len() / 2;
     for (j, pp) in p.chunks_exact(2).enumerate() {
-        fma(&mut phase0, pp[0], &values[2 * j * ld..]);
-        fma(&mut phase1, pp[1], &values[(2 * j + 1) * ld..]);
+        axpy_blocks(&mut phase0, pp[0], &values[2 * j * ld..][..32]);
+        axpy_blocks(&mut phase1, pp[1], &values[(2 * j + 1) * ld..][..32]);
     }
     if p.len() % 2 == 1 {
-        fma(&mut phase0, p[2 * pairs], &values[2 * pairs * ld..]);
+        axpy_blocks(&mut phase0, p[2 * pairs], &values[2 * pairs * ld..][..32]);
     }
     for (half, o) in out.chunks_exact_mut(16).enumerate() {
         for ((o, a), b) in o.iter_mut().zip(&phase0[half]).zip(&phase1[half]) {

@@ -99,29 +99,52 @@ impl Isa {
     }
 }
 
-/// Where a kernel writes: rows of stride `ldo`, whose first column is output column `col0`.
+/// Where a kernel writes: rows of `ldo` values, of which it may touch columns `cols`.
+///
+/// Several kernels may write the same rows at once when their column ranges are disjoint (the
+/// few-rows split of [`gemm`]), so the output is held as a pointer and every slice handed out is
+/// bounds-checked against both the buffer and the column range.
 pub(crate) struct Dst<'a> {
-    out: &'a mut [f32],
+    out: *mut f32,
+    len: usize,
     ldo: usize,
-    col0: usize,
+    cols: std::ops::Range<usize>,
     /// Output row of the kernel's first input row (row sub-blocks of one call).
     row0: usize,
+    _out: std::marker::PhantomData<&'a mut [f32]>,
 }
 
-impl Dst<'_> {
+impl<'a> Dst<'a> {
+    /// All of `out`, rows of `ldo` values.
+    pub(crate) fn new(out: &'a mut [f32], ldo: usize) -> Self {
+        // SAFETY: `out` is borrowed mutably for 'a, so this is the only writer.
+        unsafe { Dst::columns(out.as_mut_ptr(), out.len(), ldo, 0..ldo) }
+    }
+
+    /// Columns `cols` of the `len` values at `out`.
+    ///
+    /// # Safety
+    /// `out..out + len` must be valid for writes for 'a, and every other `Dst` over it alive at
+    /// the same time must have a disjoint column range.
+    unsafe fn columns(out: *mut f32, len: usize, ldo: usize, cols: std::ops::Range<usize>) -> Self {
+        Dst { out, len, ldo, cols, row0: 0, _out: std::marker::PhantomData }
+    }
+
     /// The `cols` output values of row `row` starting at output column `col`.
     #[inline(always)]
     fn row_slice(&mut self, row: usize, col: usize, cols: usize) -> &mut [f32] {
-        let start = (self.row0 + row) * self.ldo + col - self.col0;
-        &mut self.out[start..start + cols]
+        let start = (self.row0 + row) * self.ldo + col;
+        assert!(col >= self.cols.start && col + cols <= self.cols.end && start + cols <= self.len);
+        // SAFETY: in bounds (asserted), and within this Dst's columns, which no other live Dst
+        // over the same buffer shares (`columns`' contract).
+        unsafe { std::slice::from_raw_parts_mut(self.out.add(start), cols) }
     }
 
     /// Stores one finished accumulator row of `cols` values for output row `row`, columns
     /// `col..col + cols`, adding the bias and applying the activation.
     #[inline(always)]
     fn store(&mut self, row: usize, col: usize, acc: &[f32], bias: Option<&[f32]>, act: Act) {
-        let start = (self.row0 + row) * self.ldo + col - self.col0;
-        let dst = &mut self.out[start..start + acc.len()];
+        let dst = self.row_slice(row, col, acc.len());
         match bias {
             Some(b) => {
                 let b = &b[col..col + acc.len()];
@@ -144,7 +167,7 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
     let work = n.saturating_mul(m).saturating_mul(k);
     let threads = parallel::threads();
     if work < PARALLEL_MIN_WORK || threads == 1 {
-        kernel(isa, x, w, 0..n_panels, bias, act, Dst { out, ldo: m, col0: 0, row0: 0 });
+        kernel(isa, x, w, 0..n_panels, bias, act, Dst::new(out, m));
         return;
     }
     let mr = isa.mr();
@@ -152,29 +175,29 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
         let block = n.div_ceil(threads * 2).div_ceil(mr) * mr;
         parallel::for_each_chunk_mut(out, block * m, |b, ob| {
             let xb = &x[b * block * k..(b * block * k + ob.len() / m * k)];
-            kernel(isa, xb, w, 0..n_panels, bias, act, Dst { out: ob, ldo: m, col0: 0, row0: 0 })
+            kernel(isa, xb, w, 0..n_panels, bias, act, Dst::new(ob, m))
         });
         return;
     }
-    // Few rows: each task computes a range of panels into its own buffer, then copies it out.
+    // Few rows: each task computes a range of panels, writing its columns of every row.
     let groups = (threads * 2).min(n_panels).max(1);
     let per = n_panels.div_ceil(groups);
-    let mut parts: Vec<Vec<f32>> = vec![Vec::new(); n_panels.div_ceil(per)];
-    let columns = |g: usize| (g * per * NR, ((g + 1) * per * NR).min(m));
-    parallel::for_each_chunk_mut(&mut parts, 1, |g, part| {
-        let (c0, c1) = columns(g);
-        let mut buf = vec![0f32; n * (c1 - c0)];
+    let (base, len) = (OutPtr(out.as_mut_ptr()), out.len());
+    parallel::for_each(n_panels.div_ceil(per), &|g| {
         let panels = g * per..((g + 1) * per).min(n_panels);
-        kernel(isa, x, w, panels, bias, act, Dst { out: &mut buf, ldo: c1 - c0, col0: c0, row0: 0 });
-        part[0] = buf;
+        let cols = panels.start * NR..(panels.end * NR).min(m);
+        let base = &base;
+        // SAFETY: `out` stays borrowed until `for_each` returns; task `g` writes only the columns
+        // of its own panel range, disjoint from every other task's.
+        let dst = unsafe { Dst::columns(base.0, len, m, cols) };
+        kernel(isa, x, w, panels, bias, act, dst);
     });
-    for (g, buf) in parts.iter().enumerate() {
-        let (c0, c1) = columns(g);
-        for (row, part) in out.chunks_exact_mut(m).zip(buf.chunks_exact(c1 - c0)) {
-            row[c0..c1].copy_from_slice(part);
-        }
-    }
 }
+
+/// The output buffer shared by the tasks of the few-rows split (each writes its own columns).
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint column ranges through it (see `gemm`).
+unsafe impl Sync for OutPtr {}
 
 /// Bytes of input rows a kernel keeps hot (in L2) while it walks the weight panels.
 const ROW_BLOCK_BYTES: usize = 192 * 1024;
@@ -551,15 +574,7 @@ mod tests {
                     let mut out = vec![f32::NAN; n * m];
                     gemm(isa, &x, &packed, Some(&b), act, &mut out);
                     let mut serial = vec![f32::NAN; n * m];
-                    kernel(
-                        isa,
-                        &x,
-                        &packed,
-                        0..m.div_ceil(NR),
-                        Some(&b),
-                        act,
-                        Dst { out: &mut serial, ldo: m, col0: 0, row0: 0 },
-                    );
+                    kernel(isa, &x, &packed, 0..m.div_ceil(NR), Some(&b), act, Dst::new(&mut serial, m));
                     assert_eq!(serial, out, "{isa:?}: parallel split changes results");
                     for (idx, (a, r)) in out.iter().zip(&reference).enumerate() {
                         let tol = 1e-5 * (k as f32).sqrt() * (1.0 + r.abs());
