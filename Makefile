@@ -85,5 +85,11 @@ bench-text: ref-deps  ## Ingot vs sentence-transformers vs ONNX Runtime on all-M
 	$(CARGO) build --release --locked -p ingot-cli
 	.venv-ref/bin/python scripts/bench_text.py --ingot target/release/ingot
 
-fuzz:  ## Fuzz the bundle reader for 60 s (needs cargo-fuzz)
-	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run bundle -- -max_total_time=60
+FUZZ_SECONDS ?= 60
+
+fuzz:  ## Run every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz)
+	mkdir -p fuzz/corpus/hf_config
+	for i in 0 1; do arch=$$( [ $$i = 0 ] && echo distilbert || echo roberta ); \
+	  { printf "\\$$i"; cat tests/fixtures/arch/$$arch/model/config.json; } > fuzz/corpus/hf_config/$$arch; done
+	cd fuzz && for t in bundle npy records hf_config; do \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
