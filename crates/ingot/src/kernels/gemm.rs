@@ -158,8 +158,10 @@ impl<'a> Dst<'a> {
 /// Computes `out = act(x · Wᵀ + bias)` for `n = x.len() / k` rows.
 ///
 /// Loops run panel-outer, row-tile-inner, so each weight panel is read from memory once per
-/// row block and reused from cache by every row tile. Tall batches split rows across threads;
-/// short ones (a few sentences' tokens) split the panels, so the weights are still streamed once.
+/// row block and reused from cache by every row tile (weights small enough to stay in L2 are
+/// walked row-tile-outer instead, so each output row is written once). Tall batches split rows
+/// across threads; short ones (a few sentences' tokens) split the panels, so the weights are
+/// still streamed once.
 pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, act: Act, out: &mut [f32]) {
     let (m, k) = (w.m, w.k);
     let n = x.len() / k;
