@@ -121,6 +121,9 @@ struct Block {
 #[derive(Debug)]
 pub(crate) struct TabularPipeline {
     columns: Vec<(String, Kind)>,
+    /// Input columns declared integer (`I64`/`I32`): a number with a fractional part there is a
+    /// wrong type, not an unseen category.
+    integer: Vec<bool>,
     blocks: Vec<Block>,
     width: usize,
     /// Folded per-feature affine maps, when every step is numeric (imputers and scalers
@@ -175,6 +178,7 @@ impl TabularPipeline {
     /// Validates `spec` against the signature's input columns.
     pub(crate) fn compile(spec: &TabularSpec, inputs: &[TensorSpec], field: &str) -> Result<Self> {
         let mut columns = Vec::with_capacity(inputs.len());
+        let integer = inputs.iter().map(|i| matches!(i.dtype, ElementType::I64 | ElementType::I32)).collect();
         let mut index = HashMap::new();
         for (i, input) in inputs.iter().enumerate() {
             let kind = match input.dtype {
@@ -357,7 +361,7 @@ impl TabularPipeline {
             .flat_map(|b| (0..b.sources.len()).map(move |j| FeatureAffine::fold(b, j)))
             .collect::<Option<Vec<_>>>()
             .filter(|a| a.len() == width);
-        Ok(TabularPipeline { columns, blocks, width, affine })
+        Ok(TabularPipeline { columns, integer, blocks, width, affine })
     }
 
     /// Number of features produced per row.
@@ -437,6 +441,7 @@ impl TabularPipeline {
                 let row = first_row + r;
                 for (o, f) in out_row.iter_mut().zip(affine) {
                     let x = d.get(row, f.source);
+                    self.number(row, f.source, x)?;
                     let y = if x.is_nan() {
                         f.missing.ok_or_else(|| self.invalid(row, f.source, "missing"))?
                     } else {
@@ -468,8 +473,14 @@ impl TabularPipeline {
                     *o = (f64::from(v) * m + a) as f32;
                 }
             }
-            // NaN (missing, possibly imputed) or ±∞ anywhere: redo the chunk with the checks.
-            let bad = chunk.iter().fold(false, |bad, v| bad | !v.is_finite());
+            // NaN (missing, possibly imputed) or ±∞ anywhere, or a fraction in an integer column:
+            // redo the chunk with the checks.
+            let mut bad = chunk.iter().fold(false, |bad, v| bad | !v.is_finite());
+            if self.integer.iter().any(|&i| i) {
+                bad |= xs.chunks_exact(width).any(|r| {
+                    r.iter().zip(&self.integer).any(|(v, &int)| int && v.is_finite() && v.fract() != 0.0)
+                });
+            }
             if bad {
                 rows_into(first_row, chunk)
             } else {
@@ -488,13 +499,26 @@ impl TabularPipeline {
         format!("{}{more}", names.join(", "))
     }
 
+    /// A number `v` for column `col`, refused when the column is integer and `v` is not.
+    fn number(&self, row: usize, col: usize, v: f64) -> Result<Cell<'_>> {
+        if v.is_nan() {
+            return Ok(Cell::Missing);
+        }
+        if self.integer[col] && v.fract() != 0.0 {
+            return Err(Error::WrongType {
+                row,
+                column: self.columns[col].0.clone(),
+                expected: "an integer",
+                got: format!("number {v}"),
+            });
+        }
+        Ok(Cell::Num(v))
+    }
+
     fn cell<'a>(&'a self, source: &Source<'a>, row: usize, col: usize) -> Result<Cell<'a>> {
         let (name, kind) = &self.columns[col];
         let value = match source {
-            Source::Dense(d) => {
-                let v = d.get(row, col);
-                return Ok(if v.is_nan() { Cell::Missing } else { Cell::Num(v) });
-            }
+            Source::Dense(d) => return self.number(row, col, d.get(row, col)),
             Source::Records(r) => {
                 r[row].get(name).ok_or_else(|| Error::MissingColumn { row, column: name.clone() })?
             }
@@ -502,7 +526,7 @@ impl TabularPipeline {
         };
         match (value, kind) {
             (Value::Null, _) => Ok(Cell::Missing),
-            (Value::Number(v), Kind::Num) => Ok(if v.is_nan() { Cell::Missing } else { Cell::Num(*v) }),
+            (Value::Number(v), Kind::Num) => self.number(row, col, *v),
             (Value::String(s), Kind::Str) => Ok(Cell::Str(s)),
             (other, Kind::Num) => Err(Error::WrongType {
                 row,
@@ -737,6 +761,41 @@ mod tests {
         for (a, b) in fast32.iter().zip(&slow32) {
             assert!((a - b).abs() <= 1e-6 * b.abs().max(1e-3), "{a} vs {b}");
         }
+    }
+
+    /// Integer columns: 2.0 is the integer 2, 2.5 is a wrong type (not an unseen category),
+    /// through records, the general dense path and the vectorized affine one.
+    #[test]
+    fn a_fraction_in_an_integer_column_is_a_wrong_type() {
+        let (mut s, mut inputs) = spec(vec![TabularStepSpec::OneHotEncoder {
+            categories: vec![vec![Value::from(1.0), Value::from(2.0)]; 3],
+            handle_unknown: HandleUnknown::Ignore,
+            drop: None,
+        }]);
+        inputs.iter_mut().for_each(|i| i.dtype = ElementType::I64);
+        let p = TabularPipeline::compile(&s, &inputs, "t").unwrap();
+        let record = |x1: f64| {
+            Record::from([("x0", 1.0), ("x1", x1), ("x2", 2.0)].map(|(k, v)| (k.to_string(), Value::from(v))))
+        };
+        let (ok, _) = p.transform(&Input::Records(&[record(2.0)])).unwrap();
+        assert_eq!(ok, [1.0, 0.0, 0.0, 1.0, 0.0, 1.0]);
+        let wrong = |r: Result<(Vec<f32>, usize)>| match r {
+            Err(Error::WrongType { row: 1, column, expected: "an integer", got }) => {
+                assert_eq!((column.as_str(), got.as_str()), ("x1", "number 2.5"))
+            }
+            other => panic!("{other:?}"),
+        };
+        wrong(p.transform(&Input::Records(&[record(2.0), record(2.5)])));
+        let dense = [1.0, 2.0, 2.0, 1.0, 2.5, 2.0];
+        wrong(p.transform(&Input::Dense(Dense::f64(&dense, 2, 3).unwrap())));
+
+        s.transformers[0].steps = vec![TabularStepSpec::StandardScaler { mean: None, scale: None }];
+        let p = TabularPipeline::compile(&s, &inputs, "t").unwrap();
+        assert!(p.affine.is_some());
+        let dense32: Vec<f32> = dense.iter().map(|&v| v as f32).collect();
+        wrong(p.transform(&Input::Dense(Dense::f32(&dense32, 2, 3).unwrap())));
+        let whole = [1.0f32, 2.0, 2.0, 1.0, 3.0, -4.0];
+        assert_eq!(p.transform(&Input::Dense(Dense::f32(&whole, 2, 3).unwrap())).unwrap().0, whole);
     }
 
     #[test]
