@@ -37,10 +37,11 @@ impl LayerNorm {
                 *v = (*v - mean) * inv * g + b;
             }
         };
-        if out.len() < PARALLEL_MIN_WORK {
+        // A row costs ~4 passes in f64: a sentence's 25 rows of 384 are worth splitting in two.
+        if out.len() < PARALLEL_MIN_WORK / 8 {
             out.chunks_exact_mut(dim).enumerate().for_each(|(i, o)| row(i, o));
         } else {
-            let rows = (out.len() / dim).div_ceil(crate::parallel::threads() * 4).max(16);
+            let rows = (out.len() / dim).div_ceil(crate::parallel::threads() * 4).max(8);
             crate::parallel::for_each_chunk_mut(out, rows * dim, |c, part| {
                 part.chunks_exact_mut(dim).enumerate().for_each(|(i, o)| row(c * rows + i, o))
             });
