@@ -82,7 +82,9 @@ pub(crate) fn for_each_chunk_mut<T: Send>(out: &mut [T], chunk: usize, f: impl F
     for_each_part_mut(out, &bounds, f);
 }
 
-struct SendPtr<T>(*mut T);
+/// A buffer's base pointer shared by the tasks of one region, each writing its own disjoint
+/// part of the buffer.
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
 // SAFETY: only used to hand disjoint parts of one `&mut [T]` (T: Send) to the pool's threads.
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 

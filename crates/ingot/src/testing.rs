@@ -10,6 +10,17 @@ use crate::format::{
 };
 use crate::value::Value;
 
+/// Cosine similarity of two vectors, accumulated in f64 (the embedding parity tests).
+///
+/// ```
+/// assert!((ingot::testing::cosine(&[1.0, 0.0], &[2.0, 0.0]) - 1.0).abs() < 1e-12);
+/// ```
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
 fn spec(name: &str, dtype: ElementType, shape: Vec<i64>) -> TensorSpec {
     TensorSpec { name: name.into(), dtype, shape }
 }

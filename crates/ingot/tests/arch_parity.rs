@@ -61,9 +61,7 @@ fn check(name: &str, pooling: &str) {
     let got = c.model.embed(&texts).unwrap();
     for (i, want) in c.embeddings.iter().enumerate() {
         let row = got.row(i);
-        let dot: f64 = row.iter().zip(want).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-        let norm = |v: &[f32]| v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
-        let cosine = dot / (norm(row) * norm(want));
+        let cosine = ingot::testing::cosine(row, want);
         assert!(cosine >= 0.99999, "{name} sentence {i}: cosine {cosine}");
         for (j, (a, b)) in row.iter().zip(want).enumerate() {
             assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{name} sentence {i} value {j}: {a} vs {b}");

@@ -57,9 +57,7 @@ fn expected() -> Expected {
 }
 
 fn compare(i: usize, got: &[f32], want: &[f32], what: &str) {
-    let dot: f64 = got.iter().zip(want).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-    let norm = |v: &[f32]| v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
-    let cosine = dot / (norm(got) * norm(want));
+    let cosine = ingot::testing::cosine(got, want);
     let max_diff = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(cosine >= 0.99999, "{what} sentence {i}: cosine {cosine}");
     assert!(max_diff <= 1e-4, "{what} sentence {i}: max |diff| {max_diff}");

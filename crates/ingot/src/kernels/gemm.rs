@@ -184,7 +184,7 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
     // Few rows: each task computes a range of panels, writing its columns of every row.
     let groups = (threads * 2).min(n_panels).max(1);
     let per = n_panels.div_ceil(groups);
-    let (base, len) = (OutPtr(out.as_mut_ptr()), out.len());
+    let (base, len) = (parallel::SendPtr(out.as_mut_ptr()), out.len());
     parallel::for_each(n_panels.div_ceil(per), &|g| {
         let panels = g * per..((g + 1) * per).min(n_panels);
         let cols = panels.start * NR..(panels.end * NR).min(m);
@@ -195,11 +195,6 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
         kernel(isa, x, w, panels, bias, act, dst);
     });
 }
-
-/// The output buffer shared by the tasks of the few-rows split (each writes its own columns).
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint column ranges through it (see `gemm`).
-unsafe impl Sync for OutPtr {}
 
 /// Bytes of input rows a kernel keeps hot (in L2) while it walks the weight panels.
 const ROW_BLOCK_BYTES: usize = 192 * 1024;
