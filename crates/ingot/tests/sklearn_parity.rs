@@ -114,6 +114,28 @@ fn check_case(case: &str) {
         columns.insert(input.name.clone(), col);
     }
     assert_eq!(model.predict_columns(&columns).unwrap(), p, "{case}: columns vs records");
+
+    // A tall batch (the rows repeated past 2 000) runs a row-wise graph in chunks of rows spread
+    // over threads: same tolerances against scikit-learn, and the same answers as the batch.
+    let tall = repeated(&expected, 2000usize.div_ceil(expected.records.len()));
+    let p_tall = model.predict_records(&tall.records).unwrap();
+    compare(case, &p_tall, &tall);
+    let head = &p_tall.scores.as_slice()[..p.scores.as_slice().len()];
+    assert_eq!(head, p.scores.as_slice(), "{case}: a tall batch's first rows differ from the batch");
+}
+
+/// `e`'s rows and expectations, `times` over.
+fn repeated(e: &Expected, times: usize) -> Expected {
+    fn rep<T: Clone>(v: &[T], times: usize) -> Vec<T> {
+        v.iter().cycle().take(v.len() * times).cloned().collect()
+    }
+    Expected {
+        records: rep(&e.records, times),
+        dense: e.dense.as_ref().map(|d| rep(d, times)),
+        labels: e.labels.as_ref().map(|l| rep(l, times)),
+        probabilities: e.probabilities.as_ref().map(|p| rep(p, times)),
+        values: e.values.as_ref().map(|v| rep(v, times)),
+    }
 }
 
 #[test]

@@ -6,6 +6,56 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Op};
 use crate::kernels::pool::L2Normalize;
 
+/// Rows per chunk when a row-wise graph runs chunk by chunk ([`run_chunked`]): 256 rows of a
+/// few hundred features keep every intermediate activation within a core's L2 cache.
+pub(crate) const CHUNK_ROWS: usize = 256;
+
+/// Runs a row-wise graph ([`Graph::row_wise`]) on `rows` rows of `width` values in chunks of
+/// [`CHUNK_ROWS`], spread over the pool, and returns the first output's values.
+///
+/// Each chunk runs every node on one thread (kernels called inside a busy pool stay serial), so
+/// the results are those of [`run`] on the whole batch, row for row.
+pub(crate) fn run_chunked(graph: &Graph, x: &[f32], rows: usize, width: usize) -> Result<Vec<f32>> {
+    let out_width = graph.output_width;
+    let mut out = vec![0f32; rows * out_width];
+    let failure = std::sync::Mutex::new(None);
+    crate::parallel::for_each_chunk_mut(&mut out, CHUNK_ROWS * out_width, |c, out| {
+        let n = out.len() / out_width;
+        let chunk = &x[c * CHUNK_ROWS * width..][..n * width];
+        let result = Tensor::from_slice(chunk, (n, width), &Device::Cpu)
+            .map_err(Error::backend("input"))
+            .and_then(|t| first_output(run(graph, vec![t])?))
+            .and_then(|values| {
+                if values.len() != out.len() {
+                    return Err(Error::ShapeMismatch {
+                        what: "graph output".into(),
+                        expected: format!("{n} × {out_width}"),
+                        got: format!("{} values", values.len()),
+                    });
+                }
+                out.copy_from_slice(&values);
+                Ok(())
+            });
+        if let Err(e) = result {
+            failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(e);
+        }
+    });
+    match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// The values of the first of `outputs`, flattened.
+pub(crate) fn first_output(outputs: Vec<Tensor>) -> Result<Vec<f32>> {
+    let first = outputs.into_iter().next().ok_or_else(|| Error::Graph {
+        node: "<outputs>".into(),
+        op: "output".into(),
+        detail: "no output".into(),
+    })?;
+    first.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(Error::backend("output"))
+}
+
 /// Runs `graph` on its inputs (in `graph.inputs` order) and returns the graph outputs in order.
 pub(crate) fn run(graph: &Graph, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
     let mut slots: Vec<Option<Tensor>> = vec![None; graph.slot_count];

@@ -58,6 +58,9 @@ pub(crate) struct Graph {
     pub(crate) constants: Vec<(usize, Tensor)>,
     /// Slots whose last reader is node `i`: freed after it runs.
     pub(crate) release_after: Vec<Vec<usize>>,
+    /// Every output row depends only on the same input row (see [`Graph::is_row_wise`]), so
+    /// the batch may be cut into chunks of rows that run independently.
+    pub(crate) row_wise: bool,
 }
 
 type Err2 = Box<dyn Fn(String) -> Error>;
@@ -72,6 +75,33 @@ impl Graph {
             },
             _ => None,
         }
+    }
+
+    /// Whether the graph maps each row of its single `[rows, width]` input to the same row of
+    /// every output: constant-weight linear layers, element-wise activations, softmax and L2
+    /// normalization along the features, and element-wise arithmetic with a constant that does
+    /// not vary by row (rank ≤ 1, or a leading dimension of 1).
+    fn is_row_wise(&self) -> bool {
+        let constant_rank = |slot: usize| {
+            self.constants
+                .iter()
+                .find(|(s, _)| *s == slot)
+                .map(|(_, t)| matches!(t.dims(), [] | [_] | [1, ..]))
+        };
+        let per_row = |node: &Node| match &node.op {
+            Op::LinearConst(_) | Op::Relu | Op::Tanh | Op::Sigmoid | Op::Identity | Op::Gelu => true,
+            Op::Softmax { axis } => *axis == 1,
+            Op::L2Normalize => true,
+            Op::Add | Op::Sub | Op::Mul | Op::Div => match node.inputs.as_slice() {
+                &[a, b] => match (constant_rank(a), constant_rank(b)) {
+                    (None, Some(fixed)) | (Some(fixed), None) => fixed,
+                    _ => false,
+                },
+                _ => false,
+            },
+            _ => false,
+        };
+        self.input_width().is_some() && self.nodes.iter().all(per_row)
     }
 
     /// Validates `spec` against the tensors in `bundle` and prepares it for `device`.
@@ -209,11 +239,13 @@ impl Graph {
             output_width,
             constants: Vec::new(),
             release_after: Vec::new(),
+            row_wise: false,
         };
         fuse_activations(&mut graph);
         fuse_residual_layernorm(&mut graph);
         graph.constants = materialize_constants(&graph, &initializers, bundle, device)?;
         graph.release_after = release_plan(&graph);
+        graph.row_wise = graph.is_row_wise();
         Ok(graph)
     }
 }

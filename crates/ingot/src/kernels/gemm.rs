@@ -7,6 +7,8 @@
 //! AVX-512F (8 rows × 32 outputs) and AVX2+FMA (6 rows × 16 outputs) are chosen at run time;
 //! `portable` is the scalar fallback; tests compare every path with `linear::linear_ref`.
 
+use std::mem::MaybeUninit;
+
 use super::activation::Act;
 use super::PARALLEL_MIN_WORK;
 use crate::format::F32Data;
@@ -101,7 +103,7 @@ impl Isa {
 
 /// Where a kernel writes: rows of `ldo` values, of which it may touch columns `cols`.
 ///
-/// Several kernels may write the same rows at once when their column ranges are disjoint (the
+/// The buffer may be uninitialized: kernels only ever write it. Several kernels may write the same rows at once when their column ranges are disjoint (the
 /// few-rows split of [`gemm`]), so the output is held as a pointer and every slice handed out is
 /// bounds-checked against both the buffer and the column range.
 pub(crate) struct Dst<'a> {
@@ -111,14 +113,14 @@ pub(crate) struct Dst<'a> {
     cols: std::ops::Range<usize>,
     /// Output row of the kernel's first input row (row sub-blocks of one call).
     row0: usize,
-    _out: std::marker::PhantomData<&'a mut [f32]>,
+    _out: std::marker::PhantomData<&'a mut [MaybeUninit<f32>]>,
 }
 
 impl<'a> Dst<'a> {
     /// All of `out`, rows of `ldo` values.
-    pub(crate) fn new(out: &'a mut [f32], ldo: usize) -> Self {
+    pub(crate) fn new(out: &'a mut [MaybeUninit<f32>], ldo: usize) -> Self {
         // SAFETY: `out` is borrowed mutably for 'a, so this is the only writer.
-        unsafe { Dst::columns(out.as_mut_ptr(), out.len(), ldo, 0..ldo) }
+        unsafe { Dst::columns(out.as_mut_ptr().cast(), out.len(), ldo, 0..ldo) }
     }
 
     /// Columns `cols` of the `len` values at `out`.
@@ -132,12 +134,12 @@ impl<'a> Dst<'a> {
 
     /// The `cols` output values of row `row` starting at output column `col`.
     #[inline(always)]
-    fn row_slice(&mut self, row: usize, col: usize, cols: usize) -> &mut [f32] {
+    fn row_slice(&mut self, row: usize, col: usize, cols: usize) -> &mut [MaybeUninit<f32>] {
         let start = (self.row0 + row) * self.ldo + col;
         assert!(col >= self.cols.start && col + cols <= self.cols.end && start + cols <= self.len);
         // SAFETY: in bounds (asserted), and within this Dst's columns, which no other live Dst
         // over the same buffer shares (`columns`' contract).
-        unsafe { std::slice::from_raw_parts_mut(self.out.add(start), cols) }
+        unsafe { std::slice::from_raw_parts_mut(self.out.add(start).cast(), cols) }
     }
 
     /// Stores one finished accumulator row of `cols` values for output row `row`, columns
@@ -148,21 +150,33 @@ impl<'a> Dst<'a> {
         match bias {
             Some(b) => {
                 let b = &b[col..col + acc.len()];
-                dst.iter_mut().zip(acc).zip(b).for_each(|((d, a), b)| *d = act.apply(a + b));
+                dst.iter_mut().zip(acc).zip(b).for_each(|((d, a), b)| {
+                    d.write(act.apply(a + b));
+                });
             }
-            None => dst.iter_mut().zip(acc).for_each(|(d, a)| *d = act.apply(*a)),
+            None => dst.iter_mut().zip(acc).for_each(|(d, a)| {
+                d.write(act.apply(*a));
+            }),
         }
     }
 }
 
-/// Computes `out = act(x · Wᵀ + bias)` for `n = x.len() / k` rows.
+/// Computes `out = act(x · Wᵀ + bias)` for `n = x.len() / k` rows, writing every value of `out`
+/// (which may be uninitialized).
 ///
 /// Loops run panel-outer, row-tile-inner, so each weight panel is read from memory once per
 /// row block and reused from cache by every row tile (weights small enough to stay in L2 are
 /// walked row-tile-outer instead, so each output row is written once). Tall batches split rows
 /// across threads; short ones (a few sentences' tokens) split the panels, so the weights are
 /// still streamed once.
-pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, act: Act, out: &mut [f32]) {
+pub(crate) fn gemm(
+    isa: Isa,
+    x: &[f32],
+    w: &PackedWeight,
+    bias: Option<&[f32]>,
+    act: Act,
+    out: &mut [MaybeUninit<f32>],
+) {
     let (m, k) = (w.m, w.k);
     let n = x.len() / k;
     let n_panels = m.div_ceil(NR);
@@ -184,7 +198,7 @@ pub(crate) fn gemm(isa: Isa, x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, 
     // Few rows: each task computes a range of panels, writing its columns of every row.
     let groups = (threads * 2).min(n_panels).max(1);
     let per = n_panels.div_ceil(groups);
-    let (base, len) = (parallel::SendPtr(out.as_mut_ptr()), out.len());
+    let (base, len) = (parallel::SendPtr(out.as_mut_ptr().cast::<f32>()), out.len());
     parallel::for_each(n_panels.div_ceil(per), &|g| {
         let panels = g * per..((g + 1) * per).min(n_panels);
         let cols = panels.start * NR..(panels.end * NR).min(m);
@@ -414,7 +428,7 @@ mod avx512 {
                     }
                     let out = dst.row_slice(i + r, col, cols);
                     // SAFETY: `out` holds `cols` values and the mask enables only those lanes.
-                    _mm512_mask_storeu_ps(out.as_mut_ptr(), mask, v);
+                    _mm512_mask_storeu_ps(out.as_mut_ptr().cast(), mask, v);
                 } else {
                     _mm512_storeu_ps(buf.as_mut_ptr(), *a);
                     dst.store(i + r, col, &buf[..cols], bias, act);
@@ -513,6 +527,15 @@ mod tests {
             .collect()
     }
 
+    fn nan_filled(len: usize) -> Vec<MaybeUninit<f32>> {
+        vec![MaybeUninit::new(f32::NAN); len]
+    }
+
+    fn initialized(values: &[MaybeUninit<f32>]) -> Vec<f32> {
+        // SAFETY: every value was initialized by `nan_filled` (and maybe overwritten since).
+        values.iter().map(|v| unsafe { v.assume_init() }).collect()
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_gelu_matches_the_scalar_one() {
@@ -568,10 +591,13 @@ mod tests {
             for act in [Act::Identity, Act::Relu, Act::Tanh, Act::Gelu] {
                 let reference = linear_ref(&x, &wt, Some(&b), m, k, act);
                 for &isa in &isas {
-                    let mut out = vec![f32::NAN; n * m];
+                    // NaN-filled outputs: a value the kernel misses fails the comparison.
+                    let mut out = nan_filled(n * m);
                     gemm(isa, &x, &packed, Some(&b), act, &mut out);
-                    let mut serial = vec![f32::NAN; n * m];
+                    let out = initialized(&out);
+                    let mut serial = nan_filled(n * m);
                     kernel(isa, &x, &packed, 0..m.div_ceil(NR), Some(&b), act, Dst::new(&mut serial, m));
+                    let serial = initialized(&serial);
                     assert_eq!(serial, out, "{isa:?}: parallel split changes results");
                     for (idx, (a, r)) in out.iter().zip(&reference).enumerate() {
                         let tol = 1e-5 * (k as f32).sqrt() * (1.0 + r.abs());

@@ -79,24 +79,27 @@ impl LinearKernel {
         LinearKernel { act, ..self.clone() }
     }
 
-    /// Computes `n` rows of output into `out` (`n * m` values).
-    pub(crate) fn forward_slice(&self, x: &[f32], n: usize, out: &mut [f32]) {
+    /// Computes the `n × m` output for `n` input rows.
+    pub(crate) fn forward(&self, x: &[f32], n: usize) -> Vec<f32> {
         let (m, k) = (self.m, self.k);
         let Some(weight) = self.weight.as_deref().filter(|_| n < GEMM_MIN_ROWS || m < GEMM_MIN_OUTPUTS)
         else {
-            gemm(self.isa, x, &self.packed, self.bias.as_deref(), self.act, out);
-            return;
+            let (bias, act) = (self.bias.as_deref(), self.act);
+            // SAFETY: `gemm` writes every output value.
+            return unsafe { super::filled(n * m, |out| gemm(self.isa, x, &self.packed, bias, act, out)) };
         };
+        let mut out = vec![0f32; n * m];
         let work = n.saturating_mul(m).saturating_mul(k);
         if work < PARALLEL_MIN_WORK || n < 4 {
-            self.rows(weight, x, out);
-            return;
+            self.rows(weight, x, &mut out);
+            return out;
         }
         let chunk_rows = (n / (crate::parallel::threads() * 4)).max(2);
-        crate::parallel::for_each_chunk_mut(out, chunk_rows * m, |c, oc| {
+        crate::parallel::for_each_chunk_mut(&mut out, chunk_rows * m, |c, oc| {
             let xc = &x[c * chunk_rows * k..(c * chunk_rows + oc.len() / m) * k];
             self.rows(weight, xc, oc)
         });
+        out
     }
 
     fn rows(&self, weight: &[f32], x: &[f32], out: &mut [f32]) {
@@ -139,9 +142,7 @@ impl CustomOp1 for LinearKernel {
             candle_core::bail!("ingot-linear: input has {k} features, weight expects {}", self.k);
         }
         let x = contiguous_f32(storage, layout, "ingot-linear")?;
-        let mut out = vec![0f32; n * self.m];
-        self.forward_slice(x, n, &mut out);
-        Ok((CpuStorage::F32(out), Shape::from((n, self.m))))
+        Ok((CpuStorage::F32(self.forward(x, n)), Shape::from((n, self.m))))
     }
 }
 
@@ -273,8 +274,7 @@ mod tests {
         let w = seeded(m * k, seed + 1);
         let b = seeded(m, seed + 2);
         let kernel = LinearKernel::new(w.clone(), Some(b.clone()), m, k, act);
-        let mut out = vec![0f32; n * m];
-        kernel.forward_slice(&x, n, &mut out);
+        let out = kernel.forward(&x, n);
         let reference = linear_ref(&x, &w, Some(&b), m, k, act);
         for (i, (a, r)) in out.iter().zip(&reference).enumerate() {
             // Both sum k products of values in [-1, 1] in f32 in different orders.
@@ -305,9 +305,7 @@ mod tests {
         let x = vec![1e18f32; k];
         let w = vec![1e18f32; k];
         let kernel = LinearKernel::new(w, None, 1, k, Act::Sigmoid);
-        let mut out = [0f32; 1];
-        kernel.forward_slice(&x, 1, &mut out);
-        assert_eq!(out[0], 1.0);
+        assert_eq!(kernel.forward(&x, 1), [1.0]);
     }
 
     proptest! {

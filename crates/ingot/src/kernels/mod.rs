@@ -27,6 +27,21 @@ pub(crate) fn contiguous_f32<'a>(
     }
 }
 
+/// A buffer of `len` values that `fill` writes completely, without zeroing it first.
+///
+/// Zeroing a fresh multi-megabyte output costs as much as a cheap kernel (glibc's `calloc`
+/// memsets reused heap memory), and kernels such as [`gemm::gemm`] overwrite every value anyway.
+///
+/// # Safety
+/// `fill` must write every element of the slice it is given.
+pub(crate) unsafe fn filled(len: usize, fill: impl FnOnce(&mut [std::mem::MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: the first `len` values were written by `fill` (the caller's contract).
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// Whether this CPU has AVX-512F (checked once by std, then cached).
 #[inline]
 pub(crate) fn has_avx512() -> bool {
