@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::format::{Activation, PostprocessSpec};
 use crate::kernels::activation::sigmoid;
+use crate::kernels::softmax::softmax_rows;
 use crate::output::{Matrix, Prediction};
 use crate::value::Value;
 
@@ -125,11 +126,7 @@ impl Postprocess {
                         let scores = p.scores.as_slice();
                         let chunk = ROWS_PER_TASK * width;
                         crate::parallel::for_each_chunk_mut(&mut data, chunk, |c, out| {
-                            let mut exps = vec![0f64; width];
-                            let rows = scores[c * chunk..][..out.len()].chunks_exact(width);
-                            for (s, o) in rows.zip(out.chunks_exact_mut(width)) {
-                                softmax64(s, &mut exps, o);
-                            }
+                            softmax_rows(&scores[c * chunk..][..out.len()], width, out);
                         });
                         Matrix::new(data, rows, width)
                     }
@@ -142,19 +139,6 @@ impl Postprocess {
 
 /// Rows per parallel task of the probability transforms.
 const ROWS_PER_TASK: usize = 1024;
-
-/// Softmax of one score row in f64 (`exps` is scratch of the row's width), stored as f32.
-fn softmax64(scores: &[f32], exps: &mut [f64], out: &mut [f32]) {
-    let max = scores.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-    let mut sum = 0.0;
-    for (e, &v) in exps.iter_mut().zip(scores) {
-        *e = (f64::from(v) - max).exp();
-        sum += *e;
-    }
-    for (o, e) in out.iter_mut().zip(exps.iter()) {
-        *o = (e / sum) as f32;
-    }
-}
 
 fn sigmoid64(v: f64) -> f64 {
     if v >= 0.0 {

@@ -9,6 +9,8 @@ pub(crate) mod gemm;
 pub(crate) mod layernorm;
 pub(crate) mod linear;
 pub(crate) mod pool;
+pub(crate) mod softmax;
+pub(crate) mod vmath;
 
 /// Work (multiply-adds) below which a kernel stays on the calling thread: handing work to
 /// workers costs more than it saves for batch-1 requests.
