@@ -4,8 +4,8 @@
 //! `heads × head_dim`) of all sequences packed end to end, plus `offsets [batch + 1]` (sequence
 //! `s` is tokens `offsets[s]..offsets[s+1]`). Each token attends only to the tokens of its own
 //! sequence, which is exactly what a padded batch with an attention mask computes, without the
-//! padded work. Scores are scaled by `1/sqrt(head_dim)`; the softmax is fused (max, exp, sum in
-//! one row pass). Work is split by sequence and, when there are fewer sequences than threads, by
+//! padded work. Scores are scaled by `1/sqrt(head_dim)`; the softmax runs on 16 lanes
+//! ([`super::softmax::softmax_scaled_in_place`]). Work is split by sequence and, when there are fewer sequences than threads, by
 //! blocks of query rows within a sequence (a single sentence still uses every core).
 
 use std::ops::Range;
@@ -89,17 +89,7 @@ impl Attention {
                     };
                 }
                 let scores = &mut scores[..len];
-                let mut max = f32::NEG_INFINITY;
-                for s in scores.iter_mut() {
-                    *s *= scale;
-                    max = max.max(*s);
-                }
-                let mut sum = 0f32;
-                for s in scores.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                scores.iter_mut().for_each(|s| *s /= sum);
+                super::softmax::softmax_scaled_in_place(scores, scale);
                 let o = &mut out[(i - rows.start) * hidden + h * d..][..d];
                 let values = &qkv[2 * hidden + h * d..];
                 if d.is_multiple_of(32) {

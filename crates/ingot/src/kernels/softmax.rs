@@ -20,6 +20,23 @@ pub(crate) fn softmax_rows(scores: &[f32], width: usize, out: &mut [f32]) {
     }
 }
 
+/// Softmax of `row · scale`, in place, in f32: the attention probabilities of one query.
+pub(crate) fn softmax_scaled_in_place(row: &mut [f32], scale: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx512() {
+        // SAFETY: AVX-512F is available (checked just above).
+        unsafe { avx512::scaled_in_place(row, scale) };
+        return;
+    }
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v * scale - max).exp();
+        sum += *v;
+    }
+    row.iter_mut().for_each(|v| *v /= sum);
+}
+
 /// Softmax of one row in f64 (`exps` is scratch of the row's width), stored as f32.
 pub(crate) fn softmax_row_ref(scores: &[f32], exps: &mut [f64], out: &mut [f32]) {
     let max = scores.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
@@ -44,6 +61,35 @@ mod avx512 {
         match width - j {
             rest if rest >= 16 => 0xffff,
             rest => (1u16 << rest) - 1,
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn scaled_in_place(row: &mut [f32], scale: f32) {
+        let (width, p) = (row.len(), row.as_mut_ptr());
+        let scale_v = _mm512_set1_ps(scale);
+        // SAFETY (all loads and stores): each masked access touches only the lanes of columns
+        // j..min(j + 16, width) of the row.
+        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+        for j in (0..width).step_by(16) {
+            let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask(width, j), p.add(j)), scale_v);
+            max = _mm512_mask_max_ps(max, mask(width, j), max, v);
+        }
+        let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+        let mut sum = _mm512_setzero_ps();
+        for j in (0..width).step_by(16) {
+            let m = mask(width, j);
+            let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p.add(j)), scale_v);
+            let e = _mm512_maskz_mov_ps(m, exp_neg(_mm512_sub_ps(v, max)));
+            sum = _mm512_add_ps(sum, e);
+            _mm512_mask_storeu_ps(p.add(j), m, e);
+        }
+        let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+        for j in (0..width).step_by(16) {
+            let m = mask(width, j);
+            _mm512_mask_storeu_ps(p.add(j), m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p.add(j)), inv));
         }
     }
 
@@ -100,6 +146,22 @@ mod tests {
                     assert!((g - w).abs() <= 1e-6 * w + 1e-7, "width {width} row {r} [{j}]: {g} vs {w}");
                 }
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn scaled_in_place_matches_the_reference() {
+        for len in [1, 5, 16, 25, 33, 200] {
+            let row: Vec<f32> = (0..len).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
+            let scale = 0.177f32;
+            let mut got = row.clone();
+            softmax_scaled_in_place(&mut got, scale);
+            let scaled: Vec<f32> = row.iter().map(|v| v * scale).collect();
+            let (mut want, mut exps) = (vec![0f32; len], vec![0f64; len]);
+            softmax_row_ref(&scaled, &mut exps, &mut want);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-6 * w + 1e-7, "len {len}: {g} vs {w}");
             }
         }
     }
