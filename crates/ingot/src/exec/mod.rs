@@ -1,5 +1,7 @@
 //! Runs a validated [`Graph`] on candle tensors.
 
+use std::sync::OnceLock;
+
 use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
@@ -14,11 +16,12 @@ pub(crate) const CHUNK_ROWS: usize = 256;
 /// [`CHUNK_ROWS`], spread over the pool, and returns the first output's values.
 ///
 /// Each chunk runs every node on one thread (kernels called inside a busy pool stay serial), so
-/// the results are those of [`run`] on the whole batch, row for row.
+/// the results are those of [`run`] on the whole batch, row for row. A failure is that of the
+/// earliest failing chunk.
 pub(crate) fn run_chunked(graph: &Graph, x: &[f32], rows: usize, width: usize) -> Result<Vec<f32>> {
     let out_width = graph.output_width;
     let mut out = vec![0f32; rows * out_width];
-    let failure = std::sync::Mutex::new(None);
+    let failures: Vec<OnceLock<Error>> = (0..rows.div_ceil(CHUNK_ROWS)).map(|_| OnceLock::new()).collect();
     crate::parallel::for_each_chunk_mut(&mut out, CHUNK_ROWS * out_width, |c, out| {
         let n = out.len() / out_width;
         let chunk = &x[c * CHUNK_ROWS * width..][..n * width];
@@ -37,13 +40,10 @@ pub(crate) fn run_chunked(graph: &Graph, x: &[f32], rows: usize, width: usize) -
                 Ok(())
             });
         if let Err(e) = result {
-            failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(e);
+            let _ = failures[c].set(e);
         }
     });
-    match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    failures.into_iter().find_map(OnceLock::into_inner).map_or(Ok(out), Err)
 }
 
 /// The values of the first of `outputs`, flattened.
