@@ -5,8 +5,9 @@
 //! `s` is tokens `offsets[s]..offsets[s+1]`). Each token attends only to the tokens of its own
 //! sequence, which is exactly what a padded batch with an attention mask computes, without the
 //! padded work. Scores are scaled by `1/sqrt(head_dim)`; the softmax runs on 16 lanes
-//! ([`super::softmax::softmax_scaled_in_place`]). Work is split by sequence and, when there are fewer sequences than threads, by
-//! blocks of query rows within a sequence (a single sentence still uses every core).
+//! ([`super::softmax::softmax_scaled_in_place`]). Work is split by sequence and, when there are
+//! fewer sequences than threads, by blocks of query rows within a sequence (a single sentence
+//! still uses every core).
 
 use std::ops::Range;
 

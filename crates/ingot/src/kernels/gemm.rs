@@ -103,9 +103,10 @@ impl Isa {
 
 /// Where a kernel writes: rows of `ldo` values, of which it may touch columns `cols`.
 ///
-/// The buffer may be uninitialized: kernels only ever write it. Several kernels may write the same rows at once when their column ranges are disjoint (the
-/// few-rows split of [`gemm`]), so the output is held as a pointer and every slice handed out is
-/// bounds-checked against both the buffer and the column range.
+/// The buffer may be uninitialized: kernels only ever write it. Several kernels may write the
+/// same rows at once when their column ranges are disjoint (the few-rows split of [`gemm`]), so
+/// the output is held as a pointer and every slice handed out is bounds-checked against both the
+/// buffer and the column range.
 pub(crate) struct Dst<'a> {
     out: *mut f32,
     len: usize,

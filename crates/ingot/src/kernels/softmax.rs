@@ -1,21 +1,24 @@
-//! Row-wise softmax of class scores: `p[j] = e^(s[j] - max) / Σₖ e^(s[k] - max)`.
+//! Row-wise softmax: `p[j] = e^(s[j] - max) / Σₖ e^(s[k] - max)`.
 //!
-//! The post-processing of every multi-class classifier, over `rows × classes` scores. The
-//! AVX-512 path takes a row's 16 classes at a time through the vector `e^x` of
-//! [`super::vmath`] (relative error ~1e-7, well inside the 1e-5 parity budget);
-//! [`softmax_row_ref`] computes in f64 and is the path elsewhere and the tests' reference.
+//! The class probabilities of every multi-class classifier ([`softmax_rows`]) and the attention
+//! probabilities of one query ([`softmax_scaled_in_place`]). The AVX-512 path takes 16 values at
+//! a time through the vector `e^x` of [`super::vmath`] (relative error ~1e-7, well inside the
+//! 1e-5 parity budget); a row holding NaN or an infinity takes the scalar path, which propagates
+//! them as the reference does. [`softmax_row_ref`] computes in f64 and is the path elsewhere and
+//! the tests' reference.
 
 /// Writes the softmax of each `width`-value row of `scores` into the same row of `out`.
 pub(crate) fn softmax_rows(scores: &[f32], width: usize, out: &mut [f32]) {
     assert!(width > 0 && scores.len() == out.len() && scores.len().is_multiple_of(width));
-    #[cfg(target_arch = "x86_64")]
-    if super::has_avx512() {
-        // SAFETY: AVX-512F is available (checked just above).
-        unsafe { avx512::rows(scores, width, out) };
-        return;
-    }
     let mut exps = vec![0f64; width];
     for (s, o) in scores.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx512() {
+            // SAFETY: AVX-512F is available (checked just above); `s` and `o` hold `width` values.
+            if unsafe { avx512::row(s.as_ptr(), width, 1.0, o.as_mut_ptr()) } {
+                continue;
+            }
+        }
         softmax_row_ref(s, &mut exps, o);
     }
 }
@@ -24,9 +27,11 @@ pub(crate) fn softmax_rows(scores: &[f32], width: usize, out: &mut [f32]) {
 pub(crate) fn softmax_scaled_in_place(row: &mut [f32], scale: f32) {
     #[cfg(target_arch = "x86_64")]
     if super::has_avx512() {
-        // SAFETY: AVX-512F is available (checked just above).
-        unsafe { avx512::scaled_in_place(row, scale) };
-        return;
+        let p = row.as_mut_ptr();
+        // SAFETY: AVX-512F is available (checked just above); `row` holds `row.len()` values.
+        if unsafe { avx512::row(p, row.len(), scale, p) } {
+            return;
+        }
     }
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
     let mut sum = 0f32;
@@ -64,63 +69,45 @@ mod avx512 {
         }
     }
 
+    /// Softmax of the `width` values at `src` times `scale`, written to `dst` (which may be
+    /// `src`). Returns `false`, having written nothing, if a scaled value is NaN or infinite.
+    ///
     /// # Safety
-    /// The CPU must support AVX-512F.
+    /// The CPU must support AVX-512F; `src` must be valid for reading and `dst` for writing
+    /// `width` values.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn scaled_in_place(row: &mut [f32], scale: f32) {
-        let (width, p) = (row.len(), row.as_mut_ptr());
-        let scale_v = _mm512_set1_ps(scale);
-        // SAFETY (all loads and stores): each masked access touches only the lanes of columns
-        // j..min(j + 16, width) of the row.
+    pub(super) unsafe fn row(src: *const f32, width: usize, scale: f32, dst: *mut f32) -> bool {
+        let scale = _mm512_set1_ps(scale);
+        // SAFETY (all loads and stores): each masked access touches only the lanes of values
+        // j..min(j + 16, width).
         let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut bad: __mmask16 = 0;
         for j in (0..width).step_by(16) {
-            let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask(width, j), p.add(j)), scale_v);
-            max = _mm512_mask_max_ps(max, mask(width, j), max, v);
+            let m = mask(width, j);
+            let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src.add(j)), scale);
+            // v - v is NaN exactly where v is NaN or infinite.
+            let d = _mm512_sub_ps(v, v);
+            bad |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(m, d, d);
+            max = _mm512_mask_max_ps(max, m, max, v);
+        }
+        if bad != 0 {
+            return false;
         }
         let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
         let mut sum = _mm512_setzero_ps();
         for j in (0..width).step_by(16) {
             let m = mask(width, j);
-            let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p.add(j)), scale_v);
+            let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src.add(j)), scale);
             let e = _mm512_maskz_mov_ps(m, exp_neg(_mm512_sub_ps(v, max)));
             sum = _mm512_add_ps(sum, e);
-            _mm512_mask_storeu_ps(p.add(j), m, e);
+            _mm512_mask_storeu_ps(dst.add(j), m, e);
         }
         let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
         for j in (0..width).step_by(16) {
             let m = mask(width, j);
-            _mm512_mask_storeu_ps(p.add(j), m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p.add(j)), inv));
+            _mm512_mask_storeu_ps(dst.add(j), m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dst.add(j)), inv));
         }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn rows(scores: &[f32], width: usize, out: &mut [f32]) {
-        for (s, o) in scores.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-            // SAFETY (all loads and stores): each masked access touches only the lanes of
-            // columns j..min(j + 16, width) of this row.
-            let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
-            for j in (0..width).step_by(16) {
-                let v = _mm512_mask_loadu_ps(max, mask(width, j), s.as_ptr().add(j));
-                max = _mm512_max_ps(max, v);
-            }
-            let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
-            let mut sum = _mm512_setzero_ps();
-            for j in (0..width).step_by(16) {
-                let m = mask(width, j);
-                let v = _mm512_maskz_loadu_ps(m, s.as_ptr().add(j));
-                let e = _mm512_maskz_mov_ps(m, exp_neg(_mm512_sub_ps(v, max)));
-                sum = _mm512_add_ps(sum, e);
-                _mm512_mask_storeu_ps(o.as_mut_ptr().add(j), m, e);
-            }
-            let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
-            for j in (0..width).step_by(16) {
-                let m = mask(width, j);
-                let e = _mm512_maskz_loadu_ps(m, o.as_ptr().add(j));
-                _mm512_mask_storeu_ps(o.as_mut_ptr().add(j), m, _mm512_mul_ps(e, inv));
-            }
-        }
+        true
     }
 }
 
@@ -175,5 +162,23 @@ mod tests {
         assert!(out[0] == 1.0 && out[1] < 1e-37 && out[2] < 1e-37, "{out:?}");
         assert!(out[4] == 1.0 && out[3] < 1e-37 && out[5] < 1e-37, "{out:?}");
         assert!(out[6..].iter().all(|&p| (p - 1.0 / 3.0).abs() < 1e-7), "{out:?}");
+    }
+
+    #[test]
+    fn nan_and_infinity_propagate_as_in_the_reference() {
+        let scores = [1.0f32, f32::NAN, 2.0, f32::INFINITY, 0.0, 1.0, 3.0, 1.0, 2.0];
+        let (mut got, mut want, mut exps) = ([0f32; 9], [0f32; 9], [0f64; 3]);
+        softmax_rows(&scores, 3, &mut got);
+        for (s, w) in scores.chunks_exact(3).zip(want.chunks_exact_mut(3)) {
+            softmax_row_ref(s, &mut exps, w);
+        }
+        assert!(got[..6]
+            .iter()
+            .zip(&want[..6])
+            .all(|(g, w)| g.to_bits() == w.to_bits() || g.is_nan() && w.is_nan()));
+        assert!(got[..3].iter().all(|v| v.is_nan()), "{got:?}");
+        let mut row = [f32::INFINITY, 1.0, 0.0];
+        softmax_scaled_in_place(&mut row, 0.5);
+        assert!(row[0].is_nan(), "{row:?}");
     }
 }
