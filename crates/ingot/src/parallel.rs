@@ -82,6 +82,22 @@ pub(crate) fn for_each_chunk_mut<T: Send>(out: &mut [T], chunk: usize, f: impl F
     for_each_part_mut(out, &bounds, f);
 }
 
+/// [`for_each_chunk_mut`] with fallible tasks: every chunk runs, and the result is the error of
+/// the earliest failing chunk (the one a serial loop would have stopped at), if any.
+pub(crate) fn try_for_each_chunk_mut<T: Send, E: Send + Sync>(
+    out: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    let errors: Vec<OnceLock<E>> = (0..out.len().div_ceil(chunk.max(1))).map(|_| OnceLock::new()).collect();
+    for_each_chunk_mut(out, chunk, |c, part| {
+        if let Err(e) = f(c, part) {
+            let _ = errors[c].set(e);
+        }
+    });
+    errors.into_iter().find_map(OnceLock::into_inner).map_or(Ok(()), Err)
+}
+
 /// A buffer's base pointer shared by the tasks of one region, each writing its own disjoint
 /// part of the buffer.
 pub(crate) struct SendPtr<T>(pub(crate) *mut T);
@@ -249,6 +265,22 @@ impl Shared {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn a_failing_region_reports_its_earliest_failing_chunk() {
+        let mut out = vec![0u32; 1000];
+        let result = try_for_each_chunk_mut(&mut out, 10, |c, part| {
+            part.fill(1);
+            if c % 7 == 3 {
+                Err(c)
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(result, Err(3));
+        assert!(out.iter().all(|&v| v == 1), "every chunk still runs");
+        assert_eq!(try_for_each_chunk_mut(&mut out, 10, |_, _| Ok::<(), usize>(())), Ok(()));
+    }
 
     #[test]
     fn every_task_runs_once() {

@@ -1,7 +1,5 @@
 //! Runs a validated [`Graph`] on candle tensors.
 
-use std::sync::OnceLock;
-
 use candle_core::{Device, Tensor};
 
 use crate::error::{Error, Result};
@@ -21,11 +19,10 @@ pub(crate) const CHUNK_ROWS: usize = 256;
 pub(crate) fn run_chunked(graph: &Graph, x: &[f32], rows: usize, width: usize) -> Result<Vec<f32>> {
     let out_width = graph.output_width;
     let mut out = vec![0f32; rows * out_width];
-    let failures: Vec<OnceLock<Error>> = (0..rows.div_ceil(CHUNK_ROWS)).map(|_| OnceLock::new()).collect();
-    crate::parallel::for_each_chunk_mut(&mut out, CHUNK_ROWS * out_width, |c, out| {
+    crate::parallel::try_for_each_chunk_mut(&mut out, CHUNK_ROWS * out_width, |c, out| {
         let n = out.len() / out_width;
         let chunk = &x[c * CHUNK_ROWS * width..][..n * width];
-        let result = Tensor::from_slice(chunk, (n, width), &Device::Cpu)
+        Tensor::from_slice(chunk, (n, width), &Device::Cpu)
             .map_err(Error::backend("input"))
             .and_then(|t| first_output(run(graph, vec![t])?))
             .and_then(|values| {
@@ -38,12 +35,9 @@ pub(crate) fn run_chunked(graph: &Graph, x: &[f32], rows: usize, width: usize) -
                 }
                 out.copy_from_slice(&values);
                 Ok(())
-            });
-        if let Err(e) = result {
-            let _ = failures[c].set(e);
-        }
-    });
-    failures.into_iter().find_map(OnceLock::into_inner).map_or(Ok(out), Err)
+            })
+    })?;
+    Ok(out)
 }
 
 /// The values of the first of `outputs`, flattened.

@@ -58,6 +58,22 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     use super::avx512;
 
+    /// `f` applied to up to 16 values through one vector (unused lanes hold 0).
+    #[cfg(target_arch = "x86_64")]
+    fn lanes(
+        values: &[f32],
+        f: impl Fn(std::arch::x86_64::__m512) -> std::arch::x86_64::__m512,
+    ) -> [f32; 16] {
+        use std::arch::x86_64::*;
+        let mut input = [0f32; 16];
+        input[..values.len()].copy_from_slice(values);
+        let mut out = [0f32; 16];
+        // SAFETY: loads and stores cover exactly the 16 floats of `input` and `out`; callers
+        // check that the CPU has AVX-512F.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), f(_mm512_loadu_ps(input.as_ptr()))) };
+        out
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_gelu_matches_the_scalar_one() {
@@ -67,14 +83,8 @@ mod tests {
         let xs: Vec<f32> =
             (-16_000..16_000).map(|i| i as f32 / 1000.0).chain([1e-30, -1e-30, 80.0, -80.0]).collect();
         for chunk in xs.chunks(16) {
-            let mut lanes = [0f32; 16];
-            lanes[..chunk.len()].copy_from_slice(chunk);
-            let mut out = [0f32; 16];
-            // SAFETY: AVX-512F is available (checked above); loads and stores cover 16 floats.
-            unsafe {
-                use std::arch::x86_64::*;
-                _mm512_storeu_ps(out.as_mut_ptr(), avx512::gelu(_mm512_loadu_ps(lanes.as_ptr())));
-            }
+            // SAFETY: AVX-512F is available (checked above).
+            let out = lanes(chunk, |v| unsafe { avx512::gelu(v) });
             for (x, y) in chunk.iter().zip(out) {
                 let want = Act::Gelu.apply(*x);
                 assert!((y - want).abs() <= 1e-6 * (1.0 + want.abs()), "gelu({x}) = {y}, scalar {want}");
@@ -90,14 +100,8 @@ mod tests {
         }
         let xs: Vec<f32> = (0..=90_000).map(|i| -(i as f32) / 1000.0).collect();
         for chunk in xs.chunks(16) {
-            let mut lanes = [0f32; 16];
-            lanes[..chunk.len()].copy_from_slice(chunk);
-            let mut out = [0f32; 16];
-            // SAFETY: AVX-512F is available (checked above); loads and stores cover 16 floats.
-            unsafe {
-                use std::arch::x86_64::*;
-                _mm512_storeu_ps(out.as_mut_ptr(), avx512::exp_neg(_mm512_loadu_ps(lanes.as_ptr())));
-            }
+            // SAFETY: AVX-512F is available (checked above).
+            let out = lanes(chunk, |v| unsafe { avx512::exp_neg(v) });
             for (x, y) in chunk.iter().zip(out) {
                 let want = f64::from(*x).exp();
                 // Below e^-87 the result is clamped to e^-87 (≈ 1.6e-38): a probability of 0.

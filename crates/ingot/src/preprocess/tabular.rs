@@ -386,7 +386,7 @@ impl TabularPipeline {
         if rows <= ROWS_PER_TASK {
             self.rows_into(&source, 0, &mut out)?;
         } else {
-            first_error(&mut out, ROWS_PER_TASK * self.width, |c, chunk| {
+            crate::parallel::try_for_each_chunk_mut(&mut out, ROWS_PER_TASK * self.width, |c, chunk| {
                 self.rows_into(&source, c * ROWS_PER_TASK, chunk)
             })?;
         }
@@ -490,7 +490,9 @@ impl TabularPipeline {
         if d.rows() <= ROWS_PER_TASK {
             return chunk_into(0, out);
         }
-        first_error(out, ROWS_PER_TASK * width, |c, chunk| chunk_into(c * ROWS_PER_TASK, chunk))
+        crate::parallel::try_for_each_chunk_mut(out, ROWS_PER_TASK * width, |c, chunk| {
+            chunk_into(c * ROWS_PER_TASK, chunk)
+        })
     }
 
     fn column_list(&self) -> String {
@@ -692,22 +694,6 @@ fn affine(field: &str, sub: Option<&[f64]>, div: Option<&[f64]>, w: usize, sub_n
         sub: sub.map_or_else(|| vec![0.0; w], <[f64]>::to_vec),
         div: div.map_or_else(|| vec![1.0; w], <[f64]>::to_vec),
     })
-}
-
-/// Fills `out` chunk by chunk in parallel; the error of the earliest failing chunk, if any.
-fn first_error(
-    out: &mut [f32],
-    chunk: usize,
-    fill: impl Fn(usize, &mut [f32]) -> Result<()> + Sync,
-) -> Result<()> {
-    let errors: Vec<std::sync::OnceLock<Error>> =
-        (0..out.len().div_ceil(chunk.max(1))).map(|_| std::sync::OnceLock::new()).collect();
-    crate::parallel::for_each_chunk_mut(out, chunk, |c, part| {
-        if let Err(e) = fill(c, part) {
-            let _ = errors[c].set(e);
-        }
-    });
-    errors.into_iter().find_map(std::sync::OnceLock::into_inner).map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
