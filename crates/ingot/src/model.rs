@@ -337,6 +337,7 @@ fn check_card(card: &ModelCard) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::gemm::InputKind;
 
     #[test]
     fn a_tabular_graph_runs_in_row_chunks_with_the_same_results() {
@@ -350,5 +351,94 @@ mod tests {
             model.run_graph(vec![Tensor::from_slice(&x, (rows, width), &Device::Cpu).unwrap()]).unwrap();
         assert_eq!(chunked.len(), rows * model.graph.output_width);
         assert_eq!(chunked, whole);
+    }
+
+    /// A linear layer's `(weight [out, in], bias)`.
+    type Layer = (Vec<f32>, Vec<f32>);
+
+    /// The logistic bundle with its linear layer replaced by 2 → 64 → 64 → 1 ReLU layers; also
+    /// returns the layers.
+    fn relu_mlp() -> (Model, Vec<Layer>) {
+        use crate::format::{to_bytes, NodeSpec, TensorData};
+        let bytes = crate::testing::logistic_bundle().unwrap();
+        let mut manifest = Bundle::from_bytes(bytes).unwrap().manifest().clone();
+        manifest.checksum = None;
+        let node = |name: &str, op: &str, inputs: &[&str]| NodeSpec {
+            name: Some(name.into()),
+            op: op.into(),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![name.into()],
+            attrs: Default::default(),
+        };
+        manifest.graph.nodes = vec![
+            node("fc1", "Linear", &["features", "w1", "b1"]),
+            node("relu1", "Relu", &["fc1"]),
+            node("fc2", "Linear", &["relu1", "w2", "b2"]),
+            node("relu2", "Relu", &["fc2"]),
+            node("scores", "Linear", &["relu2", "w3", "b3"]),
+        ];
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5 - 1.0).collect()
+        };
+        let layers: Vec<Layer> = [(64, 2), (64, 64), (1, 64)]
+            .iter()
+            .enumerate()
+            .map(|(i, (o, k))| (values(o * k, i), values(*o, i + 7)))
+            .collect();
+        let mut tensors = Vec::new();
+        for (i, ((w, b), (o, k))) in layers.iter().zip([(64, 2), (64, 64), (1, 64)]).enumerate() {
+            tensors.push((format!("w{}", i + 1), TensorData::from_f32(vec![o, k], w).unwrap()));
+            tensors.push((format!("b{}", i + 1), TensorData::from_f32(vec![o], b).unwrap()));
+        }
+        (Model::from_bytes(to_bytes(&manifest, &tensors).unwrap()).unwrap(), layers)
+    }
+
+    #[test]
+    fn layers_after_a_relu_skip_zeros_with_the_same_results() {
+        let (model, layers) = relu_mlp();
+        let kinds: Vec<InputKind> = model
+            .graph
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                crate::graph::Op::LinearConst(k) => Some(k.input()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, [InputKind::Dense, InputKind::ReluOutput, InputKind::ReluOutput]);
+        // Two full row chunks and a 40-row one, about half zeros after each ReLU: the sparse
+        // GEMM runs where the CPU has it. Every score must match an f64 evaluation of the same
+        // network (f32 sums of 64 terms of magnitude ≤ ~10 stay within 1e-4 relative), and the
+        // whole batch, blocked differently, must give the same bits.
+        let rows = 2 * exec::CHUNK_ROWS + 40;
+        let x: Vec<f32> = (0..rows * 2).map(|i| ((i * 37) % 101) as f32 / 10.0 - 5.0).collect();
+        let got = exec::run_chunked(&model.graph, &x, rows, 2).unwrap();
+        assert_eq!(got.len(), rows);
+        let mut zeros = 0;
+        for (row, &score) in x.chunks_exact(2).zip(&got) {
+            let mut h: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            for (i, (w, b)) in layers.iter().enumerate() {
+                let k = h.len();
+                h = b
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &bj)| {
+                        let s = (0..k).map(|p| h[p] * f64::from(w[j * k + p])).sum::<f64>() + f64::from(bj);
+                        if i + 1 < layers.len() {
+                            s.max(0.0)
+                        } else {
+                            s
+                        }
+                    })
+                    .collect();
+                if i == 0 {
+                    zeros += h.iter().filter(|v| **v == 0.0).count();
+                }
+            }
+            assert!((f64::from(score) - h[0]).abs() <= 1e-4 * (1.0 + h[0].abs()), "{score} vs {}", h[0]);
+        }
+        assert!(zeros * 100 >= 40 * rows * 64, "the first ReLU should zero ≥ 40 %: {zeros}");
+        let whole = model.run_graph(vec![Tensor::from_slice(&x, (rows, 2), &Device::Cpu).unwrap()]).unwrap();
+        assert_eq!(got, whole);
     }
 }

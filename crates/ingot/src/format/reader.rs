@@ -43,22 +43,25 @@ pub(crate) enum Bytes {
     Owned(Vec<u8>),
 }
 
+/// Sixteen f32 values on a 64-byte boundary: the unit of owned f32 storage, so that vector
+/// loads of owned weights (packed at load) never straddle two cache lines.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line([f32; 16]);
+
 /// f32 values either owned or borrowed in place from a bundle's bytes (no copy).
 #[derive(Clone)]
 pub(crate) enum F32Data {
-    Owned(Arc<[f32]>),
+    /// The first `len` values of `lines`.
+    Owned { lines: Arc<[Line]>, len: usize },
     /// `len` f32 values at byte `start` of `bytes`; `start` is 4-byte aligned in memory.
-    Mapped {
-        bytes: Arc<Bytes>,
-        start: usize,
-        len: usize,
-    },
+    Mapped { bytes: Arc<Bytes>, start: usize, len: usize },
 }
 
 impl std::fmt::Debug for F32Data {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            F32Data::Owned(v) => write!(f, "F32Data::Owned({})", v.len()),
+            F32Data::Owned { len, .. } => write!(f, "F32Data::Owned({len})"),
             F32Data::Mapped { len, .. } => write!(f, "F32Data::Mapped({len})"),
         }
     }
@@ -68,7 +71,12 @@ impl F32Data {
     /// The values.
     pub(crate) fn as_slice(&self) -> &[f32] {
         match self {
-            F32Data::Owned(v) => v,
+            F32Data::Owned { lines, len } => {
+                assert!(*len <= lines.len() * 16);
+                // SAFETY: `Line` is a `repr(C)` array of 16 f32 without padding, so `lines` is
+                // `lines.len() * 16` contiguous f32 values, of which the first `len` are taken.
+                unsafe { std::slice::from_raw_parts(lines.as_ptr().cast::<f32>(), *len) }
+            }
             F32Data::Mapped { bytes, start, len } => {
                 let b = &bytes.as_slice()[*start..*start + *len * 4];
                 // SAFETY: `Bundle::f32_data` creates `Mapped` only on little-endian targets for an
@@ -83,7 +91,15 @@ impl F32Data {
 
 impl From<Vec<f32>> for F32Data {
     fn from(v: Vec<f32>) -> Self {
-        F32Data::Owned(v.into())
+        let lines = v
+            .chunks(16)
+            .map(|c| {
+                let mut line = [0f32; 16];
+                line[..c.len()].copy_from_slice(c);
+                Line(line)
+            })
+            .collect();
+        F32Data::Owned { lines, len: v.len() }
     }
 }
 

@@ -242,6 +242,7 @@ impl Graph {
             row_wise: false,
         };
         fuse_activations(&mut graph);
+        mark_relu_inputs(&mut graph);
         fuse_residual_layernorm(&mut graph);
         graph.constants = materialize_constants(&graph, &initializers, bundle, device)?;
         graph.release_after = release_plan(&graph);
@@ -412,6 +413,24 @@ fn fuse_activations(graph: &mut Graph) {
             node.name = format!("{}+{}", node.name, next.name);
         }
         i += 1;
+    }
+}
+
+/// Tells each fused linear layer whose input is a ReLU's output so, letting its GEMM skip the
+/// zeros (`kernels::gemm` sparse path).
+fn mark_relu_inputs(graph: &mut Graph) {
+    let relu_outputs: Vec<usize> = graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(&n.op, Op::Relu) || matches!(&n.op, Op::LinearConst(k) if k.act() == Act::Relu))
+        .filter_map(|n| n.outputs.first().copied())
+        .collect();
+    for node in &mut graph.nodes {
+        if let Op::LinearConst(k) = &node.op {
+            if node.inputs.first().is_some_and(|i| relu_outputs.contains(i)) {
+                node.op = Op::LinearConst(k.with_relu_input());
+            }
+        }
     }
 }
 

@@ -8,11 +8,14 @@
 //! `portable` is the scalar fallback; tests compare every path with `linear::linear_ref`.
 
 use std::mem::MaybeUninit;
+use std::sync::OnceLock;
 
 use super::activation::Act;
 use super::PARALLEL_MIN_WORK;
 use crate::format::F32Data;
 use crate::parallel;
+
+mod sparse;
 
 /// Output columns per packed panel.
 pub(crate) const NR: usize = 16;
@@ -23,18 +26,25 @@ pub(crate) struct PackedWeight {
     panels: F32Data,
     m: usize,
     k: usize,
+    /// Whether every weight is finite, computed when first needed.
+    finite: OnceLock<bool>,
 }
 
 impl PackedWeight {
     /// Packs a row-major `[m, k]` weight.
     pub(crate) fn pack(w: &[f32], m: usize, k: usize) -> Self {
-        PackedWeight { panels: pack_panels(w, m, k).into(), m, k }
+        PackedWeight { panels: pack_panels(w, m, k).into(), m, k, finite: OnceLock::new() }
     }
 
     /// Wraps weights already stored in the packed layout (`[ceil(m / NR), k, NR]`), without
     /// copying; `None` if the length does not match.
     pub(crate) fn from_packed(panels: F32Data, m: usize, k: usize) -> Option<Self> {
-        (panels.as_slice().len() == m.div_ceil(NR) * k * NR).then_some(PackedWeight { panels, m, k })
+        (panels.as_slice().len() == m.div_ceil(NR) * k * NR).then_some(PackedWeight {
+            panels,
+            m,
+            k,
+            finite: OnceLock::new(),
+        })
     }
 
     /// Output features.
@@ -45,6 +55,11 @@ impl PackedWeight {
     /// Input features.
     pub(crate) fn k(&self) -> usize {
         self.k
+    }
+
+    /// Whether no weight is infinite or NaN (scanned once, on first use).
+    fn all_finite(&self) -> bool {
+        *self.finite.get_or_init(|| self.panels.as_slice().iter().all(|v| v.is_finite()))
     }
 
     fn panel(&self, q: usize) -> &[f32] {
@@ -66,6 +81,15 @@ pub(crate) fn pack_panels(w: &[f32], m: usize, k: usize) -> Vec<f32> {
         }
     }
     panels
+}
+
+/// What the caller knows about a GEMM's input values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputKind {
+    /// Nothing in particular.
+    Dense,
+    /// The output of a ReLU: often exactly zero, which the sparse kernel skips.
+    ReluOutput,
 }
 
 /// Which micro-kernel this CPU runs.
@@ -169,17 +193,35 @@ impl<'a> Dst<'a> {
 /// row block and reused from cache by every row tile (weights small enough to stay in L2 are
 /// walked row-tile-outer instead, so each output row is written once). Tall batches split rows
 /// across threads; short ones (a few sentences' tokens) split the panels, so the weights are
-/// still streamed once.
+/// still streamed once. A ReLU's output ([`InputKind::ReluOutput`]) goes to the sparse kernel
+/// when enough of it is zero (`sparse`, AVX-512 only).
 pub(crate) fn gemm(
     isa: Isa,
     x: &[f32],
     w: &PackedWeight,
     bias: Option<&[f32]>,
     act: Act,
+    input: InputKind,
     out: &mut [MaybeUninit<f32>],
 ) {
     let (m, k) = (w.m, w.k);
     let n = x.len() / k;
+    #[cfg(target_arch = "x86_64")]
+    if input == InputKind::ReluOutput
+        && isa == Isa::Avx512
+        && n >= sparse::MIN_ROWS
+        && m >= sparse::MIN_OUTPUTS
+        && std::is_x86_feature_detected!("popcnt")
+        && w.all_finite()
+    {
+        parallel::for_each_chunk_mut(out, sparse::BLOCK_ROWS * m, |b, ob| {
+            let xb = &x[b * sparse::BLOCK_ROWS * k..][..ob.len() / m * k];
+            // SAFETY: `Isa::Avx512` comes from `detect` after checking avx512f; popcnt is
+            // checked just above.
+            unsafe { sparse::block(xb, w, bias, act, Dst::new(ob, m)) }
+        });
+        return;
+    }
     let n_panels = m.div_ceil(NR);
     let work = n.saturating_mul(m).saturating_mul(k);
     let threads = parallel::threads();
@@ -368,31 +410,78 @@ mod avx512 {
                 }
             }
         }
-        let mut buf = [0f32; NR];
+        let epilogue = Epilogue::<P>::new(q, m, bias, act);
         for (r, acc_r) in acc.iter().enumerate() {
-            for (j, a) in acc_r.iter().enumerate() {
-                let col = (q + j) * NR;
-                let cols = NR.min(m - col);
-                if matches!(act, Act::Identity | Act::Relu | Act::Gelu) {
-                    // Vector epilogue: bias, activation and a masked store straight into the row.
-                    let mask: __mmask16 = if cols == NR { 0xffff } else { (1u16 << cols) - 1 };
-                    let mut v = *a;
-                    if let Some(b) = bias {
-                        let b = &b[col..col + cols];
-                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, b.as_ptr()));
-                    }
-                    match act {
-                        Act::Relu => v = _mm512_max_ps(v, _mm512_setzero_ps()),
-                        Act::Gelu => v = gelu(v),
-                        _ => {}
-                    }
-                    let out = dst.row_slice(i + r, col, cols);
-                    // SAFETY: `out` holds `cols` values and the mask enables only those lanes.
-                    _mm512_mask_storeu_ps(out.as_mut_ptr().cast(), mask, v);
-                } else {
+            epilogue.store(acc_r, i + r, dst);
+        }
+    }
+
+    /// The epilogue of one tile's panels `q..q+P`: bias vectors and lane masks loaded once,
+    /// then applied to each row's accumulators before the single store of that row.
+    pub(super) struct Epilogue<'b, const P: usize> {
+        bias: Option<[__m512; P]>,
+        /// The bias as given, for the scalar activations.
+        bias_values: Option<&'b [f32]>,
+        mask: [__mmask16; P],
+        /// First output column and number of columns the panels cover.
+        col: usize,
+        cols: usize,
+        act: Act,
+    }
+
+    impl<'b, const P: usize> Epilogue<'b, P> {
+        /// For panels `q..q+P` of an `m`-output layer.
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        pub(super) unsafe fn new(q: usize, m: usize, bias: Option<&'b [f32]>, act: Act) -> Self {
+            let col = q * NR;
+            assert!(col < m);
+            let cols = (P * NR).min(m - col);
+            let mask: [__mmask16; P] = std::array::from_fn(|j| {
+                let lanes = (m - col).saturating_sub(j * NR).min(NR);
+                ((1u32 << lanes) - 1) as __mmask16
+            });
+            let bias_vectors = bias.map(|b| {
+                let b = &b[col..col + cols];
+                // SAFETY: panel j's mask enables only lanes j·NR + l < cols, inside `b`.
+                std::array::from_fn(|j| unsafe { _mm512_maskz_loadu_ps(mask[j], b.as_ptr().add(j * NR)) })
+            });
+            Epilogue { bias: bias_vectors, bias_values: bias, mask, col, cols, act }
+        }
+
+        /// Adds the bias to one output row's accumulators, applies the activation and stores
+        /// them into row `row` of `dst`.
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        pub(super) unsafe fn store(&self, acc: &[__m512; P], row: usize, dst: &mut Dst<'_>) {
+            if !matches!(self.act, Act::Identity | Act::Relu | Act::Gelu) {
+                let mut buf = [0f32; NR];
+                for (j, a) in acc.iter().enumerate() {
+                    let lanes = self.mask[j].count_ones() as usize;
                     _mm512_storeu_ps(buf.as_mut_ptr(), *a);
-                    dst.store(i + r, col, &buf[..cols], bias, act);
+                    dst.store(row, self.col + j * NR, &buf[..lanes], self.bias_values, self.act);
                 }
+                return;
+            }
+            let out = dst.row_slice(row, self.col, self.cols);
+            for (j, a) in acc.iter().enumerate() {
+                let mut v = *a;
+                if let Some(b) = &self.bias {
+                    v = _mm512_add_ps(v, b[j]);
+                }
+                match self.act {
+                    Act::Relu => v = _mm512_max_ps(v, _mm512_setzero_ps()),
+                    Act::Gelu => v = gelu(v),
+                    _ => {}
+                }
+                // SAFETY: panel j's mask enables only lanes j·NR + l < cols, inside `out`.
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * NR).cast(), self.mask[j], v);
             }
         }
     }
@@ -497,6 +586,37 @@ mod tests {
     }
 
     #[test]
+    fn relu_inputs_give_the_dense_bits() {
+        let isa = Isa::detect();
+        for (n, m, k) in [(40, 128, 64), (300, 70, 33), (1000, 64, 256), (200, 10, 128)] {
+            // ReLU outputs (half zeros); in tall batches, the second half without zeros, so some
+            // row blocks take the sparse kernel and others the dense one.
+            let mut x: Vec<f32> = seeded(n * k, (n + m + k) as u64).into_iter().map(|v| v.max(0.0)).collect();
+            if n >= 100 {
+                x[n / 2 * k..].iter_mut().for_each(|v| *v += 0.5);
+            }
+            let mut wt = seeded(m * k, 3);
+            let b = seeded(m, 4);
+            for infinite in [false, true] {
+                if infinite {
+                    // 0 × ∞ is NaN: with a non-finite weight, zeros must not be skipped.
+                    wt[k - 1] = f32::INFINITY;
+                }
+                let packed = PackedWeight::pack(&wt, m, k);
+                let run = |input| {
+                    let mut out = nan_filled(n * m);
+                    gemm(isa, &x, &packed, Some(&b), Act::Identity, input, &mut out);
+                    initialized(&out)
+                };
+                let (dense, relu) = (run(InputKind::Dense), run(InputKind::ReluOutput));
+                let same = dense.iter().zip(&relu).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "n={n} m={m} k={k} infinite={infinite}");
+                assert_eq!(dense.iter().any(|v| v.is_nan()), infinite);
+            }
+        }
+    }
+
+    #[test]
     fn every_isa_matches_the_reference() {
         let isas: Vec<Isa> = [Isa::Portable, Isa::Avx2, Isa::Avx512]
             .into_iter()
@@ -529,7 +649,7 @@ mod tests {
                 for &isa in &isas {
                     // NaN-filled outputs: a value the kernel misses fails the comparison.
                     let mut out = nan_filled(n * m);
-                    gemm(isa, &x, &packed, Some(&b), act, &mut out);
+                    gemm(isa, &x, &packed, Some(&b), act, InputKind::Dense, &mut out);
                     let out = initialized(&out);
                     let mut serial = nan_filled(n * m);
                     kernel(isa, &x, &packed, 0..m.div_ceil(NR), Some(&b), act, Dst::new(&mut serial, m));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 
 use super::activation::Act;
-use super::gemm::{gemm, Isa, PackedWeight};
+use super::gemm::{gemm, InputKind, Isa, PackedWeight};
 use super::{contiguous_f32, PARALLEL_MIN_WORK};
 
 /// Batches at least this tall with at least [`GEMM_MIN_OUTPUTS`] outputs use the packed GEMM;
@@ -30,6 +30,7 @@ pub(crate) struct LinearKernel {
     m: usize,
     k: usize,
     act: Act,
+    input: InputKind,
 }
 
 impl LinearKernel {
@@ -44,6 +45,7 @@ impl LinearKernel {
             m,
             k,
             act,
+            input: InputKind::Dense,
         }
     }
 
@@ -58,6 +60,7 @@ impl LinearKernel {
             m,
             k,
             act,
+            input: InputKind::Dense,
         }
     }
 
@@ -79,6 +82,17 @@ impl LinearKernel {
         LinearKernel { act, ..self.clone() }
     }
 
+    /// What the layer knows about its input.
+    #[cfg(test)]
+    pub(crate) fn input(&self) -> InputKind {
+        self.input
+    }
+
+    /// The same layer, told that its input is a ReLU's output (see [`InputKind::ReluOutput`]).
+    pub(crate) fn with_relu_input(&self) -> Self {
+        LinearKernel { input: InputKind::ReluOutput, ..self.clone() }
+    }
+
     /// Computes the `n × m` output for `n` input rows.
     pub(crate) fn forward(&self, x: &[f32], n: usize) -> Vec<f32> {
         let (m, k) = (self.m, self.k);
@@ -86,7 +100,9 @@ impl LinearKernel {
         else {
             let (bias, act) = (self.bias.as_deref(), self.act);
             // SAFETY: `gemm` writes every output value.
-            return unsafe { super::filled(n * m, |out| gemm(self.isa, x, &self.packed, bias, act, out)) };
+            return unsafe {
+                super::filled(n * m, |out| gemm(self.isa, x, &self.packed, bias, act, self.input, out))
+            };
         };
         let mut out = vec![0f32; n * m];
         let work = n.saturating_mul(m).saturating_mul(k);
