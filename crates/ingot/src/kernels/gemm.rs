@@ -460,13 +460,8 @@ mod avx512 {
         #[target_feature(enable = "avx512f")]
         #[inline]
         pub(super) unsafe fn store(&self, acc: &[__m512; P], row: usize, dst: &mut Dst<'_>) {
-            if !matches!(self.act, Act::Identity | Act::Relu | Act::Gelu) {
-                let mut buf = [0f32; NR];
-                for (j, a) in acc.iter().enumerate() {
-                    let lanes = self.mask[j].count_ones() as usize;
-                    _mm512_storeu_ps(buf.as_mut_ptr(), *a);
-                    dst.store(row, self.col + j * NR, &buf[..lanes], self.bias_values, self.act);
-                }
+            if !matches!(self.act, Act::Identity | Act::Relu) {
+                self.store_other(acc, row, dst);
                 return;
             }
             let out = dst.row_slice(row, self.col, self.cols);
@@ -475,13 +470,36 @@ mod avx512 {
                 if let Some(b) = &self.bias {
                     v = _mm512_add_ps(v, b[j]);
                 }
-                match self.act {
-                    Act::Relu => v = _mm512_max_ps(v, _mm512_setzero_ps()),
-                    Act::Gelu => v = gelu(v),
-                    _ => {}
+                if self.act == Act::Relu {
+                    v = _mm512_max_ps(v, _mm512_setzero_ps());
                 }
                 // SAFETY: panel j's mask enables only lanes j·NR + l < cols, inside `out`.
                 _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * NR).cast(), self.mask[j], v);
+            }
+        }
+
+        /// [`Self::store`] for the activations with longer code (GELU vectorized, the others
+        /// through the scalar epilogue), kept out of line so the common case stays small.
+        #[target_feature(enable = "avx512f")]
+        #[inline(never)]
+        unsafe fn store_other(&self, acc: &[__m512; P], row: usize, dst: &mut Dst<'_>) {
+            if self.act == Act::Gelu {
+                let out = dst.row_slice(row, self.col, self.cols);
+                for (j, a) in acc.iter().enumerate() {
+                    let v = match &self.bias {
+                        Some(b) => _mm512_add_ps(*a, b[j]),
+                        None => *a,
+                    };
+                    // SAFETY: panel j's mask enables only lanes j·NR + l < cols, inside `out`.
+                    _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * NR).cast(), self.mask[j], gelu(v));
+                }
+                return;
+            }
+            let mut buf = [0f32; NR];
+            for (j, a) in acc.iter().enumerate() {
+                let lanes = self.mask[j].count_ones() as usize;
+                _mm512_storeu_ps(buf.as_mut_ptr(), *a);
+                dst.store(row, self.col + j * NR, &buf[..lanes], self.bias_values, self.act);
             }
         }
     }
