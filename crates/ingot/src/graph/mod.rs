@@ -416,8 +416,8 @@ fn fuse_activations(graph: &mut Graph) {
     }
 }
 
-/// Tells each fused linear layer whose input is a ReLU's output so, letting its GEMM skip the
-/// zeros (`kernels::gemm` sparse path).
+/// Marks each fused linear layer whose input is a ReLU's output, so its GEMM may skip that
+/// input's zeros (the sparse path of `kernels::gemm`).
 fn mark_relu_inputs(graph: &mut Graph) {
     let relu_outputs: Vec<usize> = graph
         .nodes

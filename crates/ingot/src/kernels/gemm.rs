@@ -15,6 +15,7 @@ use super::PARALLEL_MIN_WORK;
 use crate::format::F32Data;
 use crate::parallel;
 
+#[cfg(target_arch = "x86_64")]
 mod sparse;
 
 /// Output columns per packed panel.

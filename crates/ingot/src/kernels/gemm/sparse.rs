@@ -92,7 +92,6 @@ impl Scratch {
 ///
 /// # Safety
 /// The CPU must support AVX-512F and POPCNT.
-#[cfg(target_arch = "x86_64")]
 pub(super) unsafe fn block(x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, act: Act, mut dst: Dst<'_>) {
     let (n, k) = (x.len() / w.k, w.k);
     SCRATCH.with_borrow_mut(|s| {
@@ -106,7 +105,6 @@ pub(super) unsafe fn block(x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, ac
     })
 }
 
-#[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
@@ -220,7 +218,7 @@ mod avx512 {
     }
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use std::mem::MaybeUninit;
 
