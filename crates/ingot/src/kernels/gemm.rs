@@ -215,8 +215,9 @@ pub(crate) fn gemm(
         && std::is_x86_feature_detected!("popcnt")
         && w.all_finite()
     {
-        parallel::for_each_chunk_mut(out, sparse::BLOCK_ROWS * m, |b, ob| {
-            let xb = &x[b * sparse::BLOCK_ROWS * k..][..ob.len() / m * k];
+        let block = sparse::block_rows(k);
+        parallel::for_each_chunk_mut(out, block * m, |b, ob| {
+            let xb = &x[b * block * k..][..ob.len() / m * k];
             // SAFETY: `Isa::Avx512` comes from `detect` after checking avx512f; popcnt is
             // checked just above.
             unsafe { sparse::block(xb, w, bias, act, Dst::new(ob, m)) }
@@ -607,7 +608,8 @@ mod tests {
     #[test]
     fn relu_inputs_give_the_dense_bits() {
         let isa = Isa::detect();
-        for (n, m, k) in [(40, 128, 64), (300, 70, 33), (1000, 64, 256), (200, 10, 128)] {
+        // (200, 64, 3000): blocks of 32 rows for wide inputs.
+        for (n, m, k) in [(40, 128, 64), (300, 70, 33), (1000, 64, 256), (200, 10, 128), (200, 64, 3000)] {
             // ReLU outputs (half zeros); in tall batches, the second half without zeros, so some
             // row blocks take the sparse kernel and others the dense one.
             let mut x: Vec<f32> = seeded(n * k, (n + m + k) as u64).into_iter().map(|v| v.max(0.0)).collect();

@@ -18,12 +18,15 @@ use std::cell::RefCell;
 
 use super::{Act, Dst, Isa, PackedWeight, NR};
 
-/// Rows listed and computed together: their lists and inputs stay in L2 while every group of
-/// panels walks them.
-pub(super) const BLOCK_ROWS: usize = 128;
-
 /// Batches shorter than this use the dense kernel.
 pub(super) const MIN_ROWS: usize = 32;
+
+/// Rows listed and computed together for `k` inputs: at most 128, fewer for wide inputs so the
+/// block's lists (about 256 KB) stay in L2 while every group of panels walks them; this also
+/// bounds each thread's scratch buffer.
+pub(super) fn block_rows(k: usize) -> usize {
+    (256 * 1024 / (4 * (k + NR))).clamp(MIN_ROWS, 128)
+}
 
 /// Layers with fewer outputs use the dense kernel: below four panels each broadcast input
 /// feeds too few FMAs (64 × 128 breaks even at 40 % zeros; 10 outputs lose even at 60 %).
