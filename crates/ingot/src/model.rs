@@ -380,13 +380,11 @@ mod tests {
         let values = |n: usize, seed: usize| -> Vec<f32> {
             (0..n).map(|i| ((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5 - 1.0).collect()
         };
-        let layers: Vec<Layer> = [(64, 2), (64, 64), (1, 64)]
-            .iter()
-            .enumerate()
-            .map(|(i, (o, k))| (values(o * k, i), values(*o, i + 7)))
-            .collect();
+        let shapes = [(64, 2), (64, 64), (1, 64)];
+        let layers: Vec<Layer> =
+            shapes.iter().enumerate().map(|(i, (o, k))| (values(o * k, i), values(*o, i + 7))).collect();
         let mut tensors = Vec::new();
-        for (i, ((w, b), (o, k))) in layers.iter().zip([(64, 2), (64, 64), (1, 64)]).enumerate() {
+        for (i, ((w, b), (o, k))) in layers.iter().zip(shapes).enumerate() {
             tensors.push((format!("w{}", i + 1), TensorData::from_f32(vec![o, k], w).unwrap()));
             tensors.push((format!("b{}", i + 1), TensorData::from_f32(vec![o], b).unwrap()));
         }

@@ -584,7 +584,8 @@ mod tests {
     use super::*;
     use crate::kernels::linear::linear_ref;
 
-    fn seeded(n: usize, seed: u64) -> Vec<f32> {
+    /// `n` pseudo-random values in [-1, 1).
+    pub(super) fn seeded(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         (0..n)
             .map(|_| {
@@ -596,11 +597,11 @@ mod tests {
             .collect()
     }
 
-    fn nan_filled(len: usize) -> Vec<MaybeUninit<f32>> {
+    pub(super) fn nan_filled(len: usize) -> Vec<MaybeUninit<f32>> {
         vec![MaybeUninit::new(f32::NAN); len]
     }
 
-    fn initialized(values: &[MaybeUninit<f32>]) -> Vec<f32> {
+    pub(super) fn initialized(values: &[MaybeUninit<f32>]) -> Vec<f32> {
         // SAFETY: every value was initialized by `nan_filled` (and maybe overwritten since).
         values.iter().map(|v| unsafe { v.assume_init() }).collect()
     }

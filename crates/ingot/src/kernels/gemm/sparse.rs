@@ -223,30 +223,20 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
-    use std::mem::MaybeUninit;
-
+    use super::super::tests::{initialized, nan_filled, seeded};
     use super::*;
 
+    /// `n × k` values in [-1, 1), about `zero_percent` % of them zero.
     fn sparse_input(n: usize, k: usize, zero_percent: u64, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        (0..n * k)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                if s % 100 < zero_percent {
-                    0.0
-                } else {
-                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                }
-            })
-            .collect()
+        let threshold = zero_percent as f32 / 50.0 - 1.0;
+        let pick = seeded(n * k, seed ^ 0x5EED);
+        seeded(n * k, seed).into_iter().zip(pick).map(|(v, p)| if p < threshold { 0.0 } else { v }).collect()
     }
 
     /// Runs the sparse path unconditionally.
     fn sparse_only(x: &[f32], w: &PackedWeight, bias: &[f32], act: Act) -> Vec<f32> {
         let n = x.len() / w.k;
-        let mut out = vec![MaybeUninit::new(f32::NAN); n * w.m];
+        let mut out = nan_filled(n * w.m);
         let s = &mut Scratch::default();
         // SAFETY: only called when the CPU has AVX-512F and POPCNT (checked by the test).
         unsafe {
@@ -255,23 +245,14 @@ mod tests {
             let c = avx512::Ctx { x, w, bias: Some(bias), act, s };
             avx512::rows(&c, &mut Dst::new(&mut out, w.m));
         }
-        // SAFETY: NaN-initialized above.
-        out.iter().map(|v| unsafe { v.assume_init() }).collect()
+        initialized(&out)
     }
 
     fn dense(x: &[f32], w: &PackedWeight, bias: &[f32], act: Act) -> Vec<f32> {
-        let mut out = vec![MaybeUninit::new(f32::NAN); x.len() / w.k * w.m];
-        super::super::kernel(
-            Isa::Avx512,
-            x,
-            w,
-            0..w.m.div_ceil(NR),
-            Some(bias),
-            act,
-            Dst::new(&mut out, w.m),
-        );
-        // SAFETY: NaN-initialized above.
-        out.iter().map(|v| unsafe { v.assume_init() }).collect()
+        let mut out = nan_filled(x.len() / w.k * w.m);
+        let dst = Dst::new(&mut out, w.m);
+        super::super::kernel(Isa::Avx512, x, w, 0..w.m.div_ceil(NR), Some(bias), act, dst);
+        initialized(&out)
     }
 
     fn supported() -> bool {
