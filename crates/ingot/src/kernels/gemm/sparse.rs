@@ -215,7 +215,7 @@ mod avx512 {
             }
         }
         let epilogue = Epilogue::<P>::new(q, m, c.bias, c.act);
-        for (r, acc_r) in acc.iter().enumerate() {
+        for (r, acc_r) in acc.into_iter().enumerate() {
             epilogue.store(acc_r, rows[r], dst);
         }
     }
