@@ -9,11 +9,12 @@
 //! fewer sequences than threads, by blocks of query rows within a sequence (a single sentence
 //! still uses every core).
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 
-use super::contiguous_f32;
+use super::{contiguous_f32, write_all};
 
 /// The attention op: `heads` heads over `[tokens, 3·hidden]`.
 #[derive(Debug, Clone)]
@@ -41,8 +42,8 @@ pub(crate) fn sequence_offsets(
 
 impl Attention {
     /// Attention for query rows `rows` of one sequence: `qkv` holds all its token rows, `out`
-    /// the output rows of `rows`.
-    fn sequence(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [f32]) {
+    /// the output rows of `rows`, every value of which is written.
+    fn sequence(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [MaybeUninit<f32>]) {
         #[cfg(target_arch = "x86_64")]
         if super::has_avx512() {
             // SAFETY: the CPU supports AVX-512F (checked just above); the body is plain safe Rust,
@@ -56,12 +57,12 @@ impl Attention {
     /// [`Self::sequence_body`] compiled with AVX-512 enabled.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn sequence_avx512(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [f32]) {
+    fn sequence_avx512(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [MaybeUninit<f32>]) {
         self.sequence_body(qkv, hidden, rows, out);
     }
 
     #[inline(always)]
-    fn sequence_body(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [f32]) {
+    fn sequence_body(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [MaybeUninit<f32>]) {
         let d = hidden / self.heads;
         let len = qkv.len() / (3 * hidden);
         let scale = 1.0 / (d as f32).sqrt();
@@ -98,7 +99,7 @@ impl Attention {
                         weighted_values(scores, &values[cb * 32..], 3 * hidden, oc);
                     }
                 } else {
-                    o.fill(0.0);
+                    let o = write_all(o, std::iter::repeat_n(0.0, d));
                     for (j, &p) in scores.iter().enumerate() {
                         let v = &values[j * 3 * hidden..][..d];
                         o.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
@@ -108,8 +109,22 @@ impl Attention {
         }
     }
 
-    /// Runs all sequences of a packed batch.
-    pub(crate) fn forward(&self, qkv: &[f32], offsets: &[usize], hidden: usize, out: &mut [f32]) {
+    /// Runs all sequences of a packed batch: `[offsets.last(), hidden]` values, each written
+    /// once (the buffer is never zeroed first).
+    ///
+    /// # Panics
+    /// If `hidden` is not a multiple of the head count, or `qkv` does not hold `3 · hidden`
+    /// values for each of the tokens `offsets` covers.
+    pub(crate) fn forward(&self, qkv: &[f32], offsets: &[usize], hidden: usize) -> Vec<f32> {
+        let tokens = offsets.last().map_or(0, |&t| t - offsets[0]);
+        assert!(hidden.is_multiple_of(self.heads), "attention: {hidden} values over {} heads", self.heads);
+        assert!(offsets.last().is_none_or(|&t| t * 3 * hidden <= qkv.len()), "attention: qkv too short");
+        // SAFETY: the parts cover the whole buffer, and `sequence` writes every value of its
+        // part: each row's `heads × d = hidden` values, one head slice at a time.
+        unsafe { super::filled(tokens * hidden, |out| self.forward_into(qkv, offsets, hidden, out)) }
+    }
+
+    fn forward_into(&self, qkv: &[f32], offsets: &[usize], hidden: usize, out: &mut [MaybeUninit<f32>]) {
         let sequences = offsets.len().saturating_sub(1);
         let wanted = 2 * crate::parallel::threads();
         let split = if sequences >= wanted { 1 } else { wanted.div_ceil(sequences.max(1)) };
@@ -152,9 +167,7 @@ impl CustomOp2 for Attention {
         let hidden = width / 3;
         let qkv = contiguous_f32(s1, l1, self.name())?;
         let offsets = sequence_offsets(s2, l2, tokens)?;
-        let mut out = vec![0f32; tokens * hidden];
-        self.forward(qkv, &offsets, hidden, &mut out);
-        Ok((CpuStorage::F32(out), Shape::from((tokens, hidden))))
+        Ok((CpuStorage::F32(self.forward(qkv, &offsets, hidden)), Shape::from((tokens, hidden))))
     }
 }
 
@@ -201,7 +214,7 @@ fn score_blocks<const B: usize>(
 /// `out[0..32] = Σ_j p[j] · values[j·ld ..][0..32]`: two 16-wide halves × two interleaved key
 /// phases, four accumulator chains in registers.
 #[inline(always)]
-fn weighted_values(p: &[f32], values: &[f32], ld: usize, out: &mut [f32]) {
+fn weighted_values(p: &[f32], values: &[f32], ld: usize, out: &mut [MaybeUninit<f32>]) {
     let mut phase0 = [[0f32; 16]; 2];
     let mut phase1 = [[0f32; 16]; 2];
     let pairs = p.len() / 2;
@@ -214,7 +227,7 @@ fn weighted_values(p: &[f32], values: &[f32], ld: usize, out: &mut [f32]) {
     }
     for (half, o) in out.chunks_exact_mut(16).enumerate() {
         for ((o, a), b) in o.iter_mut().zip(&phase0[half]).zip(&phase1[half]) {
-            *o = a + b;
+            o.write(a + b);
         }
     }
 }
@@ -276,8 +289,7 @@ mod tests {
             let tokens = *offsets.last().unwrap();
             let qkv: Vec<f32> =
                 (0..tokens * 3 * hidden).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
-            let mut out = vec![0f32; tokens * hidden];
-            Attention { heads }.forward(&qkv, &offsets, hidden, &mut out);
+            let out = Attention { heads }.forward(&qkv, &offsets, hidden);
             let reference = padded_reference(&qkv, &offsets, hidden, heads);
             for (a, b) in out.iter().zip(&reference) {
                 assert!((a - b).abs() < 1e-5, "hidden {hidden} {offsets:?}: {a} vs {b}");

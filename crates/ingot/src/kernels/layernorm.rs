@@ -3,7 +3,9 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 
-use super::{contiguous_f32, PARALLEL_MIN_WORK};
+use std::mem::MaybeUninit;
+
+use super::{contiguous_f32, write_all, PARALLEL_MIN_WORK};
 
 /// Layer normalization with its parameters; a candle op on `[rows, dim]` f32 input.
 #[derive(Debug, Clone)]
@@ -18,17 +20,25 @@ impl LayerNorm {
         LayerNorm { gamma, beta, eps }
     }
 
-    /// Normalizes each `dim`-wide row of `x + residual` into `out`.
-    pub(crate) fn forward(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+    /// Each `dim`-wide row of `x + residual`, normalized (written once, never zeroed first).
+    ///
+    /// # Panics
+    /// If `x` is not whole rows, or `residual` is not as long as `x`.
+    pub(crate) fn forward(&self, x: &[f32], residual: Option<&[f32]>) -> Vec<f32> {
+        assert!(x.len().is_multiple_of(self.gamma.len()), "layernorm: partial row");
+        assert!(residual.is_none_or(|r| r.len() == x.len()), "layernorm: residual length");
+        // SAFETY: `fill` writes every row of the buffer (`write_all` on each whole row).
+        unsafe { super::filled(x.len(), |out| self.forward_into(x, residual, out)) }
+    }
+
+    fn forward_into(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [MaybeUninit<f32>]) {
         let dim = self.gamma.len();
-        let row = |i: usize, o: &mut [f32]| {
+        let row = |i: usize, o: &mut [MaybeUninit<f32>]| {
             let xr = &x[i * dim..(i + 1) * dim];
-            match residual {
-                Some(r) => {
-                    o.iter_mut().zip(xr).zip(&r[i * dim..(i + 1) * dim]).for_each(|((o, a), b)| *o = a + b)
-                }
-                None => o.copy_from_slice(xr),
-            }
+            let o = match residual {
+                Some(r) => write_all(o, xr.iter().zip(&r[i * dim..(i + 1) * dim]).map(|(a, b)| a + b)),
+                None => write_all(o, xr.iter().copied()),
+            };
             // f64 accumulation: rows with |mean| ≫ std keep their digits.
             let mean = (sum_f64(o, f64::from) / dim as f64) as f32;
             let var = sum_f64(o, |v| f64::from(v - mean).powi(2)) / dim as f64;
@@ -78,9 +88,7 @@ impl CustomOp1 for LayerNorm {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, d) = self.check(l)?;
         let x = contiguous_f32(s, l, self.name())?;
-        let mut out = vec![0f32; n * d];
-        self.forward(x, None, &mut out);
-        Ok((CpuStorage::F32(out), Shape::from((n, d))))
+        Ok((CpuStorage::F32(self.forward(x, None)), Shape::from((n, d))))
     }
 }
 
@@ -106,9 +114,7 @@ impl CustomOp2 for AddLayerNorm {
         }
         let x = contiguous_f32(s1, l1, self.name())?;
         let r = contiguous_f32(s2, l2, self.name())?;
-        let mut out = vec![0f32; n * d];
-        self.0.forward(x, Some(r), &mut out);
-        Ok((CpuStorage::F32(out), Shape::from((n, d))))
+        Ok((CpuStorage::F32(self.0.forward(x, Some(r))), Shape::from((n, d))))
     }
 }
 
@@ -142,8 +148,7 @@ mod tests {
         for offset in [0.0f32, 1e4] {
             let x: Vec<f32> = (0..d * 300).map(|i| offset + (i as f32 * 0.37).sin() * 3.0).collect();
             let ln = LayerNorm::new(gamma.clone(), beta.clone(), 1e-12);
-            let mut out = vec![0f32; x.len()];
-            ln.forward(&x, None, &mut out);
+            let out = ln.forward(&x, None);
             let reference = layer_norm_ref(&x, &gamma, &beta, 1e-12);
             let max = out.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             // |mean| ≫ std loses f32 digits in x itself (1e4 has ulp 1e-3), not in the kernel.
@@ -159,9 +164,6 @@ mod tests {
         let x: Vec<f32> = (0..d * 3).map(|i| i as f32).collect();
         let r: Vec<f32> = (0..d * 3).map(|i| (i as f32).cos()).collect();
         let sum: Vec<f32> = x.iter().zip(&r).map(|(a, b)| a + b).collect();
-        let (mut fused, mut plain) = (vec![0f32; d * 3], vec![0f32; d * 3]);
-        ln.forward(&x, Some(&r), &mut fused);
-        ln.forward(&sum, None, &mut plain);
-        assert_eq!(fused, plain);
+        assert_eq!(ln.forward(&x, Some(&r)), ln.forward(&sum, None));
     }
 }

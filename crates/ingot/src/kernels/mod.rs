@@ -44,6 +44,27 @@ pub(crate) unsafe fn filled(len: usize, fill: impl FnOnce(&mut [std::mem::MaybeU
     out
 }
 
+/// Writes `values` into every element of `out` and returns it as initialized values.
+///
+/// The safe way for a kernel that fills an output with [`filled`] to then work on it in place.
+///
+/// # Panics
+/// If `values` yields fewer or more values than `out` holds.
+pub(crate) fn write_all(
+    out: &mut [std::mem::MaybeUninit<f32>],
+    values: impl IntoIterator<Item = f32>,
+) -> &mut [f32] {
+    let mut values = values.into_iter();
+    let mut written = 0;
+    for (slot, v) in out.iter_mut().zip(&mut values) {
+        slot.write(v);
+        written += 1;
+    }
+    assert!(written == out.len() && values.next().is_none(), "write_all: value count differs");
+    // SAFETY: every element was written just above, and f32 has no invalid bit patterns.
+    unsafe { &mut *(std::ptr::from_mut(out) as *mut [f32]) }
+}
+
 /// Whether this CPU has AVX-512F (checked once by std, then cached).
 #[inline]
 pub(crate) fn has_avx512() -> bool {
@@ -54,5 +75,27 @@ pub(crate) fn has_avx512() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::MaybeUninit;
+
+    use super::*;
+
+    #[test]
+    fn write_all_fills_every_value_and_checks_the_count() {
+        // SAFETY: `write_all` writes all four values or panics.
+        let out =
+            unsafe { filled(4, |o| write_all(o, [1.0, 2.0, 3.0, 4.0]).iter_mut().for_each(|v| *v *= 2.0)) };
+        assert_eq!(out, [2.0, 4.0, 6.0, 8.0]);
+        for values in [vec![1.0; 3], vec![1.0; 5]] {
+            let mut slots = [MaybeUninit::<f32>::uninit(); 4];
+            let wrong = std::panic::catch_unwind(move || {
+                write_all(&mut slots, values);
+            });
+            assert!(wrong.is_err(), "a count other than the slice's must panic");
+        }
     }
 }
