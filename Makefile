@@ -81,9 +81,10 @@ text-fixtures: ref-deps  ## Regenerate tests/fixtures/minilm and tests/fixtures/
 	.venv-ref/bin/python scripts/make_text_fixtures.py
 	.venv-ref/bin/python scripts/make_arch_fixtures.py
 
-bench-text: ref-deps  ## Ingot vs sentence-transformers vs ONNX Runtime on all-MiniLM-L6-v2, same run
+bench-text: ref-deps  ## Ingot vs sentence-transformers vs ONNX Runtime vs candle on all-MiniLM-L6-v2, same run
 	$(CARGO) build --release --locked -p ingot-cli
-	.venv-ref/bin/python scripts/bench_text.py --ingot target/release/ingot
+	$(CARGO) build --release --locked --manifest-path benches/candle-bert/Cargo.toml --target-dir target
+	.venv-ref/bin/python scripts/bench_text.py --ingot target/release/ingot --candle target/release/candle-bert-bench
 
 FUZZ_SECONDS ?= 60
 

