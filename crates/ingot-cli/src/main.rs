@@ -107,17 +107,16 @@ fn run(cli: Cli) -> Result<(), ingot::Error> {
         }
         Command::Bench(args) => bench::run(&args),
         Command::Pack { dir, output } => {
-            ingot::format::pack(&dir, &output)?;
+            ingot::pack(&dir, &output)?;
             eprintln!("packed {} -> {}", dir.display(), output.display());
             Ok(())
         }
         Command::Import(ImportKind::Hf { dir, output, name, version, max_length }) => {
             let options = ingot::import::hf::ImportOptions { name, version, max_length };
             let (manifest, tensors) = ingot::import::hf::import_dir(&dir, &options)?;
-            let bytes = ingot::format::to_bytes(&manifest, &tensors)?;
-            ingot::Model::from_bytes(bytes.clone())?;
-            ingot::format::write_bytes(&output, &bytes)?;
-            eprintln!("imported {} -> {} ({} bytes)", dir.display(), output.display(), bytes.len());
+            let model = ingot::save(&output, &manifest, &tensors)?;
+            let bytes = model.bundle().file_size();
+            eprintln!("imported {} -> {} ({bytes} bytes)", dir.display(), output.display());
             Ok(())
         }
         Command::Unpack { model, output } => {

@@ -73,14 +73,6 @@ impl<'a> Dense<'a> {
             DenseData::F64(d) => d[i],
         }
     }
-
-    /// The data as f32, borrowing when it already is.
-    pub(crate) fn to_f32(self) -> std::borrow::Cow<'a, [f32]> {
-        match self.data {
-            DenseData::F32(d) => std::borrow::Cow::Borrowed(d),
-            DenseData::F64(d) => std::borrow::Cow::Owned(d.iter().map(|&v| v as f32).collect()),
-        }
-    }
 }
 
 /// One request: a batch of rows in one of the accepted forms.

@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
+mod arena;
+mod atomic_file;
 mod error;
 mod exec;
 pub mod format;
@@ -13,19 +16,24 @@ mod output;
 mod parallel;
 mod postprocess;
 mod preprocess;
+mod save;
+mod storage;
 #[doc(hidden)]
 pub mod testing;
 mod value;
 mod version;
 
+pub use atomic_file::AtomicFile;
 pub use candle_core::Device;
 pub use error::{Error, Result};
 pub use exec::parse_device;
 pub use format::{Bundle, DType, Manifest, ModelCard, ReadOptions, Signature, TensorData, TensorView};
 pub use graph::OPSET;
 pub use input::{Dense, DenseData, Input};
+pub use kernels::isa::{isa_level, IsaLevel};
 pub use model::{LoadOptions, Model};
 pub use output::{ClassProbabilities, Matrix, Prediction, PredictionRow};
 pub use preprocess::text::TokenBatch;
+pub use save::{pack, save};
 pub use value::{Columns, Record, Value};
 pub use version::{compare_versions, is_model_name, is_semver};

@@ -2,19 +2,25 @@
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
+use crate::arena::Arena;
 use crate::error::{Error, Result};
-use crate::exec;
+use crate::exec::{Feed, Plan};
 use crate::format::{Bundle, Manifest, ModelCard, PreprocessSpec, ReadOptions, Signature};
 use crate::graph::Graph;
-use crate::input::{Dense, Input};
+use crate::input::{Dense, DenseData, Input};
 use crate::output::{Matrix, Prediction};
 use crate::postprocess::Postprocess;
 use crate::preprocess::tabular::TabularPipeline;
 use crate::preprocess::text::{TextPipeline, TokenBatch, TEXT_INPUTS};
 use crate::value::{Columns, Record, Value};
 use crate::version::{is_model_name, is_semver};
+
+/// Tokens per pass of a text model through its graph: a large request is split into runs of
+/// consecutive sentences of about this many tokens, so the activations of one pass stay in
+/// cache-sized buffers that the next pass reuses (docs/benchmarks.md measures the choice).
+const TEXT_PASS_TOKENS: usize = 1024;
 
 /// How to load a model.
 ///
@@ -69,9 +75,11 @@ enum Preprocess {
 pub struct Model {
     bundle: Bundle,
     preprocess: Preprocess,
-    graph: Graph,
+    graph_inputs: Vec<String>,
+    plan: Plan,
     postprocess: Postprocess,
-    device: Device,
+    /// Buffers reused by successive calls (features, activations).
+    arena: Arena,
 }
 
 impl Model {
@@ -95,7 +103,7 @@ impl Model {
     pub fn from_bundle(bundle: Bundle, options: &LoadOptions) -> Result<Model> {
         let manifest = bundle.manifest();
         check_card(&manifest.model)?;
-        let graph = Graph::compile(&manifest.graph, &bundle, &options.device)?;
+        let graph = Graph::validate(&manifest.graph, bundle.tensor_entries())?;
         let width_of = |graph: &Graph| {
             graph.input_width().ok_or_else(|| {
                 Error::manifest(
@@ -134,7 +142,9 @@ impl Model {
             _ => return Err(Error::manifest("preprocess", "format 1.0 supports one pre-processing stage")),
         };
         let postprocess = Postprocess::compile(&manifest.postprocess, graph.output_width)?;
-        Ok(Model { bundle, preprocess, graph, postprocess, device: options.device.clone() })
+        let plan = Plan::lower(&graph, &bundle, &options.device)?;
+        let graph_inputs = graph.inputs.iter().map(|i| i.name.clone()).collect();
+        Ok(Model { bundle, preprocess, graph_inputs, plan, postprocess, arena: Arena::default() })
     }
 
     /// The whole manifest.
@@ -190,11 +200,13 @@ impl Model {
 
     /// Runs pre-processing, the graph and post-processing on a batch.
     pub fn predict(&self, input: Input<'_>) -> Result<Prediction> {
-        let width = self.graph.output_width;
+        let width = self.plan.output_width();
         let (scores, rows) = match &self.preprocess {
             Preprocess::Tabular(p, w) => {
-                let (features, rows) = p.transform(&input)?;
-                (self.run_rows(features.into(), rows, *w)?, rows)
+                let rows = input.rows()?;
+                let mut features = self.arena.take(rows * w);
+                p.transform_into(&input, features.resize(rows * w))?;
+                (self.plan.run_rows(features.as_slice(), rows, *w, &self.arena)?, rows)
             }
             Preprocess::None(w) => {
                 let Input::Dense(d) = input else {
@@ -203,38 +215,11 @@ impl Model {
                             .into(),
                     });
                 };
-                if d.cols() != *w {
-                    return Err(Error::ShapeMismatch {
-                        what: "dense input columns".into(),
-                        expected: w.to_string(),
-                        got: d.cols().to_string(),
-                    });
-                }
-                let x = d.to_f32();
-                if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::InvalidValue {
-                        row: i / w,
-                        column: format!("#{}", i % w),
-                        value: if x[i].is_nan() { "NaN" } else { "infinite" },
-                    });
-                }
-                (self.run_rows(x, d.rows(), *w)?, d.rows())
+                (self.run_dense(d, *w)?, d.rows())
             }
             Preprocess::Text(p) => {
                 let texts = self.texts(&input)?;
-                let batch = p.encode(&texts)?;
-                let inputs = self
-                    .graph
-                    .inputs
-                    .iter()
-                    .map(|i| {
-                        let data = batch.input(&i.name).unwrap_or_default();
-                        Tensor::from_slice(data, data.len(), &self.device)
-                            .map_err(Error::backend("text input"))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let scores = if texts.is_empty() { Vec::new() } else { self.run_graph(inputs)? };
-                (scores, texts.len())
+                (self.run_text(&p.encode(&texts)?)?, texts.len())
             }
         };
         let scores = Matrix::new(scores, rows, width).ok_or_else(|| Error::ShapeMismatch {
@@ -245,35 +230,57 @@ impl Model {
         Ok(self.postprocess.apply(scores))
     }
 
-    /// Runs the graph on `rows` feature rows of `width` values; returns the first output's values.
-    ///
-    /// A tall batch through a row-wise graph on the CPU is cut into chunks of
-    /// [`exec::CHUNK_ROWS`] rows that run the whole graph on one thread each, in parallel: the
-    /// layers' intermediate activations stay in the core's cache instead of making a round trip
-    /// through memory per layer, and the pool forks once per batch instead of once per layer.
-    fn run_rows(&self, x: std::borrow::Cow<'_, [f32]>, rows: usize, width: usize) -> Result<Vec<f32>> {
-        if rows == 0 {
-            return Ok(Vec::new());
+    /// A dense matrix straight into a graph without pre-processing: every value must be finite.
+    fn run_dense(&self, d: Dense<'_>, width: usize) -> Result<Vec<f32>> {
+        if d.cols() != width {
+            return Err(Error::ShapeMismatch {
+                what: "dense input columns".into(),
+                expected: width.to_string(),
+                got: d.cols().to_string(),
+            });
         }
-        if self.graph.row_wise && self.device.is_cpu() && rows >= 2 * exec::CHUNK_ROWS {
-            return exec::run_chunked(&self.graph, &x, rows, width);
+        let mut converted = None;
+        let x: &[f32] = match d.data() {
+            DenseData::F32(x) => x,
+            DenseData::F64(x) => {
+                let lease = converted.insert(self.arena.take(x.len()));
+                crate::kernels::write_all(lease.resize(x.len()), x.iter().map(|&v| v as f32));
+                lease.as_slice()
+            }
+        };
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::InvalidValue {
+                row: i / width,
+                column: format!("#{}", i % width),
+                value: if x[i].is_nan() { "NaN" } else { "infinite" },
+            });
         }
-        let input = self.tensor_f32(x, rows, width)?;
-        self.run_graph(vec![input])
+        self.plan.run_rows(x, d.rows(), width, &self.arena)
     }
 
-    /// Runs the graph on prepared inputs; returns the first output's values.
-    fn run_graph(&self, inputs: Vec<Tensor>) -> Result<Vec<f32>> {
-        exec::first_output(exec::run(&self.graph, inputs)?)
-    }
-
-    /// The graph input tensor; owned data moves in without a copy.
-    fn tensor_f32(&self, data: std::borrow::Cow<'_, [f32]>, rows: usize, width: usize) -> Result<Tensor> {
-        match data {
-            std::borrow::Cow::Owned(v) => Tensor::from_vec(v, (rows, width), &self.device),
-            std::borrow::Cow::Borrowed(s) => Tensor::from_slice(s, (rows, width), &self.device),
+    /// Runs a tokenized batch through the graph in passes of about [`TEXT_PASS_TOKENS`] tokens;
+    /// returns one output row per sequence, in order.
+    fn run_text(&self, batch: &TokenBatch) -> Result<Vec<f32>> {
+        let sequences = batch.offsets.len().saturating_sub(1);
+        let width = self.plan.output_width();
+        let mut out = Vec::with_capacity(sequences * width);
+        let mut first = 0;
+        while first < sequences {
+            let start = batch.offsets[first] as usize;
+            let mut last = first + 1;
+            while last < sequences && batch.offsets[last + 1] as usize - start <= TEXT_PASS_TOKENS {
+                last += 1;
+            }
+            let pass = batch.pass(first..last);
+            let feeds: Vec<Feed<'_>> = self
+                .graph_inputs
+                .iter()
+                .map(|name| Feed::U32(pass.input(name).unwrap_or_default()))
+                .collect();
+            out.extend(self.plan.run(&feeds, &self.arena)?);
+            first = last;
         }
-        .map_err(Error::backend("input"))
+        Ok(out)
     }
 
     /// The strings of a text request: `Texts`, or the one string column of records/columns.
@@ -337,20 +344,26 @@ fn check_card(card: &ModelCard) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::CHUNK_ROWS;
     use crate::kernels::gemm::InputKind;
+
+    impl Model {
+        /// The whole batch in one run, never in row chunks.
+        fn run_whole(&self, x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+            self.plan.run(&[Feed::F32 { data: x, rows, cols }], &self.arena).unwrap()
+        }
+    }
 
     #[test]
     fn a_tabular_graph_runs_in_row_chunks_with_the_same_results() {
         let model = Model::from_bytes(crate::testing::logistic_bundle().unwrap()).unwrap();
-        assert!(model.graph.row_wise);
-        let width = model.graph.input_width().unwrap();
-        let rows = 3 * exec::CHUNK_ROWS + 17;
+        assert!(model.plan.row_wise());
+        let width = 2;
+        let rows = 3 * CHUNK_ROWS + 17;
         let x: Vec<f32> = (0..rows * width).map(|i| ((i * 37) % 101) as f32 / 10.0 - 5.0).collect();
-        let chunked = exec::run_chunked(&model.graph, &x, rows, width).unwrap();
-        let whole =
-            model.run_graph(vec![Tensor::from_slice(&x, (rows, width), &Device::Cpu).unwrap()]).unwrap();
-        assert_eq!(chunked.len(), rows * model.graph.output_width);
-        assert_eq!(chunked, whole);
+        let chunked = model.plan.run_rows(&x, rows, width, &model.arena).unwrap();
+        assert_eq!(chunked.len(), rows * model.plan.output_width());
+        assert_eq!(chunked, model.run_whole(&x, rows, width));
     }
 
     /// A linear layer's `(weight [out, in], bias)`.
@@ -394,23 +407,15 @@ mod tests {
     #[test]
     fn layers_after_a_relu_skip_zeros_with_the_same_results() {
         let (model, layers) = relu_mlp();
-        let kinds: Vec<InputKind> = model
-            .graph
-            .nodes
-            .iter()
-            .filter_map(|n| match &n.op {
-                crate::graph::Op::LinearConst(k) => Some(k.input()),
-                _ => None,
-            })
-            .collect();
+        let kinds = model.plan.linear_inputs();
         assert_eq!(kinds, [InputKind::Dense, InputKind::ReluOutput, InputKind::ReluOutput]);
         // Two full row chunks and a 40-row one, about half zeros after each ReLU: the sparse
         // GEMM runs where the CPU has it. Every score must match an f64 evaluation of the same
         // network (f32 sums of 64 terms of magnitude ≤ ~10 stay within 1e-4 relative), and the
         // whole batch, blocked differently, must give the same bits.
-        let rows = 2 * exec::CHUNK_ROWS + 40;
+        let rows = 2 * CHUNK_ROWS + 40;
         let x: Vec<f32> = (0..rows * 2).map(|i| ((i * 37) % 101) as f32 / 10.0 - 5.0).collect();
-        let got = exec::run_chunked(&model.graph, &x, rows, 2).unwrap();
+        let got = model.plan.run_rows(&x, rows, 2, &model.arena).unwrap();
         assert_eq!(got.len(), rows);
         let mut zeros = 0;
         for (row, &score) in x.chunks_exact(2).zip(&got) {
@@ -436,7 +441,6 @@ mod tests {
             assert!((f64::from(score) - h[0]).abs() <= 1e-4 * (1.0 + h[0].abs()), "{score} vs {}", h[0]);
         }
         assert!(zeros * 100 >= 40 * rows * 64, "the first ReLU should zero ≥ 40 %: {zeros}");
-        let whole = model.run_graph(vec![Tensor::from_slice(&x, (rows, 2), &Device::Cpu).unwrap()]).unwrap();
-        assert_eq!(got, whole);
+        assert_eq!(got, model.run_whole(&x, rows, 2));
     }
 }

@@ -160,10 +160,10 @@ fn epoch_of(state: u64) -> u32 {
 impl Shared {
     /// Runs one region: publishes it, takes part, waits for every task.
     fn run(&self, epoch: u32, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
-        // SAFETY (lifetime): `job` outlives every use of it: workers dereference it only after
+        let f: *const (dyn Fn(usize) + Sync + '_) = f;
+        // SAFETY: (lifetime) `job` outlives every use of it: workers dereference it only after
         // claiming a task of this epoch, and this function returns only once all `tasks` claimed
         // tasks have finished.
-        let f: *const (dyn Fn(usize) + Sync + '_) = f;
         let f = unsafe {
             std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync + 'static)>(
                 f,

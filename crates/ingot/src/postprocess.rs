@@ -125,8 +125,9 @@ impl Postprocess {
                         let mut data = vec![0f32; rows * width];
                         let scores = p.scores.as_slice();
                         let chunk = ROWS_PER_TASK * width;
+                        let isa = crate::kernels::isa::Isa::detect();
                         crate::parallel::for_each_chunk_mut(&mut data, chunk, |c, out| {
-                            softmax_rows(&scores[c * chunk..][..out.len()], width, out);
+                            softmax_rows(isa, &scores[c * chunk..][..out.len()], width, out);
                         });
                         Matrix::new(data, rows, width)
                     }

@@ -1,4 +1,7 @@
-//! The unpacked directory form (`manifest.json` + `tensors/*.npy`) and `pack`/`unpack`.
+//! The unpacked directory form (`manifest.json` + `tensors/*.npy`): [`read_dir`] and [`unpack`].
+//!
+//! Packing a directory into a bundle validates it as a model, so it lives above this layer
+//! ([`crate::pack`]).
 
 use std::fs;
 use std::path::Path;
@@ -7,7 +10,8 @@ use super::manifest::Manifest;
 use super::npy;
 use super::reader::Bundle;
 use super::tensor::TensorData;
-use super::writer::{check_tensor_name, to_bytes, write_atomic};
+use super::writer::check_tensor_name;
+use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 
 /// Reads an unpacked directory: the manifest and every `tensors/*.npy`, sorted by name.
@@ -34,16 +38,6 @@ pub fn read_dir(dir: impl AsRef<Path>) -> Result<(Manifest, Vec<(String, TensorD
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((manifest, tensors))
-}
-
-/// Packs an unpacked directory into an `.ingot` file after validating it as a load would.
-///
-/// Nothing is written unless the result loads as a [`crate::Model`].
-pub fn pack(dir: impl AsRef<Path>, out: impl AsRef<Path>) -> Result<()> {
-    let (manifest, tensors) = read_dir(dir)?;
-    let bytes = to_bytes(&manifest, &tensors)?;
-    crate::Model::from_bytes(bytes.clone())?;
-    write_atomic(out.as_ref(), &bytes)
 }
 
 /// Writes a bundle's manifest (without checksum) and tensors as an unpacked directory.

@@ -13,6 +13,7 @@ use super::manifest::Manifest;
 use super::tensor::{DType, TensorView};
 use super::{FORMAT_MAJOR, FORMAT_VERSION};
 use crate::error::{Error, Result};
+use crate::storage::{Bytes, F32Data};
 
 /// Header-size cap, as in the safetensors reference reader.
 pub const MAX_HEADER_SIZE: usize = 100_000_000;
@@ -35,80 +36,6 @@ pub struct ReadOptions {
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions { verify_checksum: true }
-    }
-}
-
-pub(crate) enum Bytes {
-    Mapped(memmap2::Mmap),
-    Owned(Vec<u8>),
-}
-
-/// Sixteen f32 values on a 64-byte boundary: the unit of owned f32 storage, so that vector
-/// loads of owned weights (packed at load) never straddle two cache lines.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-pub(crate) struct Line([f32; 16]);
-
-/// f32 values either owned or borrowed in place from a bundle's bytes (no copy).
-#[derive(Clone)]
-pub(crate) enum F32Data {
-    /// The first `len` values of `lines`.
-    Owned { lines: Arc<[Line]>, len: usize },
-    /// `len` f32 values at byte `start` of `bytes`; `start` is 4-byte aligned in memory.
-    Mapped { bytes: Arc<Bytes>, start: usize, len: usize },
-}
-
-impl std::fmt::Debug for F32Data {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            F32Data::Owned { len, .. } => write!(f, "F32Data::Owned({len})"),
-            F32Data::Mapped { len, .. } => write!(f, "F32Data::Mapped({len})"),
-        }
-    }
-}
-
-impl F32Data {
-    /// The values.
-    pub(crate) fn as_slice(&self) -> &[f32] {
-        match self {
-            F32Data::Owned { lines, len } => {
-                assert!(*len <= lines.len() * 16);
-                // SAFETY: `Line` is a `repr(C)` array of 16 f32 without padding, so `lines` is
-                // `lines.len() * 16` contiguous f32 values, of which the first `len` are taken.
-                unsafe { std::slice::from_raw_parts(lines.as_ptr().cast::<f32>(), *len) }
-            }
-            F32Data::Mapped { bytes, start, len } => {
-                let b = &bytes.as_slice()[*start..*start + *len * 4];
-                // SAFETY: `Bundle::f32_data` creates `Mapped` only on little-endian targets for an
-                // F32 tensor whose bytes (in bounds, checked at open) start 4-byte aligned in
-                // memory; any bit pattern is a valid f32, and the bytes are immutable and kept
-                // alive by the `Arc`.
-                unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), *len) }
-            }
-        }
-    }
-}
-
-impl From<Vec<f32>> for F32Data {
-    fn from(v: Vec<f32>) -> Self {
-        let lines = v
-            .chunks(16)
-            .map(|c| {
-                let mut line = [0f32; 16];
-                line[..c.len()].copy_from_slice(c);
-                Line(line)
-            })
-            .collect();
-        F32Data::Owned { lines, len: v.len() }
-    }
-}
-
-impl Bytes {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Bytes::Mapped(m) => m,
-            Bytes::Owned(v) => v,
-        }
     }
 }
 
@@ -239,14 +166,18 @@ impl Bundle {
     /// converted otherwise.
     pub(crate) fn f32_data(&self, name: &str) -> Option<Result<F32Data>> {
         let entry = self.tensors.get(name)?;
-        let start = self.data_start.checked_add(entry.range.start)?;
-        let view = self.tensor(name)?;
-        let aligned = view.data.as_ptr().align_offset(4) == 0;
-        if entry.dtype == DType::F32 && aligned && cfg!(target_endian = "little") {
-            let len = view.data.len() / 4;
-            return Some(Ok(F32Data::Mapped { bytes: Arc::clone(&self.bytes), start, len }));
+        if entry.dtype == DType::F32 {
+            let start = self.data_start.checked_add(entry.range.start)?;
+            if let Some(data) = F32Data::mapped(Arc::clone(&self.bytes), start, entry.range.len() / 4) {
+                return Some(Ok(data));
+            }
         }
-        Some(view.to_f32_vec().map(F32Data::from))
+        Some(self.tensor(name)?.to_f32_vec().map(F32Data::from))
+    }
+
+    /// The whole file's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
     }
 
     /// Borrows a tensor by name.

@@ -1,13 +1,13 @@
 //! Writing `.ingot` files: deterministic bytes, 64-byte aligned data, atomic replace.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::Path;
 
 use super::manifest::Manifest;
 use super::reader::DATA_ALIGNMENT;
 use super::tensor::{byte_len, TensorData};
 use super::FORMAT_VERSION;
+use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 
 /// Serializes a manifest and its tensors to the bytes of an `.ingot` file.
@@ -89,7 +89,8 @@ pub fn to_bytes(manifest: &Manifest, tensors: &[(String, TensorData)]) -> Result
 
 /// Writes an `.ingot` file atomically: a temporary file in the same directory, then a rename.
 ///
-/// On any error the target is left as it was.
+/// On any error the target is left as it was. This checks the container only; [`crate::save`]
+/// also checks that the result loads as a model, and is what exporters and importers use.
 pub fn write_file(
     path: impl AsRef<Path>,
     manifest: &Manifest,
@@ -102,20 +103,6 @@ pub fn write_file(
 /// Writes the bytes of a serialized bundle (from [`to_bytes`]) atomically.
 pub fn write_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     write_atomic(path.as_ref(), bytes)
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp =
-        tempfile::Builder::new().prefix(".ingot-tmp-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }
 
 /// Checks a tensor name against `[A-Za-z0-9._-]{1,200}`.

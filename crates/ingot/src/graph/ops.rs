@@ -3,19 +3,15 @@
 use std::collections::BTreeMap;
 
 use super::shape::{axis, broadcast, Dim, Shape};
-use crate::kernels::attention::Attention;
-use crate::kernels::embedding::Embedding;
-use crate::kernels::layernorm::{AddLayerNorm, LayerNorm};
-use crate::kernels::linear::LinearKernel;
-use crate::kernels::pool::{PoolMode, SequencePool};
+use crate::format::packed::{packed_shape, PANEL_WIDTH};
 
 /// A validated op with its attributes.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Op {
-    /// `x·wᵀ + b` with non-constant weights.
-    Linear,
-    /// `Linear`/`Gemm` with constant weights: the fused CPU kernel.
-    LinearConst(LinearKernel),
+    /// `x·wᵀ + b`, the weight stored as `layout`.
+    Linear {
+        layout: WeightLayout,
+    },
     Gemm {
         alpha: f64,
         beta: f64,
@@ -52,23 +48,38 @@ pub(crate) enum Op {
         mode: PoolMode,
     },
     L2Normalize,
-    // Kernels with their constants bound at load (see `super::specialize`).
-    EmbeddingConst(Embedding),
-    LayerNormConst(LayerNorm),
-    AddLayerNormConst(AddLayerNorm),
-    Attention(Attention),
-    Pool(SequencePool),
+}
+
+/// How a `Linear` node's weight is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WeightLayout {
+    /// Row-major `[out, in]`.
+    Rows,
+    /// The `packed16` layout (`crate::format::packed`) for `out_features` outputs.
+    Packed16 { out_features: usize },
+}
+
+/// How a sequence's token vectors become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PoolMode {
+    /// Mean over the sequence's tokens (sentence-transformers' mean pooling with its mask).
+    Mean,
+    /// The first token (`[CLS]`).
+    Cls,
+    /// Element-wise maximum over the tokens.
+    Max,
 }
 
 /// Weight layout of a `Linear` node: plain `[m, k]`, or pre-packed `[ceil(m/16), k, 16]`.
-pub(crate) fn packed_out_features(attrs: &Attrs) -> Result<Option<usize>, String> {
+fn weight_layout(attrs: &Attrs) -> Result<WeightLayout, String> {
     match attrs.get("weight_layout").and_then(|v| v.as_str()) {
-        None | Some("rows") => Ok(None),
+        None | Some("rows") => Ok(WeightLayout::Rows),
         Some("packed16") => attrs
             .get("out_features")
             .and_then(|v| v.as_u64())
+            .and_then(|m| usize::try_from(m).ok())
             .filter(|&m| m > 0)
-            .map(|m| Some(m as usize))
+            .map(|out_features| WeightLayout::Packed16 { out_features })
             .ok_or_else(|| "`packed16` weights need a positive `out_features`".into()),
         Some(other) => Err(format!("unknown weight_layout `{other}`")),
     }
@@ -141,17 +152,20 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
         "Linear" => {
             arity(inputs, 2, 3)?;
             let (n, k) = rank2(inputs[0], "input")?;
-            let (m, kw) = match packed_out_features(attrs)? {
-                None => rank2(inputs[1], "weight")?,
-                Some(m) => match inputs[1].as_slice() {
-                    [Dim::Fixed(p), kw, Dim::Fixed(16)] if *p == m.div_ceil(16) => (Dim::Fixed(m), *kw),
-                    other => {
-                        return Err(format!(
-                            "packed16 weight for {m} outputs must be [{}, k, 16], got {other:?}",
-                            m.div_ceil(16)
-                        ))
+            let layout = weight_layout(attrs)?;
+            let (m, kw) = match layout {
+                WeightLayout::Rows => rank2(inputs[1], "weight")?,
+                WeightLayout::Packed16 { out_features: m } => {
+                    let [panels, _, lanes] = packed_shape(m, 0);
+                    match inputs[1].as_slice() {
+                        [Dim::Fixed(p), kw, Dim::Fixed(l)] if *p == panels && *l == lanes => (Dim::Fixed(m), *kw),
+                        other => {
+                            return Err(format!(
+                                "packed16 weight for {m} outputs must be [{panels}, k, {PANEL_WIDTH}], got {other:?}"
+                            ))
+                        }
                     }
-                },
+                }
             };
             same(k, kw, "input features vs weight columns")?;
             if let Some(b) = inputs.get(2) {
@@ -160,7 +174,7 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
                     other => return Err(format!("bias must be 1-D, got {other:?}")),
                 }
             }
-            (Op::Linear, vec![vec![n, m]])
+            (Op::Linear { layout }, vec![vec![n, m]])
         }
         "Gemm" => {
             arity(inputs, 2, 3)?;
@@ -264,7 +278,7 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
             let heads =
                 usize::try_from(heads).ok().filter(|&h| h > 0).ok_or("`num_heads` must be positive")?;
             let hidden = match w {
-                Dim::Fixed(w) if w % 3 == 0 && (w / 3) % heads == 0 => w / 3,
+                Dim::Fixed(w) if w % 3 == 0 && w > 0 && (w / 3) % heads == 0 => w / 3,
                 other => return Err(format!("qkv width {other:?} is not 3 × num_heads({heads}) × head_dim")),
             };
             if inputs[1].len() != 1 {

@@ -18,6 +18,16 @@ impl fmt::Debug for Dim {
     }
 }
 
+impl Dim {
+    /// The size, if it is known at load time.
+    pub(crate) fn fixed(self) -> Option<usize> {
+        match self {
+            Dim::Fixed(d) => Some(d),
+            Dim::Var => None,
+        }
+    }
+}
+
 pub(crate) type Shape = Vec<Dim>;
 
 /// NumPy broadcasting of two shapes; a variable dimension is assumed compatible.

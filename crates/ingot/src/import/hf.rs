@@ -18,11 +18,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::format::packed;
 use crate::format::{
     ElementType, GraphSpec, Manifest, ModelCard, NodeSpec, PostprocessSpec, PreprocessSpec, Producer,
     Quantization, Reference, RequestForm, Signature, TensorData, TensorSpec, TextSpec,
 };
-use crate::kernels::gemm::{pack_panels, NR};
 use crate::value::{Record, Value};
 
 /// Options of [`import_dir`].
@@ -133,10 +133,12 @@ impl Arch {
     }
 
     /// Rows of the position table before position 0: RoBERTa counts from `pad_token_id + 1`.
-    fn position_offset(self, cfg: &Config) -> usize {
+    fn position_offset(self, cfg: &Config) -> Result<usize> {
         match self {
-            Arch::Roberta => cfg.pad_token_id.unwrap_or(1) + 1,
-            Arch::Bert | Arch::DistilBert => 0,
+            Arch::Roberta => cfg.pad_token_id.unwrap_or(1).checked_add(1).ok_or_else(|| {
+                Error::manifest("config.json.pad_token_id", format!("{:?} is too large", cfg.pad_token_id))
+            }),
+            Arch::Bert | Arch::DistilBert => Ok(0),
         }
     }
 }
@@ -314,10 +316,10 @@ pub fn import_dir(
             format!("hidden_size {h} is not a multiple of num_attention_heads {heads}"),
         ));
     }
-    let offset = arch.position_offset(&cfg);
+    let offset = arch.position_offset(&cfg)?;
     let positions = cfg.max_position_embeddings.checked_sub(offset).filter(|&p| p > 0).ok_or_else(|| {
         Error::manifest(
-            "config.json",
+            "config.json.pad_token_id",
             format!(
                 "max_position_embeddings {} leaves no positions after pad_token_id",
                 cfg.max_position_embeddings
@@ -373,7 +375,7 @@ pub fn import_dir(
     push("embeddings.ln.beta", f32_tensor(vec![h], &w.get("embeddings.LayerNorm.bias", &[h])?)?);
 
     let packed = |values: &[f32], m: usize, k: usize| {
-        f32_tensor(vec![m.div_ceil(NR), k, NR], &pack_panels(values, m, k))
+        f32_tensor(packed::packed_shape(m, k).to_vec(), &packed::pack(values, m, k))
     };
     let eps = json!({"epsilon": cfg.layer_norm_eps});
     let mut nodes = vec![

@@ -9,33 +9,23 @@
 //! fewer sequences than threads, by blocks of query rows within a sequence (a single sentence
 //! still uses every core).
 
-use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
-
-use super::{contiguous_f32, write_all};
+use super::isa::{Avx512, Isa};
 
 /// The attention op: `heads` heads over `[tokens, 3·hidden]`.
 #[derive(Debug, Clone)]
 pub(crate) struct Attention {
     pub(crate) heads: usize,
+    pub(crate) isa: Isa,
 }
 
-/// Reads `offsets` (u32) and checks they describe `tokens` tokens in order.
-pub(crate) fn sequence_offsets(
-    storage: &CpuStorage,
-    layout: &Layout,
-    tokens: usize,
-) -> candle_core::Result<Vec<usize>> {
-    let CpuStorage::U32(data) = storage else { candle_core::bail!("sequence offsets must be u32") };
-    let Some((a, b)) = layout.contiguous_offsets() else {
-        candle_core::bail!("sequence offsets must be contiguous")
-    };
-    let offsets: Vec<usize> = data[a..b].iter().map(|&o| o as usize).collect();
+/// Checks that `offsets` rise from 0 to `tokens` and widens them.
+pub(crate) fn sequence_offsets(offsets: &[u32], tokens: usize) -> Result<Vec<usize>, String> {
+    let offsets: Vec<usize> = offsets.iter().map(|&o| o as usize).collect();
     let ordered = offsets.first() == Some(&0) && offsets.windows(2).all(|w| w[0] <= w[1]);
     if !ordered || offsets.last() != Some(&tokens) {
-        candle_core::bail!("sequence offsets must rise from 0 to {tokens}");
+        return Err(format!("sequence offsets must rise from 0 to {tokens}"));
     }
     Ok(offsets)
 }
@@ -43,26 +33,25 @@ pub(crate) fn sequence_offsets(
 impl Attention {
     /// Attention for query rows `rows` of one sequence: `qkv` holds all its token rows, `out`
     /// the output rows of `rows`, every value of which is written.
-    fn sequence(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [MaybeUninit<f32>]) {
+    fn sequence(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if super::has_avx512() {
-            // SAFETY: the CPU supports AVX-512F (checked just above); the body is plain safe Rust,
-            // compiled with wider vectors.
-            unsafe { self.sequence_avx512(qkv, hidden, rows, out) };
+        if let Some(t) = self.isa.avx512() {
+            // SAFETY: the `Avx512` token proves the CPU has AVX-512F, AVX2 and FMA.
+            unsafe { self.sequence_avx512(t, qkv, hidden, rows, out) };
             return;
         }
         self.sequence_body(qkv, hidden, rows, out);
     }
 
-    /// [`Self::sequence_body`] compiled with AVX-512 enabled.
+    /// [`Self::sequence_body`] compiled with AVX-512 enabled: plain safe Rust, wider vectors.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn sequence_avx512(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [MaybeUninit<f32>]) {
+    fn sequence_avx512(&self, _t: Avx512, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [f32]) {
         self.sequence_body(qkv, hidden, rows, out);
     }
 
     #[inline(always)]
-    fn sequence_body(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [MaybeUninit<f32>]) {
+    fn sequence_body(&self, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [f32]) {
         let d = hidden / self.heads;
         let len = qkv.len() / (3 * hidden);
         let scale = 1.0 / (d as f32).sqrt();
@@ -91,7 +80,7 @@ impl Attention {
                     };
                 }
                 let scores = &mut scores[..len];
-                super::softmax::softmax_scaled_in_place(scores, scale);
+                super::softmax::softmax_scaled_in_place(self.isa, scores, scale);
                 let o = &mut out[(i - rows.start) * hidden + h * d..][..d];
                 let values = &qkv[2 * hidden + h * d..];
                 if d.is_multiple_of(32) {
@@ -99,7 +88,7 @@ impl Attention {
                         weighted_values(scores, &values[cb * 32..], 3 * hidden, oc);
                     }
                 } else {
-                    let o = write_all(o, std::iter::repeat_n(0.0, d));
+                    o.fill(0.0);
                     for (j, &p) in scores.iter().enumerate() {
                         let v = &values[j * 3 * hidden..][..d];
                         o.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
@@ -109,22 +98,17 @@ impl Attention {
         }
     }
 
-    /// Runs all sequences of a packed batch: `[offsets.last(), hidden]` values, each written
-    /// once (the buffer is never zeroed first).
+    /// Runs all sequences of a packed batch into `out`, `[offsets.last(), hidden]` values, each
+    /// written once (the buffer is never zeroed first).
     ///
     /// # Panics
-    /// If `hidden` is not a multiple of the head count, or `qkv` does not hold `3 · hidden`
-    /// values for each of the tokens `offsets` covers.
-    pub(crate) fn forward(&self, qkv: &[f32], offsets: &[usize], hidden: usize) -> Vec<f32> {
+    /// If `hidden` is not a multiple of the head count, `qkv` does not hold `3 · hidden` values
+    /// for each of the tokens `offsets` covers, or `out` is not `tokens × hidden`.
+    pub(crate) fn forward(&self, qkv: &[f32], offsets: &[usize], hidden: usize, out: &mut [f32]) {
         let tokens = offsets.last().map_or(0, |&t| t - offsets[0]);
         assert!(hidden.is_multiple_of(self.heads), "attention: {hidden} values over {} heads", self.heads);
         assert!(offsets.last().is_none_or(|&t| t * 3 * hidden <= qkv.len()), "attention: qkv too short");
-        // SAFETY: the parts cover the whole buffer, and `sequence` writes every value of its
-        // part: each row's `heads × d = hidden` values, one head slice at a time.
-        unsafe { super::filled(tokens * hidden, |out| self.forward_into(qkv, offsets, hidden, out)) }
-    }
-
-    fn forward_into(&self, qkv: &[f32], offsets: &[usize], hidden: usize, out: &mut [MaybeUninit<f32>]) {
+        assert_eq!(out.len(), tokens * hidden, "attention: output size");
         let sequences = offsets.len().saturating_sub(1);
         let wanted = 2 * crate::parallel::threads();
         let split = if sequences >= wanted { 1 } else { wanted.div_ceil(sequences.max(1)) };
@@ -140,34 +124,13 @@ impl Attention {
                 bounds.push((w[0] + end - offsets[0]) * hidden);
             }
         }
+        // The parts cover the whole buffer, and `sequence` writes every value of its part: each
+        // row's `heads × d = hidden` values, one head slice at a time.
         crate::parallel::for_each_part_mut(out, &bounds, |item, o| {
             let (s, rows) = &items[item];
             let seq = &qkv[offsets[*s] * 3 * hidden..offsets[*s + 1] * 3 * hidden];
             self.sequence(seq, hidden, rows.clone(), o)
         });
-    }
-}
-
-impl CustomOp2 for Attention {
-    fn name(&self) -> &'static str {
-        "ingot-attention"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (tokens, width) = l1.shape().dims2()?;
-        if width % 3 != 0 || (width / 3) % self.heads != 0 {
-            candle_core::bail!("ingot-attention: width {width} is not 3 × heads({}) × head_dim", self.heads);
-        }
-        let hidden = width / 3;
-        let qkv = contiguous_f32(s1, l1, self.name())?;
-        let offsets = sequence_offsets(s2, l2, tokens)?;
-        Ok((CpuStorage::F32(self.forward(qkv, &offsets, hidden)), Shape::from((tokens, hidden))))
     }
 }
 
@@ -214,7 +177,7 @@ fn score_blocks<const B: usize>(
 /// `out[0..32] = Σ_j p[j] · values[j·ld ..][0..32]`: two 16-wide halves × two interleaved key
 /// phases, four accumulator chains in registers.
 #[inline(always)]
-fn weighted_values(p: &[f32], values: &[f32], ld: usize, out: &mut [MaybeUninit<f32>]) {
+fn weighted_values(p: &[f32], values: &[f32], ld: usize, out: &mut [f32]) {
     let mut phase0 = [[0f32; 16]; 2];
     let mut phase1 = [[0f32; 16]; 2];
     let pairs = p.len() / 2;
@@ -227,7 +190,7 @@ fn weighted_values(p: &[f32], values: &[f32], ld: usize, out: &mut [MaybeUninit<
     }
     for (half, o) in out.chunks_exact_mut(16).enumerate() {
         for ((o, a), b) in o.iter_mut().zip(&phase0[half]).zip(&phase1[half]) {
-            o.write(a + b);
+            *o = a + b;
         }
     }
 }
@@ -289,10 +252,14 @@ mod tests {
             let tokens = *offsets.last().unwrap();
             let qkv: Vec<f32> =
                 (0..tokens * 3 * hidden).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
-            let out = Attention { heads }.forward(&qkv, &offsets, hidden);
             let reference = padded_reference(&qkv, &offsets, hidden, heads);
-            for (a, b) in out.iter().zip(&reference) {
-                assert!((a - b).abs() < 1e-5, "hidden {hidden} {offsets:?}: {a} vs {b}");
+            for isa in Isa::available() {
+                let attention = Attention { heads, isa };
+                let mut out = vec![f32::NAN; tokens * hidden];
+                attention.forward(&qkv, &offsets, hidden, &mut out);
+                for (a, b) in out.iter().zip(&reference) {
+                    assert!((a - b).abs() < 1e-5, "{isa:?} hidden {hidden} {offsets:?}: {a} vs {b}");
+                }
             }
         }
     }

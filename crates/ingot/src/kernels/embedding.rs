@@ -1,8 +1,6 @@
 //! Embedding lookup (`Gather` on a constant table): `out[t] = table[ids[t]]`, table read in place.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
-
-use crate::format::F32Data;
+use crate::storage::F32Data;
 
 /// A `[rows, dim]` table, usually borrowed from the mapped file.
 #[derive(Debug, Clone)]
@@ -12,29 +10,38 @@ pub(crate) struct Embedding {
     pub(crate) dim: usize,
 }
 
-impl CustomOp1 for Embedding {
-    fn name(&self) -> &'static str {
-        "ingot-embedding"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::U32(ids) = s else { candle_core::bail!("ingot-embedding: ids must be u32") };
-        let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("ingot-embedding: ids must be contiguous")
-        };
-        let ids = &ids[a..b];
+impl Embedding {
+    /// Writes row `ids[t]` of the table to row `t` of `out` (`[ids.len(), dim]`); an id past the
+    /// table is an error naming it, and leaves `out` partly written.
+    ///
+    /// # Panics
+    /// If `out` is not `ids.len() × dim` values.
+    pub(crate) fn forward(&self, ids: &[u32], out: &mut [f32]) -> Result<(), String> {
+        assert_eq!(out.len(), ids.len() * self.dim, "embedding: output size");
         let table = self.table.as_slice();
-        let mut out = Vec::with_capacity(ids.len() * self.dim);
-        for &id in ids {
+        for (&id, o) in ids.iter().zip(out.chunks_exact_mut(self.dim.max(1))) {
             let id = id as usize;
-            if id >= self.rows {
-                candle_core::bail!(
-                    "ingot-embedding: id {id} is out of range for a table of {} rows",
-                    self.rows
-                );
-            }
-            out.extend_from_slice(&table[id * self.dim..(id + 1) * self.dim]);
+            let row = table
+                .get(id * self.dim..(id + 1) * self.dim)
+                .filter(|_| id < self.rows)
+                .ok_or_else(|| format!("id {id} is out of range for a table of {} rows", self.rows))?;
+            o.copy_from_slice(row);
         }
-        Ok((CpuStorage::F32(out), Shape::from((ids.len(), self.dim))))
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gathers_rows_and_names_a_bad_id() {
+        let e = Embedding { table: F32Data::from(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), rows: 3, dim: 2 };
+        let mut out = vec![f32::NAN; 4];
+        e.forward(&[2, 0], &mut out).unwrap();
+        assert_eq!(out, [5.0, 6.0, 1.0, 2.0]);
+        let err = e.forward(&[3, 0], &mut out).unwrap_err();
+        assert!(err.contains("id 3"), "{err}");
     }
 }

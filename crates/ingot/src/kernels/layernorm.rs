@@ -1,13 +1,9 @@
 //! LayerNorm over the last dimension, optionally fused with the residual add before it:
 //! `y = (z - mean(z)) / sqrt(var(z) + eps) · γ + β` with `z = x (+ r)`, two-pass variance.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
+use super::PARALLEL_MIN_WORK;
 
-use std::mem::MaybeUninit;
-
-use super::{contiguous_f32, write_all, PARALLEL_MIN_WORK};
-
-/// Layer normalization with its parameters; a candle op on `[rows, dim]` f32 input.
+/// Layer normalization with its parameters, over `[rows, dim]` f32 input.
 #[derive(Debug, Clone)]
 pub(crate) struct LayerNorm {
     gamma: Vec<f32>,
@@ -20,25 +16,29 @@ impl LayerNorm {
         LayerNorm { gamma, beta, eps }
     }
 
-    /// Each `dim`-wide row of `x + residual`, normalized (written once, never zeroed first).
-    ///
-    /// # Panics
-    /// If `x` is not whole rows, or `residual` is not as long as `x`.
-    pub(crate) fn forward(&self, x: &[f32], residual: Option<&[f32]>) -> Vec<f32> {
-        assert!(x.len().is_multiple_of(self.gamma.len()), "layernorm: partial row");
-        assert!(residual.is_none_or(|r| r.len() == x.len()), "layernorm: residual length");
-        // SAFETY: `fill` writes every row of the buffer (`write_all` on each whole row).
-        unsafe { super::filled(x.len(), |out| self.forward_into(x, residual, out)) }
+    /// Row width.
+    pub(crate) fn dim(&self) -> usize {
+        self.gamma.len()
     }
 
-    fn forward_into(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [MaybeUninit<f32>]) {
+    /// Writes each `dim`-wide row of `x + residual`, normalized, into `out` (every value, once).
+    ///
+    /// # Panics
+    /// If `x` is not whole rows, or `residual` or `out` is not as long as `x`.
+    pub(crate) fn forward(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+        assert!(x.len().is_multiple_of(self.gamma.len()), "layernorm: partial row");
+        assert!(residual.is_none_or(|r| r.len() == x.len()), "layernorm: residual length");
+        assert_eq!(out.len(), x.len(), "layernorm: output length");
         let dim = self.gamma.len();
-        let row = |i: usize, o: &mut [MaybeUninit<f32>]| {
+        let row = |i: usize, o: &mut [f32]| {
             let xr = &x[i * dim..(i + 1) * dim];
-            let o = match residual {
-                Some(r) => write_all(o, xr.iter().zip(&r[i * dim..(i + 1) * dim]).map(|(a, b)| a + b)),
-                None => write_all(o, xr.iter().copied()),
-            };
+            match residual {
+                Some(r) => o
+                    .iter_mut()
+                    .zip(xr.iter().zip(&r[i * dim..(i + 1) * dim]))
+                    .for_each(|(o, (a, b))| *o = a + b),
+                None => o.copy_from_slice(xr),
+            }
             // f64 accumulation: rows with |mean| ≫ std keep their digits.
             let mean = (sum_f64(o, f64::from) / dim as f64) as f32;
             let var = sum_f64(o, |v| f64::from(v - mean).powi(2)) / dim as f64;
@@ -57,14 +57,6 @@ impl LayerNorm {
             });
         }
     }
-
-    fn check(&self, layout: &Layout) -> candle_core::Result<(usize, usize)> {
-        let (n, d) = layout.shape().dims2()?;
-        if d != self.gamma.len() {
-            candle_core::bail!("ingot-layernorm: rows have {d} values, γ has {}", self.gamma.len());
-        }
-        Ok((n, d))
-    }
 }
 
 /// `Σ f(v)` over `values` in f64, in 16 independent partial sums: one running sum is a chain of
@@ -78,44 +70,6 @@ fn sum_f64(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
         acc.iter_mut().zip(block).for_each(|(a, &v)| *a += f(v));
     }
     acc.iter().sum::<f64>() + tail
-}
-
-impl CustomOp1 for LayerNorm {
-    fn name(&self) -> &'static str {
-        "ingot-layernorm"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, d) = self.check(l)?;
-        let x = contiguous_f32(s, l, self.name())?;
-        Ok((CpuStorage::F32(self.forward(x, None)), Shape::from((n, d))))
-    }
-}
-
-/// `LayerNorm(x + residual)` in one pass over memory.
-#[derive(Debug, Clone)]
-pub(crate) struct AddLayerNorm(pub(crate) LayerNorm);
-
-impl CustomOp2 for AddLayerNorm {
-    fn name(&self) -> &'static str {
-        "ingot-add-layernorm"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, d) = self.0.check(l1)?;
-        if l2.shape().dims() != l1.shape().dims() {
-            candle_core::bail!("ingot-add-layernorm: shapes {:?} and {:?} differ", l1.shape(), l2.shape());
-        }
-        let x = contiguous_f32(s1, l1, self.name())?;
-        let r = contiguous_f32(s2, l2, self.name())?;
-        Ok((CpuStorage::F32(self.0.forward(x, Some(r))), Shape::from((n, d))))
-    }
 }
 
 /// Reference: the textbook formula in f64.
@@ -140,6 +94,12 @@ pub(crate) fn layer_norm_ref(x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -
 mod tests {
     use super::*;
 
+    fn forward(ln: &LayerNorm, x: &[f32], residual: Option<&[f32]>) -> Vec<f32> {
+        let mut out = vec![f32::NAN; x.len()];
+        ln.forward(x, residual, &mut out);
+        out
+    }
+
     #[test]
     fn matches_reference_including_large_offsets() {
         let d = 384;
@@ -148,7 +108,7 @@ mod tests {
         for offset in [0.0f32, 1e4] {
             let x: Vec<f32> = (0..d * 300).map(|i| offset + (i as f32 * 0.37).sin() * 3.0).collect();
             let ln = LayerNorm::new(gamma.clone(), beta.clone(), 1e-12);
-            let out = ln.forward(&x, None);
+            let out = forward(&ln, &x, None);
             let reference = layer_norm_ref(&x, &gamma, &beta, 1e-12);
             let max = out.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             // |mean| ≫ std loses f32 digits in x itself (1e4 has ulp 1e-3), not in the kernel.
@@ -164,6 +124,6 @@ mod tests {
         let x: Vec<f32> = (0..d * 3).map(|i| i as f32).collect();
         let r: Vec<f32> = (0..d * 3).map(|i| (i as f32).cos()).collect();
         let sum: Vec<f32> = x.iter().zip(&r).map(|(a, b)| a + b).collect();
-        assert_eq!(ln.forward(&x, Some(&r)), ln.forward(&sum, None));
+        assert_eq!(forward(&ln, &x, Some(&r)), forward(&ln, &sum, None));
     }
 }

@@ -8,18 +8,17 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
-
 use super::activation::Act;
-use super::gemm::{gemm, InputKind, Isa, PackedWeight};
-use super::{contiguous_f32, PARALLEL_MIN_WORK};
+use super::gemm::{gemm, InputKind, PackedWeight};
+use super::isa::Isa;
+use super::PARALLEL_MIN_WORK;
 
 /// Batches at least this tall with at least [`GEMM_MIN_OUTPUTS`] outputs use the packed GEMM;
 /// smaller ones (batch-1 requests, single-output models) use the dot-product kernel.
 const GEMM_MIN_ROWS: usize = 8;
 const GEMM_MIN_OUTPUTS: usize = 8;
 
-/// A linear layer with its weights, usable as a candle [`CustomOp1`] on `[n, k]` f32 input.
+/// A linear layer with its weights, for `[n, k]` f32 input.
 #[derive(Debug, Clone)]
 pub(crate) struct LinearKernel {
     /// Row-major `[m, k]` weights for the dot-product path (absent for pre-packed weights).
@@ -34,13 +33,20 @@ pub(crate) struct LinearKernel {
 }
 
 impl LinearKernel {
-    /// `weight` is `[m, k]` row-major; `bias` has `m` entries.
-    pub(crate) fn new(weight: Vec<f32>, bias: Option<Vec<f32>>, m: usize, k: usize, act: Act) -> Self {
+    /// `weight` is `[m, k]` row-major; `bias` has `m` entries; kernels of `isa`.
+    pub(crate) fn new(
+        isa: Isa,
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        m: usize,
+        k: usize,
+        act: Act,
+    ) -> Self {
         let packed = Arc::new(PackedWeight::pack(&weight, m, k));
         LinearKernel {
             weight: Some(weight.into()),
             packed,
-            isa: Isa::detect(),
+            isa,
             bias: bias.map(Into::into),
             m,
             k,
@@ -50,12 +56,12 @@ impl LinearKernel {
     }
 
     /// A layer whose weights are already packed (e.g. mapped from the file); always uses GEMM.
-    pub(crate) fn from_packed(packed: PackedWeight, bias: Option<Vec<f32>>, act: Act) -> Self {
+    pub(crate) fn from_packed(isa: Isa, packed: PackedWeight, bias: Option<Vec<f32>>, act: Act) -> Self {
         let (m, k) = (packed.m(), packed.k());
         LinearKernel {
             weight: None,
             packed: Arc::new(packed),
-            isa: Isa::detect(),
+            isa,
             bias: bias.map(Into::into),
             m,
             k,
@@ -69,9 +75,9 @@ impl LinearKernel {
         self.m
     }
 
-    /// Length of the bias, if any.
-    pub(crate) fn bias_len(&self) -> Option<usize> {
-        self.bias.as_ref().map(|b| b.len())
+    /// Input features.
+    pub(crate) fn in_features(&self) -> usize {
+        self.k
     }
 
     pub(crate) fn act(&self) -> Act {
@@ -93,37 +99,35 @@ impl LinearKernel {
         LinearKernel { input: InputKind::ReluOutput, ..self.clone() }
     }
 
-    /// Computes the `n × m` output for `n` input rows.
-    pub(crate) fn forward(&self, x: &[f32], n: usize) -> Vec<f32> {
+    /// Writes the `n × m` output for `n` input rows into `out` (every value).
+    ///
+    /// # Panics
+    /// If `x` is not `n × k` values or `out` not `n × m`.
+    pub(crate) fn forward(&self, x: &[f32], n: usize, out: &mut [f32]) {
         let (m, k) = (self.m, self.k);
+        assert!(x.len() == n * k && out.len() == n * m, "linear: {n} rows of {k} into {m} outputs");
         let Some(weight) = self.weight.as_deref().filter(|_| n < GEMM_MIN_ROWS || m < GEMM_MIN_OUTPUTS)
         else {
-            let (bias, act) = (self.bias.as_deref(), self.act);
-            // SAFETY: `gemm` writes every output value.
-            return unsafe {
-                super::filled(n * m, |out| gemm(self.isa, x, &self.packed, bias, act, self.input, out))
-            };
+            gemm(self.isa, x, &self.packed, self.bias.as_deref(), self.act, self.input, out);
+            return;
         };
-        let mut out = vec![0f32; n * m];
         let work = n.saturating_mul(m).saturating_mul(k);
         if work < PARALLEL_MIN_WORK || n < 4 {
-            self.rows(weight, x, &mut out);
-            return out;
+            self.rows(weight, x, out);
+            return;
         }
         let chunk_rows = (n / (crate::parallel::threads() * 4)).max(2);
-        crate::parallel::for_each_chunk_mut(&mut out, chunk_rows * m, |c, oc| {
+        crate::parallel::for_each_chunk_mut(out, chunk_rows * m, |c, oc| {
             let xc = &x[c * chunk_rows * k..(c * chunk_rows + oc.len() / m) * k];
             self.rows(weight, xc, oc)
         });
-        out
     }
 
     fn rows(&self, weight: &[f32], x: &[f32], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above); `rows_avx2` only reads
-            // within `x`, `self.weight` and writes within `out`, whose lengths it asserts.
-            unsafe { avx2::rows(x, weight, self.m, self.k, out) };
+        if let Some(t) = self.isa.avx2() {
+            // SAFETY: the `Avx2` token proves the CPU has AVX2 and FMA.
+            unsafe { avx2::rows(t, x, weight, self.m, self.k, out) };
             self.epilogue(out);
             return;
         }
@@ -144,21 +148,6 @@ impl LinearKernel {
             None if act != Act::Identity => out.iter_mut().for_each(|o| *o = act.apply(*o)),
             None => {}
         }
-    }
-}
-
-impl CustomOp1 for LinearKernel {
-    fn name(&self) -> &'static str {
-        "ingot-linear"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, k) = layout.shape().dims2()?;
-        if k != self.k {
-            candle_core::bail!("ingot-linear: input has {k} features, weight expects {}", self.k);
-        }
-        let x = contiguous_f32(storage, layout, "ingot-linear")?;
-        Ok((CpuStorage::F32(self.forward(x, n)), Shape::from((n, self.m))))
     }
 }
 
@@ -187,6 +176,8 @@ fn rows_portable(x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
 mod avx2 {
     use std::arch::x86_64::*;
 
+    use super::super::isa::Avx2;
+
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     fn hsum(v: __m256) -> f32 {
@@ -199,35 +190,31 @@ mod avx2 {
     }
 
     /// Dot products of every row of `x` (`[n, k]`) with every row of `w` (`[m, k]`) into `out`.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn rows(x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
+    pub(super) fn rows(_t: Avx2, x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
         assert!(k > 0 && m > 0 && x.len().is_multiple_of(k) && w.len() == m * k);
         let n = x.len() / k;
         assert!(out.len() == n * m);
         let k8 = k - k % 8;
-        let xp = x.as_ptr();
-        let wp = w.as_ptr();
         let mut i = 0;
         while i < n {
             let two = i + 1 < n;
-            let x0 = xp.add(i * k);
-            let x1 = if two { xp.add((i + 1) * k) } else { x0 };
+            let x0 = &x[i * k..][..k];
+            let x1 = if two { &x[(i + 1) * k..][..k] } else { x0 };
             let mut j = 0;
             while j < m {
                 let cols = (m - j).min(4);
-                let wr = [0, 1, 2, 3].map(|c| wp.add((j + c.min(cols - 1)) * k));
+                let wr: [&[f32]; 4] = [0, 1, 2, 3].map(|c| &w[(j + c.min(cols - 1)) * k..][..k]);
                 let mut a0 = [_mm256_setzero_ps(); 4];
                 let mut a1 = [_mm256_setzero_ps(); 4];
                 let mut p = 0;
                 while p < k8 {
-                    // SAFETY: p + 8 <= k8 <= k, so every load stays inside its row.
-                    let v0 = _mm256_loadu_ps(x0.add(p));
-                    let v1 = _mm256_loadu_ps(x1.add(p));
+                    // SAFETY: p + 8 <= k8 <= k, so every load stays inside its row of k values.
+                    let (v0, v1) =
+                        unsafe { (_mm256_loadu_ps(x0.as_ptr().add(p)), _mm256_loadu_ps(x1.as_ptr().add(p))) };
                     for c in 0..4 {
-                        let wv = _mm256_loadu_ps(wr[c].add(p));
+                        // SAFETY: as above.
+                        let wv = unsafe { _mm256_loadu_ps(wr[c].as_ptr().add(p)) };
                         a0[c] = _mm256_fmadd_ps(v0, wv, a0[c]);
                         a1[c] = _mm256_fmadd_ps(v1, wv, a1[c]);
                     }
@@ -237,13 +224,12 @@ mod avx2 {
                     let mut s0 = hsum(a0[c]);
                     let mut s1 = hsum(a1[c]);
                     for q in k8..k {
-                        let wq = *wr[c].add(q);
-                        s0 = (*x0.add(q)).mul_add(wq, s0);
-                        s1 = (*x1.add(q)).mul_add(wq, s1);
+                        s0 = x0[q].mul_add(wr[c][q], s0);
+                        s1 = x1[q].mul_add(wr[c][q], s1);
                     }
-                    *out.get_unchecked_mut(i * m + j + c) = s0;
+                    out[i * m + j + c] = s0;
                     if two {
-                        *out.get_unchecked_mut((i + 1) * m + j + c) = s1;
+                        out[(i + 1) * m + j + c] = s1;
                     }
                 }
                 j += cols;
@@ -285,23 +271,27 @@ mod tests {
             .collect()
     }
 
+    fn forward(kernel: &LinearKernel, x: &[f32], n: usize) -> Vec<f32> {
+        let mut out = vec![f32::NAN; n * kernel.out_features()];
+        kernel.forward(x, n, &mut out);
+        out
+    }
+
     fn check(n: usize, m: usize, k: usize, act: Act, seed: u64) {
         let x = seeded(n * k, seed);
         let w = seeded(m * k, seed + 1);
         let b = seeded(m, seed + 2);
-        let kernel = LinearKernel::new(w.clone(), Some(b.clone()), m, k, act);
-        let out = kernel.forward(&x, n);
         let reference = linear_ref(&x, &w, Some(&b), m, k, act);
-        for (i, (a, r)) in out.iter().zip(&reference).enumerate() {
-            // Both sum k products of values in [-1, 1] in f32 in different orders.
-            let tol = 1e-5 * (k as f32).sqrt() * (1.0 + r.abs());
-            assert!((a - r).abs() <= tol, "n={n} m={m} k={k} at {i}: {a} vs {r}");
-        }
-        let mut portable = vec![0f32; n * m];
-        rows_portable(&x, &w, m, k, &mut portable);
-        kernel.epilogue(&mut portable);
-        for (a, r) in portable.iter().zip(&reference) {
-            assert!((a - r).abs() <= 1e-5 * (k as f32).sqrt() * (1.0 + r.abs()));
+        // Every kernel path this CPU has: the dot products (AVX2 or portable) for short
+        // batches, the packed GEMM of each level for taller ones.
+        for isa in Isa::available() {
+            let kernel = LinearKernel::new(isa, w.clone(), Some(b.clone()), m, k, act);
+            let out = forward(&kernel, &x, n);
+            for (i, (a, r)) in out.iter().zip(&reference).enumerate() {
+                // Both sum k products of values in [-1, 1] in f32 in different orders.
+                let tol = 1e-5 * (k as f32).sqrt() * (1.0 + r.abs());
+                assert!((a - r).abs() <= tol, "{isa:?} n={n} m={m} k={k} at {i}: {a} vs {r}");
+            }
         }
     }
 
@@ -320,8 +310,10 @@ mod tests {
         let k = 16;
         let x = vec![1e18f32; k];
         let w = vec![1e18f32; k];
-        let kernel = LinearKernel::new(w, None, 1, k, Act::Sigmoid);
-        assert_eq!(kernel.forward(&x, 1), [1.0]);
+        for isa in Isa::available() {
+            let kernel = LinearKernel::new(isa, w.clone(), None, 1, k, Act::Sigmoid);
+            assert_eq!(forward(&kernel, &x, 1), [1.0]);
+        }
     }
 
     proptest! {

@@ -7,15 +7,17 @@
 //! them as the reference does. [`softmax_row_ref`] computes in f64 and is the path elsewhere and
 //! the tests' reference.
 
+use super::isa::Isa;
+
 /// Writes the softmax of each `width`-value row of `scores` into the same row of `out`.
-pub(crate) fn softmax_rows(scores: &[f32], width: usize, out: &mut [f32]) {
+pub(crate) fn softmax_rows(isa: Isa, scores: &[f32], width: usize, out: &mut [f32]) {
     assert!(width > 0 && scores.len() == out.len() && scores.len().is_multiple_of(width));
     let mut exps = vec![0f64; width];
     for (s, o) in scores.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
         #[cfg(target_arch = "x86_64")]
-        if super::has_avx512() {
-            // SAFETY: AVX-512F is available (checked just above); `s` and `o` hold `width` values.
-            if unsafe { avx512::row(s.as_ptr(), width, 1.0, o.as_mut_ptr()) } {
+        if let Some(t) = isa.avx512() {
+            // SAFETY: the `Avx512` token proves AVX-512F; `s` and `o` hold `width` values.
+            if unsafe { avx512::row(t, s.as_ptr(), width, 1.0, o.as_mut_ptr()) } {
                 continue;
             }
         }
@@ -24,12 +26,12 @@ pub(crate) fn softmax_rows(scores: &[f32], width: usize, out: &mut [f32]) {
 }
 
 /// Softmax of `row · scale`, in place, in f32: the attention probabilities of one query.
-pub(crate) fn softmax_scaled_in_place(row: &mut [f32], scale: f32) {
+pub(crate) fn softmax_scaled_in_place(isa: Isa, row: &mut [f32], scale: f32) {
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx512() {
+    if let Some(t) = isa.avx512() {
         let p = row.as_mut_ptr();
-        // SAFETY: AVX-512F is available (checked just above); `row` holds `row.len()` values.
-        if unsafe { avx512::row(p, row.len(), scale, p) } {
+        // SAFETY: the `Avx512` token proves AVX-512F; `row` holds `row.len()` values.
+        if unsafe { avx512::row(t, p, row.len(), scale, p) } {
             return;
         }
     }
@@ -59,6 +61,7 @@ pub(crate) fn softmax_row_ref(scores: &[f32], exps: &mut [f64], out: &mut [f32])
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::super::isa::Avx512;
     use super::super::vmath::avx512::exp_neg;
 
     /// Lanes of the 16-wide block starting at column `j` of a `width`-column row.
@@ -73,18 +76,18 @@ mod avx512 {
     /// `src`). Returns `false`, having written nothing, if a scaled value is NaN or infinite.
     ///
     /// # Safety
-    /// The CPU must support AVX-512F; `src` must be valid for reading and `dst` for writing
-    /// `width` values.
+    /// `src` must be valid for reading and `dst` for writing `width` values.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn row(src: *const f32, width: usize, scale: f32, dst: *mut f32) -> bool {
+    pub(super) unsafe fn row(_t: Avx512, src: *const f32, width: usize, scale: f32, dst: *mut f32) -> bool {
         let scale = _mm512_set1_ps(scale);
-        // SAFETY (all loads and stores): each masked access touches only the lanes of values
-        // j..min(j + 16, width).
         let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
         let mut bad: __mmask16 = 0;
         for j in (0..width).step_by(16) {
             let m = mask(width, j);
-            let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src.add(j)), scale);
+            // SAFETY: (this and every masked load and store below) the mask enables only the
+            // lanes of values j..min(j + 16, width), which the caller guarantees are valid.
+            let loaded = unsafe { _mm512_maskz_loadu_ps(m, src.add(j)) };
+            let v = _mm512_mul_ps(loaded, scale);
             // v - v is NaN exactly where v is NaN or infinite.
             let d = _mm512_sub_ps(v, v);
             bad |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(m, d, d);
@@ -97,15 +100,21 @@ mod avx512 {
         let mut sum = _mm512_setzero_ps();
         for j in (0..width).step_by(16) {
             let m = mask(width, j);
-            let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src.add(j)), scale);
+            // SAFETY: see the first loop.
+            let loaded = unsafe { _mm512_maskz_loadu_ps(m, src.add(j)) };
+            let v = _mm512_mul_ps(loaded, scale);
             let e = _mm512_maskz_mov_ps(m, exp_neg(_mm512_sub_ps(v, max)));
             sum = _mm512_add_ps(sum, e);
-            _mm512_mask_storeu_ps(dst.add(j), m, e);
+            // SAFETY: see the first loop.
+            unsafe { _mm512_mask_storeu_ps(dst.add(j), m, e) };
         }
         let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
         for j in (0..width).step_by(16) {
             let m = mask(width, j);
-            _mm512_mask_storeu_ps(dst.add(j), m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dst.add(j)), inv));
+            // SAFETY: see the first loop.
+            unsafe {
+                _mm512_mask_storeu_ps(dst.add(j), m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dst.add(j)), inv))
+            };
         }
         true
     }
@@ -121,18 +130,20 @@ mod tests {
             let rows = 50;
             let scores: Vec<f32> =
                 (0..rows * width).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 * 60.0 - 30.0).collect();
-            let mut got = vec![0f32; scores.len()];
-            softmax_rows(&scores, width, &mut got);
-            let mut exps = vec![0f64; width];
-            for (r, s) in scores.chunks_exact(width).enumerate() {
-                let mut want = vec![0f32; width];
-                softmax_row_ref(s, &mut exps, &mut want);
-                let row = &got[r * width..(r + 1) * width];
-                for (j, (g, w)) in row.iter().zip(&want).enumerate() {
-                    // Parity with scikit-learn allows 1e-5 · p + 1e-6; this kernel uses a tenth.
-                    assert!((g - w).abs() <= 1e-6 * w + 1e-7, "width {width} row {r} [{j}]: {g} vs {w}");
+            for isa in Isa::available() {
+                let mut got = vec![0f32; scores.len()];
+                softmax_rows(isa, &scores, width, &mut got);
+                let mut exps = vec![0f64; width];
+                for (r, s) in scores.chunks_exact(width).enumerate() {
+                    let mut want = vec![0f32; width];
+                    softmax_row_ref(s, &mut exps, &mut want);
+                    let row = &got[r * width..(r + 1) * width];
+                    for (j, (g, w)) in row.iter().zip(&want).enumerate() {
+                        // Parity with scikit-learn allows 1e-5 · p + 1e-6; this kernel uses a tenth.
+                        assert!((g - w).abs() <= 1e-6 * w + 1e-7, "width {width} row {r} [{j}]: {g} vs {w}");
+                    }
+                    assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
                 }
-                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
             }
         }
     }
@@ -142,13 +153,15 @@ mod tests {
         for len in [1, 5, 16, 25, 33, 200] {
             let row: Vec<f32> = (0..len).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
             let scale = 0.177f32;
-            let mut got = row.clone();
-            softmax_scaled_in_place(&mut got, scale);
             let scaled: Vec<f32> = row.iter().map(|v| v * scale).collect();
             let (mut want, mut exps) = (vec![0f32; len], vec![0f64; len]);
             softmax_row_ref(&scaled, &mut exps, &mut want);
-            for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() <= 1e-6 * w + 1e-7, "len {len}: {g} vs {w}");
+            for isa in Isa::available() {
+                let mut got = row.clone();
+                softmax_scaled_in_place(isa, &mut got, scale);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-6 * w + 1e-7, "{isa:?} len {len}: {g} vs {w}");
+                }
             }
         }
     }
@@ -157,7 +170,7 @@ mod tests {
     fn huge_and_equal_scores_stay_finite() {
         let scores = [1e30f32, -1e30, 0.0, 88.0, 1e30, 3.0, 5.0, 5.0, 5.0];
         let mut out = [0f32; 9];
-        softmax_rows(&scores, 3, &mut out);
+        softmax_rows(Isa::detect(), &scores, 3, &mut out);
         // The vector e^x stops at e^-87 ≈ 1.6e-38: a probability that is 0 to f32 precision.
         assert!(out[0] == 1.0 && out[1] < 1e-37 && out[2] < 1e-37, "{out:?}");
         assert!(out[4] == 1.0 && out[3] < 1e-37 && out[5] < 1e-37, "{out:?}");
@@ -168,7 +181,7 @@ mod tests {
     fn nan_and_infinity_propagate_as_in_the_reference() {
         let scores = [1.0f32, f32::NAN, 2.0, f32::INFINITY, 0.0, 1.0, 3.0, 1.0, 2.0];
         let (mut got, mut want, mut exps) = ([0f32; 9], [0f32; 9], [0f64; 3]);
-        softmax_rows(&scores, 3, &mut got);
+        softmax_rows(Isa::detect(), &scores, 3, &mut got);
         for (s, w) in scores.chunks_exact(3).zip(want.chunks_exact_mut(3)) {
             softmax_row_ref(s, &mut exps, w);
         }
@@ -178,7 +191,7 @@ mod tests {
             .all(|(g, w)| g.to_bits() == w.to_bits() || g.is_nan() && w.is_nan()));
         assert!(got[..3].iter().all(|v| v.is_nan()), "{got:?}");
         let mut row = [f32::INFINITY, 1.0, 0.0];
-        softmax_scaled_in_place(&mut row, 0.5);
+        softmax_scaled_in_place(Isa::detect(), &mut row, 0.5);
         assert!(row[0].is_nan(), "{row:?}");
     }
 }

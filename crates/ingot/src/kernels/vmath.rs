@@ -56,11 +56,14 @@ pub(crate) mod avx512 {
 mod tests {
     use super::super::activation::Act;
     #[cfg(target_arch = "x86_64")]
+    use super::super::isa::{Avx512, Isa};
+    #[cfg(target_arch = "x86_64")]
     use super::avx512;
 
     /// `f` applied to up to 16 values through one vector (unused lanes hold 0).
     #[cfg(target_arch = "x86_64")]
     fn lanes(
+        _t: Avx512,
         values: &[f32],
         f: impl Fn(std::arch::x86_64::__m512) -> std::arch::x86_64::__m512,
     ) -> [f32; 16] {
@@ -68,23 +71,31 @@ mod tests {
         let mut input = [0f32; 16];
         input[..values.len()].copy_from_slice(values);
         let mut out = [0f32; 16];
-        // SAFETY: loads and stores cover exactly the 16 floats of `input` and `out`; callers
-        // check that the CPU has AVX-512F.
+        // SAFETY: loads and stores cover exactly the 16 floats of `input` and `out`; the token
+        // proves AVX-512F.
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), f(_mm512_loadu_ps(input.as_ptr()))) };
         out
+    }
+
+    /// The AVX-512 token, or `None` (with a note on stderr) on a CPU without it.
+    #[cfg(target_arch = "x86_64")]
+    fn token() -> Option<Avx512> {
+        let t = Isa::available().last().and_then(|i| i.avx512());
+        if t.is_none() {
+            eprintln!("not run: this CPU has no AVX-512, the only vector path of vmath");
+        }
+        t
     }
 
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_gelu_matches_the_scalar_one() {
-        if !super::super::has_avx512() {
-            return;
-        }
+        let Some(t) = token() else { return };
         let xs: Vec<f32> =
             (-16_000..16_000).map(|i| i as f32 / 1000.0).chain([1e-30, -1e-30, 80.0, -80.0]).collect();
         for chunk in xs.chunks(16) {
-            // SAFETY: AVX-512F is available (checked above).
-            let out = lanes(chunk, |v| unsafe { avx512::gelu(v) });
+            // SAFETY: the token proves AVX-512F.
+            let out = lanes(t, chunk, |v| unsafe { avx512::gelu(v) });
             for (x, y) in chunk.iter().zip(out) {
                 let want = Act::Gelu.apply(*x);
                 assert!((y - want).abs() <= 1e-6 * (1.0 + want.abs()), "gelu({x}) = {y}, scalar {want}");
@@ -95,13 +106,11 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_exp_matches_the_scalar_one() {
-        if !super::super::has_avx512() {
-            return;
-        }
+        let Some(t) = token() else { return };
         let xs: Vec<f32> = (0..=90_000).map(|i| -(i as f32) / 1000.0).collect();
         for chunk in xs.chunks(16) {
-            // SAFETY: AVX-512F is available (checked above).
-            let out = lanes(chunk, |v| unsafe { avx512::exp_neg(v) });
+            // SAFETY: the token proves AVX-512F.
+            let out = lanes(t, chunk, |v| unsafe { avx512::exp_neg(v) });
             for (x, y) in chunk.iter().zip(out) {
                 let want = f64::from(*x).exp();
                 // Below e^-87 the result is clamped to e^-87 (≈ 1.6e-38): a probability of 0.

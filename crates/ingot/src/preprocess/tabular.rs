@@ -374,23 +374,34 @@ impl TabularPipeline {
         self.columns.iter().map(|(n, _)| n.as_str())
     }
 
-    /// Transforms a batch into a row-major `[rows, width]` f32 matrix.
+    /// Transforms a batch into a row-major `[rows, width]` f32 matrix (see [`Self::transform_into`]).
+    #[cfg(test)]
     pub(crate) fn transform(&self, input: &Input<'_>) -> Result<(Vec<f32>, usize)> {
         let rows = input.rows()?;
-        let source = self.source(input)?;
         let mut out = vec![0f32; rows * self.width];
+        self.transform_into(input, &mut out)?;
+        Ok((out, rows))
+    }
+
+    /// Transforms a batch of `input.rows()` rows into `out`, `[rows, width]` row-major (every
+    /// value overwritten).
+    ///
+    /// # Panics
+    /// If `out` is not `rows × width` values.
+    pub(crate) fn transform_into(&self, input: &Input<'_>, out: &mut [f32]) -> Result<()> {
+        let rows = input.rows()?;
+        assert_eq!(out.len(), rows * self.width, "tabular: output size");
+        let source = self.source(input)?;
         if let (Source::Dense(d), Some(affine)) = (&source, &self.affine) {
-            self.dense_affine(d, affine, &mut out)?;
-            return Ok((out, rows));
+            return self.dense_affine(d, affine, out);
         }
         if rows <= ROWS_PER_TASK {
-            self.rows_into(&source, 0, &mut out)?;
+            self.rows_into(&source, 0, out)
         } else {
-            crate::parallel::try_for_each_chunk_mut(&mut out, ROWS_PER_TASK * self.width, |c, chunk| {
+            crate::parallel::try_for_each_chunk_mut(out, ROWS_PER_TASK * self.width, |c, chunk| {
                 self.rows_into(&source, c * ROWS_PER_TASK, chunk)
-            })?;
+            })
         }
-        Ok((out, rows))
     }
 
     fn source<'a>(&self, input: &Input<'a>) -> Result<Source<'a>> {

@@ -5,10 +5,13 @@
 //! `position_ids` (all `[tokens]`) and `sequence_offsets` (`[batch + 1]`; sequence `s` is tokens
 //! `offsets[s]..offsets[s+1]`). Outputs keep the input order.
 
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use crate::error::{Error, Result};
 use crate::format::{Bundle, DType, TextSpec};
+
+/// Texts per parallel tokenization task.
+const TEXTS_PER_TASK: usize = 16;
 
 /// Names of the graph inputs a text pipeline feeds.
 pub(crate) const TEXT_INPUTS: [&str; 4] = ["input_ids", "token_type_ids", "position_ids", "sequence_offsets"];
@@ -30,6 +33,18 @@ impl TokenBatch {
     /// The token ids of sequence `i`.
     pub fn sequence(&self, i: usize) -> &[u32] {
         &self.ids[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
+    /// Sequences `range` as a batch of their own (offsets from 0).
+    pub(crate) fn pass(&self, range: std::ops::Range<usize>) -> TokenBatch {
+        let (a, b) = (self.offsets[range.start] as usize, self.offsets[range.end] as usize);
+        let base = self.offsets[range.start];
+        TokenBatch {
+            ids: self.ids[a..b].to_vec(),
+            type_ids: self.type_ids[a..b].to_vec(),
+            positions: self.positions[a..b].to_vec(),
+            offsets: self.offsets[range.start..=range.end].iter().map(|o| o - base).collect(),
+        }
     }
 
     /// The four graph inputs by name.
@@ -79,18 +94,30 @@ impl TextPipeline {
         Ok(TextPipeline { tokenizer })
     }
 
-    /// Tokenizes `texts` into one packed batch, in input order.
+    /// Tokenizes `texts` into one packed batch, in input order; a text that cannot be tokenized
+    /// is an error naming its row (the first such row).
+    ///
+    /// Texts are encoded one by one on Ingot's pool (`crate::parallel`), in chunks of
+    /// [`TEXTS_PER_TASK`]; the `tokenizers` crate's own rayon pool is never used, so one pool
+    /// shares the cores.
     pub(crate) fn encode(&self, texts: &[&str]) -> Result<TokenBatch> {
-        let encodings = if texts.len() == 1 {
-            vec![self
-                .tokenizer
-                .encode(texts[0], true)
-                .map_err(|e| Error::Text { row: 0, detail: e.to_string() })?]
-        } else {
-            self.tokenizer
-                .encode_batch(texts.to_vec(), true)
-                .map_err(|e| Error::Text { row: 0, detail: e.to_string() })?
+        let mut encodings: Vec<Option<Encoding>> = vec![None; texts.len()];
+        let encode_rows = |first: usize, out: &mut [Option<Encoding>]| {
+            for (i, slot) in out.iter_mut().enumerate() {
+                let row = first + i;
+                let e = self.tokenizer.encode(texts[row], true);
+                *slot = Some(e.map_err(|e| Error::Text { row, detail: e.to_string() })?);
+            }
+            Ok(())
         };
+        if texts.len() <= TEXTS_PER_TASK {
+            encode_rows(0, &mut encodings)?;
+        } else {
+            crate::parallel::try_for_each_chunk_mut(&mut encodings, TEXTS_PER_TASK, |c, part| {
+                encode_rows(c * TEXTS_PER_TASK, part)
+            })?;
+        }
+        let encodings: Vec<Encoding> = encodings.into_iter().flatten().collect();
         let total: usize = encodings.iter().map(|e| e.get_ids().len()).sum();
         let mut batch = TokenBatch {
             ids: Vec::with_capacity(total),

@@ -16,7 +16,8 @@
 
 use std::cell::RefCell;
 
-use super::{Act, Dst, Isa, PackedWeight, NR};
+use super::super::isa::Avx512;
+use super::{Act, Dst, PackedWeight, NR};
 
 /// Batches shorter than this use the dense kernel.
 pub(super) const MIN_ROWS: usize = 32;
@@ -92,19 +93,25 @@ impl Scratch {
 
 /// Computes `act(x · Wᵀ + bias)` for one block of rows like the dense kernel, taking the
 /// sparse path when at least [`MIN_ZERO_PERCENT`] of `x` is zero.
-///
-/// # Safety
-/// The CPU must support AVX-512F and POPCNT.
-pub(super) unsafe fn block(x: &[f32], w: &PackedWeight, bias: Option<&[f32]>, act: Act, mut dst: Dst<'_>) {
+pub(super) fn block(
+    t: Avx512,
+    x: &[f32],
+    w: &PackedWeight,
+    bias: Option<&[f32]>,
+    act: Act,
+    mut dst: Dst<'_>,
+) {
     let (n, k) = (x.len() / w.k, w.k);
     SCRATCH.with_borrow_mut(|s| {
-        let nonzero = avx512::list(x, k, s);
+        // SAFETY: the `Avx512` token proves AVX-512F and POPCNT.
+        let nonzero = unsafe { avx512::list(t, x, k, s) };
         if nonzero * 100 > (100 - MIN_ZERO_PERCENT) * n * k {
-            super::kernel(Isa::Avx512, x, w, 0..w.m.div_ceil(NR), bias, act, dst);
+            super::kernel(t.into(), x, w, 0..w.m.div_ceil(NR), bias, act, dst);
             return;
         }
         s.sort_and_pad(n, k);
-        avx512::rows(&avx512::Ctx { x, w, bias, act, s }, &mut dst);
+        // SAFETY: see above; `s` holds `x`'s lists, sorted and padded just above.
+        unsafe { avx512::rows(&avx512::Ctx { t, x, w, bias, act, s }, &mut dst) };
     })
 }
 
@@ -112,15 +119,12 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::avx512::Epilogue;
-    use super::{Act, Dst, PackedWeight, Scratch, NR, R};
+    use super::{Act, Avx512, Dst, PackedWeight, Scratch, NR, R};
 
     /// Lists the non-zero positions of every row of `x` (`[n, k]`) into `s` (positions, counts
     /// and one zero position per row); returns the number of non-zeros. NaN counts as non-zero.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F and POPCNT.
     #[target_feature(enable = "avx512f,popcnt")]
-    pub(super) unsafe fn list(x: &[f32], k: usize, s: &mut Scratch) -> usize {
+    pub(super) fn list(_t: Avx512, x: &[f32], k: usize, s: &mut Scratch) -> usize {
         let n = x.len() / k;
         let stride = k + NR;
         s.idx.resize(n * stride, 0);
@@ -134,14 +138,16 @@ mod avx512 {
             for p in (0..k).step_by(NR) {
                 let live: __mmask16 = if k - p >= NR { 0xffff } else { (1 << (k - p)) - 1 };
                 // SAFETY: the mask enables only lanes p..min(p + 16, k) of the row.
-                let v = _mm512_maskz_loadu_ps(live, row.as_ptr().add(p));
+                let v = unsafe { _mm512_maskz_loadu_ps(live, row.as_ptr().add(p)) };
                 let nz = _mm512_mask_cmpneq_ps_mask(live, v, _mm512_setzero_ps());
                 if zero == k && nz != live {
                     zero = p + (!nz & live).trailing_zeros() as usize;
                 }
                 let ids = _mm512_add_epi32(_mm512_set1_epi32(p as i32), lanes);
                 // SAFETY: c <= p < k, so the 16 values written end before k + 16 = out.len().
-                _mm512_storeu_si512(out.as_mut_ptr().add(c).cast(), _mm512_maskz_compress_epi32(nz, ids));
+                unsafe {
+                    _mm512_storeu_si512(out.as_mut_ptr().add(c).cast(), _mm512_maskz_compress_epi32(nz, ids))
+                };
                 c += nz.count_ones() as usize;
             }
             s.count[i] = c as u32;
@@ -153,6 +159,7 @@ mod avx512 {
 
     /// What every group of one block shares.
     pub(super) struct Ctx<'a> {
+        pub(super) t: Avx512,
         pub(super) x: &'a [f32],
         pub(super) w: &'a PackedWeight,
         pub(super) bias: Option<&'a [f32]>,
@@ -164,7 +171,8 @@ mod avx512 {
     /// All outputs of the block: panels in groups of 4 (then 2, 1), rows in sorted groups of R.
     ///
     /// # Safety
-    /// The CPU must support AVX-512F; `c.s` must hold `c.x`'s lists, sorted and padded.
+    /// `c.s` must hold `c.x`'s lists, sorted and padded (every listed or padded position below
+    /// `k`).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn rows(c: &Ctx<'_>, dst: &mut Dst<'_>) {
         let n = c.x.len() / c.w.k;
@@ -179,10 +187,13 @@ mod avx512 {
             for g in (0..n).step_by(R) {
                 // A short last group repeats its last row, which is then stored twice.
                 let rows: [usize; R] = std::array::from_fn(|r| c.s.order[(g + r).min(n - 1)] as usize);
-                match p {
-                    4 => group::<4>(c, q, rows, dst),
-                    2 => group::<2>(c, q, rows, dst),
-                    _ => group::<1>(c, q, rows, dst),
+                // SAFETY: the lists are sorted and padded (this function's contract).
+                unsafe {
+                    match p {
+                        4 => group::<4>(c, q, rows, dst),
+                        2 => group::<2>(c, q, rows, dst),
+                        _ => group::<1>(c, q, rows, dst),
+                    }
                 }
             }
             q += p;
@@ -190,6 +201,9 @@ mod avx512 {
     }
 
     /// Panels `q..q+P` of the `R` rows `rows` (sorted by count, so the last is the longest).
+    ///
+    /// # Safety
+    /// As [`rows`]: every listed or padded position of `rows` is below `k`.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn group<const P: usize>(c: &Ctx<'_>, q: usize, rows: [usize; R], dst: &mut Dst<'_>) {
@@ -199,22 +213,24 @@ mod avx512 {
         assert!(q + P <= m.div_ceil(NR) && len <= k);
         assert!(rows.iter().all(|&r| (r + 1) * k <= c.x.len() && (r + 1) * stride <= c.s.idx.len()));
         let panels: [*const f32; P] = std::array::from_fn(|j| c.w.panel(q + j).as_ptr());
-        let lists: [*const u32; R] = std::array::from_fn(|r| c.s.idx.as_ptr().add(rows[r] * stride));
-        let xs: [*const f32; R] = std::array::from_fn(|r| c.x.as_ptr().add(rows[r] * k));
+        let lists: [*const u32; R] = std::array::from_fn(|r| c.s.idx[rows[r] * stride..].as_ptr());
+        let xs: [*const f32; R] = std::array::from_fn(|r| c.x[rows[r] * k..].as_ptr());
         let mut acc = [[_mm512_setzero_ps(); P]; R];
         for t in 0..len {
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 // SAFETY: t < len <= stride, inside row r's list (asserted); every listed or
-                // padded position is below k (`list`, `sort_and_pad`), so the input offset stays
-                // inside row r and the panel offset below k·NR.
-                let pos = *lists[r].add(t) as usize;
-                let xv = _mm512_set1_ps(*xs[r].add(pos));
-                for j in 0..P {
-                    acc_r[j] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(panels[j].add(pos * NR)), acc_r[j]);
+                // padded position is below k (this function's contract), so the input offset
+                // stays inside row r and the panel offset below k·NR.
+                unsafe {
+                    let pos = *lists[r].add(t) as usize;
+                    let xv = _mm512_set1_ps(*xs[r].add(pos));
+                    for j in 0..P {
+                        acc_r[j] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(panels[j].add(pos * NR)), acc_r[j]);
+                    }
                 }
             }
         }
-        let epilogue = Epilogue::<P>::new(q, m, c.bias, c.act);
+        let epilogue = Epilogue::<P>::new(c.t, q, m, c.bias, c.act);
         for (r, acc_r) in acc.into_iter().enumerate() {
             epilogue.store(acc_r, rows[r], dst);
         }
@@ -223,7 +239,7 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{initialized, nan_filled, seeded};
+    use super::super::tests::{nan_filled, seeded};
     use super::*;
 
     /// `n × k` values in [-1, 1), about `zero_percent` % of them zero.
@@ -234,36 +250,40 @@ mod tests {
     }
 
     /// Runs the sparse path unconditionally.
-    fn sparse_only(x: &[f32], w: &PackedWeight, bias: &[f32], act: Act) -> Vec<f32> {
+    fn sparse_only(t: Avx512, x: &[f32], w: &PackedWeight, bias: &[f32], act: Act) -> Vec<f32> {
         let n = x.len() / w.k;
         let mut out = nan_filled(n * w.m);
         let s = &mut Scratch::default();
-        // SAFETY: only called when the CPU has AVX-512F and POPCNT (checked by the test).
+        // SAFETY: the token proves AVX-512F and POPCNT; `list` and `sort_and_pad` prepare the
+        // lists `rows` needs.
         unsafe {
-            avx512::list(x, w.k, s);
+            avx512::list(t, x, w.k, s);
             s.sort_and_pad(n, w.k);
-            let c = avx512::Ctx { x, w, bias: Some(bias), act, s };
+            let c = avx512::Ctx { t, x, w, bias: Some(bias), act, s };
             avx512::rows(&c, &mut Dst::new(&mut out, w.m));
         }
-        initialized(&out)
+        out
     }
 
-    fn dense(x: &[f32], w: &PackedWeight, bias: &[f32], act: Act) -> Vec<f32> {
+    fn dense(t: Avx512, x: &[f32], w: &PackedWeight, bias: &[f32], act: Act) -> Vec<f32> {
         let mut out = nan_filled(x.len() / w.k * w.m);
         let dst = Dst::new(&mut out, w.m);
-        super::super::kernel(Isa::Avx512, x, w, 0..w.m.div_ceil(NR), Some(bias), act, dst);
-        initialized(&out)
+        super::super::kernel(t.into(), x, w, 0..w.m.div_ceil(NR), Some(bias), act, dst);
+        out
     }
 
-    fn supported() -> bool {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("popcnt")
+    /// The AVX-512 token, or `None` (with a note on stderr) on a CPU without it.
+    fn token() -> Option<Avx512> {
+        let t = crate::kernels::isa::Isa::available().last().and_then(|i| i.avx512());
+        if t.is_none() {
+            eprintln!("not run: this CPU has no AVX-512, the only path of the sparse kernel");
+        }
+        t
     }
 
     #[test]
     fn same_bits_as_the_dense_kernel() {
-        if !supported() {
-            return;
-        }
+        let Some(t) = token() else { return };
         for (n, m, k) in
             [(1, 1, 1), (7, 10, 64), (32, 128, 256), (33, 70, 17), (130, 200, 100), (300, 16, 256)]
         {
@@ -275,8 +295,8 @@ mod tests {
                 let b = sparse_input(1, m, 0, 9);
                 let w = PackedWeight::pack(&wt, m, k);
                 for act in [Act::Identity, Act::Relu, Act::Tanh] {
-                    let got = sparse_only(&x, &w, &b, act);
-                    let want = dense(&x, &w, &b, act);
+                    let got = sparse_only(t, &x, &w, &b, act);
+                    let want = dense(t, &x, &w, &b, act);
                     let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "n={n} m={m} k={k} zeros={zero_percent}% {act:?}");
                 }
@@ -289,11 +309,9 @@ mod tests {
         let (n, k) = (12, 40);
         let x = sparse_input(n, k, 60, 3);
         let mut s = Scratch::default();
-        if !supported() {
-            return;
-        }
-        // SAFETY: the CPU has AVX-512F and POPCNT (checked above).
-        let total = unsafe { avx512::list(&x, k, &mut s) };
+        let Some(t) = token() else { return };
+        // SAFETY: the token proves AVX-512F and POPCNT.
+        let total = unsafe { avx512::list(t, &x, k, &mut s) };
         assert_eq!(total, x.iter().filter(|v| **v != 0.0).count());
         s.sort_and_pad(n, k);
         let stride = k + NR;

@@ -1,0 +1,391 @@
+//! Running a lowered plan on the CPU: values live in buffers leased from the model's [`Arena`],
+//! so a stream of calls reuses memory instead of faulting in fresh pages.
+
+use super::lower::transpose;
+use super::Feed;
+use crate::arena::{Arena, Lease};
+use crate::error::{Error, Result};
+use crate::graph::WeightLayout;
+use crate::kernels::activation::Act;
+use crate::kernels::attention::{sequence_offsets, Attention};
+use crate::kernels::elementwise::{self, broadcast_shape, Binary};
+use crate::kernels::embedding::Embedding;
+use crate::kernels::gemm::{gemm, InputKind, PackedWeight};
+use crate::kernels::isa::Isa;
+use crate::kernels::layernorm::LayerNorm;
+use crate::kernels::linear::LinearKernel;
+use crate::kernels::pool::{l2_normalize, SequencePool};
+use crate::storage::F32Data;
+
+/// What one step runs.
+#[derive(Debug)]
+pub(crate) enum Kernel {
+    /// A linear layer with its stored weights (and fused activation).
+    Linear(LinearKernel),
+    /// `x·wᵀ + b` with weights computed at predict time.
+    LinearDynamic {
+        layout: WeightLayout,
+    },
+    MatMul,
+    Gemm {
+        alpha: f64,
+        beta: f64,
+        trans_a: bool,
+        trans_b: bool,
+    },
+    Binary(Binary),
+    Unary(Act),
+    Softmax {
+        axis: usize,
+    },
+    Concat {
+        axis: usize,
+    },
+    Reshape {
+        shape: Vec<i64>,
+    },
+    Embedding(Embedding),
+    /// LayerNorm of its input, or of the sum of its two inputs (`residual`).
+    LayerNorm {
+        ln: LayerNorm,
+        residual: bool,
+    },
+    Attention(Attention),
+    Pool(SequencePool),
+    L2Normalize,
+}
+
+/// One step: a kernel, the values it reads and the value it writes.
+#[derive(Debug)]
+pub(crate) struct Step {
+    pub(crate) name: String,
+    pub(crate) kernel: Kernel,
+    pub(crate) inputs: Vec<usize>,
+    pub(crate) output: usize,
+}
+
+/// A stored tensor read as a value.
+#[derive(Debug)]
+pub(crate) struct Constant {
+    pub(crate) data: F32Data,
+    pub(crate) shape: Vec<usize>,
+}
+
+/// A graph lowered for the CPU.
+#[derive(Debug)]
+pub(crate) struct CpuPlan {
+    pub(crate) steps: Vec<Step>,
+    pub(crate) slot_count: usize,
+    /// Graph inputs in order: value and whether it is integer.
+    pub(crate) inputs: Vec<(usize, bool)>,
+    pub(crate) outputs: Vec<usize>,
+    pub(crate) output_width: usize,
+    pub(crate) constants: Vec<(usize, Constant)>,
+    /// Values whose last reader is step `i`: released after it runs.
+    pub(crate) release_after: Vec<Vec<usize>>,
+    /// Every output row depends only on the same input row.
+    pub(crate) row_wise: bool,
+    /// Kernel level of the steps that pack weights at predict time.
+    pub(crate) isa: Isa,
+}
+
+/// A value during a run.
+enum Slot<'a> {
+    Empty,
+    F32 { data: Data<'a>, shape: Vec<usize> },
+    U32(&'a [u32]),
+}
+
+enum Data<'a> {
+    Leased(Lease<'a>),
+    Borrowed(&'a [f32]),
+}
+
+impl Data<'_> {
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            Data::Leased(l) => l.as_slice(),
+            Data::Borrowed(s) => s,
+        }
+    }
+}
+
+/// A failure of step `step` on this input.
+fn failed(step: &Step, detail: impl Into<String>) -> Error {
+    Error::Graph { node: step.name.clone(), op: format!("{:?}", step.kernel), detail: detail.into() }
+}
+
+/// An output of `shape` in a buffer from the arena, written by `fill` (which overwrites every
+/// value it later reads).
+fn output<'a>(arena: &'a Arena, shape: Vec<usize>, fill: impl FnOnce(&mut [f32])) -> Slot<'a> {
+    let len = shape.iter().product();
+    let mut lease = arena.take(len);
+    fill(lease.resize(len));
+    Slot::F32 { data: Data::Leased(lease), shape }
+}
+
+/// [`output`] with a fill that may fail.
+fn try_output<'a>(
+    arena: &'a Arena,
+    shape: Vec<usize>,
+    fill: impl FnOnce(&mut [f32]) -> Result<()>,
+) -> Result<Slot<'a>> {
+    let len = shape.iter().product();
+    let mut lease = arena.take(len);
+    fill(lease.resize(len))?;
+    Ok(Slot::F32 { data: Data::Leased(lease), shape })
+}
+
+impl CpuPlan {
+    /// What each linear kernel knows about its input, in step order.
+    #[cfg(test)]
+    pub(crate) fn linear_inputs(&self) -> Vec<InputKind> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.kernel {
+                Kernel::Linear(k) => Some(k.input()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Runs the plan on `feeds` (one per graph input, in order) and returns the first output's
+    /// values, row-major.
+    pub(crate) fn run(&self, feeds: &[Feed<'_>], arena: &Arena) -> Result<Vec<f32>> {
+        let mut slots: Vec<Slot<'_>> = (0..self.slot_count).map(|_| Slot::Empty).collect();
+        for (v, c) in &self.constants {
+            slots[*v] = Slot::F32 { data: Data::Borrowed(c.data.as_slice()), shape: c.shape.clone() };
+        }
+        if feeds.len() != self.inputs.len() {
+            return Err(Error::ShapeMismatch {
+                what: "graph inputs".into(),
+                expected: self.inputs.len().to_string(),
+                got: feeds.len().to_string(),
+            });
+        }
+        for (&(v, integer), feed) in self.inputs.iter().zip(feeds) {
+            slots[v] = match (feed, integer) {
+                (Feed::F32 { data, rows, cols }, false) => {
+                    Slot::F32 { data: Data::Borrowed(data), shape: vec![*rows, *cols] }
+                }
+                (Feed::U32(data), true) => Slot::U32(data),
+                _ => {
+                    return Err(Error::Graph {
+                        node: "<inputs>".into(),
+                        op: "feed".into(),
+                        detail: "a graph input got data of the wrong type".into(),
+                    })
+                }
+            };
+        }
+        for (step, release) in self.steps.iter().zip(&self.release_after) {
+            let out = self.eval(step, &slots, arena)?;
+            for &v in release {
+                slots[v] = Slot::Empty;
+            }
+            slots[step.output] = out;
+        }
+        match slots.get(self.outputs[0]) {
+            Some(Slot::F32 { data, .. }) => Ok(data.as_slice().to_vec()),
+            _ => Err(Error::Graph {
+                node: "<outputs>".into(),
+                op: "output".into(),
+                detail: "the first output was not computed".into(),
+            }),
+        }
+    }
+
+    fn eval<'a>(&self, step: &Step, slots: &[Slot<'a>], arena: &'a Arena) -> Result<Slot<'a>> {
+        let f32_arg = |i: usize| -> Result<(&[f32], &[usize])> {
+            match step.inputs.get(i).and_then(|&v| slots.get(v)) {
+                Some(Slot::F32 { data, shape }) => Ok((data.as_slice(), shape.as_slice())),
+                _ => Err(failed(step, format!("input {i} is not a computed f32 value"))),
+            }
+        };
+        let u32_arg = |i: usize| -> Result<&[u32]> {
+            match step.inputs.get(i).and_then(|&v| slots.get(v)) {
+                Some(Slot::U32(data)) => Ok(data),
+                _ => Err(failed(step, format!("input {i} is not an integer input"))),
+            }
+        };
+        let rows_of = |shape: &[usize], width: usize| -> Result<usize> {
+            match shape {
+                [n, w] if *w == width => Ok(*n),
+                other => Err(failed(step, format!("expected [rows, {width}], got {other:?}"))),
+            }
+        };
+        match &step.kernel {
+            Kernel::Linear(k) => {
+                let (x, shape) = f32_arg(0)?;
+                let n = rows_of(shape, k.in_features())?;
+                Ok(output(arena, vec![n, k.out_features()], |o| k.forward(x, n, o)))
+            }
+            Kernel::LinearDynamic { layout } => {
+                let (x, xs) = f32_arg(0)?;
+                let (w, ws) = f32_arg(1)?;
+                let (m, k) = match (layout, ws) {
+                    (WeightLayout::Rows, [m, k]) => (*m, *k),
+                    _ => return Err(failed(step, "computed weights must be [out, in]")),
+                };
+                let n = rows_of(xs, k)?;
+                let bias = step.inputs.get(2).map(|_| f32_arg(2)).transpose()?.map(|(b, _)| b);
+                if bias.is_some_and(|b| b.len() != m) {
+                    return Err(failed(step, format!("the bias does not have {m} values")));
+                }
+                let packed = PackedWeight::pack(w, m, k);
+                Ok(output(arena, vec![n, m], |o| {
+                    gemm(self.isa, x, &packed, bias, Act::Identity, InputKind::Dense, o)
+                }))
+            }
+            Kernel::MatMul => {
+                let (x, xs) = f32_arg(0)?;
+                let (b, bs) = f32_arg(1)?;
+                let &[k, m] = bs else { return Err(failed(step, "B must be 2-D")) };
+                let n = rows_of(xs, k)?;
+                let packed = PackedWeight::pack(&transpose(b, k, m), m, k);
+                Ok(output(arena, vec![n, m], |o| {
+                    gemm(self.isa, x, &packed, None, Act::Identity, InputKind::Dense, o)
+                }))
+            }
+            Kernel::Gemm { alpha, beta, trans_a, trans_b } => {
+                let (a, a_shape) = f32_arg(0)?;
+                let (b, b_shape) = f32_arg(1)?;
+                let (&[ar, ac], &[br, bc]) = (a_shape, b_shape) else {
+                    return Err(failed(step, "A and B must be 2-D"));
+                };
+                let (x, n, k) = if *trans_a { (transpose(a, ar, ac), ac, ar) } else { (a.to_vec(), ar, ac) };
+                let (w, m, kb) = if *trans_b { (b.to_vec(), br, bc) } else { (transpose(b, br, bc), bc, br) };
+                if kb != k {
+                    return Err(failed(step, format!("inner dimensions {k} and {kb} differ")));
+                }
+                let shape = vec![n, m];
+                let c = step.inputs.get(2).map(|_| f32_arg(2)).transpose()?;
+                if c.is_some_and(|(_, cs)| broadcast_shape(cs, &shape).as_ref() != Some(&shape)) {
+                    return Err(failed(step, format!("C does not broadcast to {shape:?}")));
+                }
+                let mut product = vec![0f32; n * m];
+                gemm(
+                    self.isa,
+                    &x,
+                    &PackedWeight::pack(&w, m, k),
+                    None,
+                    Act::Identity,
+                    InputKind::Dense,
+                    &mut product,
+                );
+                product.iter_mut().for_each(|v| *v *= *alpha as f32);
+                match c.filter(|_| *beta != 0.0) {
+                    None => Ok(output(arena, shape, |o| o.copy_from_slice(&product))),
+                    Some((c, cs)) => {
+                        let c: Vec<f32> = c.iter().map(|v| v * *beta as f32).collect();
+                        let s = shape.clone();
+                        Ok(output(arena, shape, |o| {
+                            elementwise::binary(Binary::Add, (&product, &s), (&c, cs), &s, o)
+                        }))
+                    }
+                }
+            }
+            Kernel::Binary(op) => {
+                let (a, a_shape) = f32_arg(0)?;
+                let (b, b_shape) = f32_arg(1)?;
+                let shape = broadcast_shape(a_shape, b_shape).ok_or_else(|| {
+                    failed(step, format!("shapes {a_shape:?} and {b_shape:?} do not broadcast"))
+                })?;
+                let s = shape.clone();
+                Ok(output(arena, shape, |o| elementwise::binary(*op, (a, a_shape), (b, b_shape), &s, o)))
+            }
+            Kernel::Unary(act) => {
+                let (x, shape) = f32_arg(0)?;
+                Ok(output(arena, shape.to_vec(), |o| elementwise::unary(*act, x, o)))
+            }
+            Kernel::Softmax { axis } => {
+                let (x, shape) = f32_arg(0)?;
+                Ok(output(arena, shape.to_vec(), |o| elementwise::softmax_axis(x, shape, *axis, o)))
+            }
+            Kernel::Concat { axis } => {
+                let parts = (0..step.inputs.len()).map(f32_arg).collect::<Result<Vec<_>>>()?;
+                let mut shape = parts[0].1.to_vec();
+                for (_, s) in &parts[1..] {
+                    let same = s.len() == shape.len()
+                        && s.iter().zip(&shape).enumerate().all(|(d, (a, b))| d == *axis || a == b);
+                    if !same {
+                        return Err(failed(step, format!("cannot concatenate {s:?} to {shape:?}")));
+                    }
+                    shape[*axis] += s[*axis];
+                }
+                Ok(output(arena, shape, |o| elementwise::concat(&parts, *axis, o)))
+            }
+            Kernel::Reshape { shape } => {
+                let (x, in_shape) = f32_arg(0)?;
+                let dims = resolve_reshape(in_shape, shape).map_err(|e| failed(step, e))?;
+                Ok(output(arena, dims, |o| o.copy_from_slice(x)))
+            }
+            Kernel::Embedding(e) => {
+                let ids = u32_arg(0)?;
+                try_output(arena, vec![ids.len(), e.dim], |o| e.forward(ids, o).map_err(|d| failed(step, d)))
+            }
+            Kernel::LayerNorm { ln, residual } => {
+                let (x, shape) = f32_arg(0)?;
+                if shape.last() != Some(&ln.dim()) {
+                    return Err(failed(step, format!("rows of {shape:?} are not {} wide", ln.dim())));
+                }
+                let r = if *residual {
+                    let (r, r_shape) = f32_arg(1)?;
+                    if r_shape != shape {
+                        return Err(failed(step, format!("residual {r_shape:?} differs from {shape:?}")));
+                    }
+                    Some(r)
+                } else {
+                    None
+                };
+                Ok(output(arena, shape.to_vec(), |o| ln.forward(x, r, o)))
+            }
+            Kernel::Attention(att) => {
+                let (qkv, shape) = f32_arg(0)?;
+                let &[tokens, width] = shape else { return Err(failed(step, "qkv must be 2-D")) };
+                let offsets = sequence_offsets(u32_arg(1)?, tokens).map_err(|e| failed(step, e))?;
+                let hidden = width / 3;
+                Ok(output(arena, vec![tokens, hidden], |o| att.forward(qkv, &offsets, hidden, o)))
+            }
+            Kernel::Pool(pool) => {
+                let (x, shape) = f32_arg(0)?;
+                let &[tokens, hidden] = shape else { return Err(failed(step, "input must be 2-D")) };
+                let offsets = sequence_offsets(u32_arg(1)?, tokens).map_err(|e| failed(step, e))?;
+                Ok(output(arena, vec![offsets.len() - 1, hidden], |o| pool.forward(x, &offsets, hidden, o)))
+            }
+            Kernel::L2Normalize => {
+                let (x, shape) = f32_arg(0)?;
+                let d = shape.last().copied().unwrap_or(1);
+                Ok(output(arena, shape.to_vec(), |o| l2_normalize(x, d, o)))
+            }
+        }
+    }
+}
+
+/// Output dimensions of a reshape: `-1` infers one dimension, `0` copies the input's.
+pub(super) fn resolve_reshape(input: &[usize], target: &[i64]) -> std::result::Result<Vec<usize>, String> {
+    let total: usize = input.iter().product();
+    let mut dims = Vec::with_capacity(target.len());
+    let mut infer = None;
+    for (i, &d) in target.iter().enumerate() {
+        match d {
+            -1 => {
+                infer = Some(i);
+                dims.push(1);
+            }
+            0 => dims.push(input.get(i).copied().unwrap_or(1)),
+            d => dims.push(usize::try_from(d).map_err(|_| format!("invalid dimension {d}"))?),
+        }
+    }
+    if let Some(i) = infer {
+        let known: usize = dims.iter().product();
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(format!("cannot reshape {input:?} into {target:?}"));
+        }
+        dims[i] = total / known;
+    }
+    if dims.iter().product::<usize>() != total {
+        return Err(format!("cannot reshape {input:?} ({total} values) into {target:?}"));
+    }
+    Ok(dims)
+}
