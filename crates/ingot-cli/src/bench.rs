@@ -1,6 +1,6 @@
 //! `ingot bench`: load time, per-call latency percentiles and throughput at given batch sizes.
 //!
-//! Rows come from `--input` (`.txt`: one text per line for text models; `.jsonl`: records) or
+//! Rows come from `--input` (`.txt`: one text per line, for text models; `.jsonl`: records) or
 //! from the bundle's reference sample. A batch of size `b` is `b` consecutive rows; successive
 //! calls walk through the whole set, so a batch-1 median is the median over the set.
 
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ingot::format::ElementType;
-use ingot::{Error, Model, Record, Value};
+use ingot::{Error, Input, LoadOptions, Model, Record, Value};
 
 /// Arguments of `ingot bench`.
 #[derive(clap::Args)]
@@ -31,6 +31,9 @@ pub(crate) struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Threads for the model (default: INGOT_NUM_THREADS, else every CPU).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// How bench rows are presented to the model.
@@ -50,35 +53,45 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 fn usage(what: String) -> Error {
-    Error::Unsupported { what }
+    Error::usage(what)
+}
+
+/// The benchmark rows: texts (a `.txt` file) or records.
+enum Rows {
+    Texts(Vec<String>),
+    Records(Vec<Record>),
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Texts(t) => t.len(),
+            Rows::Records(r) => r.len(),
+        }
+    }
 }
 
 /// The benchmark rows.
-fn rows(args: &Args, model: &Model) -> Result<Vec<Record>, Error> {
+fn rows(args: &Args, model: &Model) -> Result<Rows, Error> {
     let Some(path) = &args.input else {
         let sample = model.manifest().reference.as_ref().map(|r| r.sample.clone()).unwrap_or_default();
         if sample.is_empty() {
             return Err(usage("the bundle has no reference sample rows; pass --input".into()));
         }
-        return Ok(sample);
+        return Ok(Rows::Records(sample));
     };
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
-    let rows: Vec<Record> = match path.extension().and_then(|e| e.to_str()) {
-        Some("txt") => {
-            let column = model.signature().inputs.first().map_or("text".to_string(), |c| c.name.clone());
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let rows = match path.extension().and_then(|e| e.to_str()) {
+        Some("txt") => Rows::Texts(text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()),
+        Some("jsonl") => Rows::Records(
             text.lines()
-                .filter(|l| !l.is_empty())
-                .map(|l| Record::from([(column.clone(), Value::from(l))]))
-                .collect()
-        }
-        Some("jsonl") => text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).map_err(|e| usage(format!("{}: {e}", path.display()))))
-            .collect::<Result<_, _>>()?,
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).map_err(|e| usage(format!("{}: {e}", path.display()))))
+                .collect::<Result<_, _>>()?,
+        ),
         _ => return Err(usage(format!("{}: expected a .txt or .jsonl file", path.display()))),
     };
-    if rows.is_empty() {
+    if rows.len() == 0 {
         return Err(usage(format!("{} has no rows", path.display())));
     }
     Ok(rows)
@@ -86,25 +99,33 @@ fn rows(args: &Args, model: &Model) -> Result<Vec<Record>, Error> {
 
 /// Runs the benchmark.
 pub(crate) fn run(args: &Args) -> Result<(), Error> {
+    if let Some(b) = args.batch.iter().find(|&&b| b == 0) {
+        return Err(usage(format!("--batch {b}: batch sizes must be at least 1")));
+    }
+    if args.threads == Some(0) {
+        return Err(usage("--threads must be at least 1".into()));
+    }
+    let options = LoadOptions { threads: args.threads, ..LoadOptions::default() };
     let mut loads = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
-        let m = Model::load(&args.model)?;
+        let m = Model::load_with(&args.model, &options)?;
         loads.push(t.elapsed());
         drop(m);
     }
     loads.sort();
-    let model = Model::load(&args.model)?;
+    let model = Model::load_with(&args.model, &options)?;
     let set = rows(args, &model)?;
     let columns = &model.signature().inputs;
     let numeric = columns.iter().all(|c| c.dtype != ElementType::String);
-    let form = match args.form {
-        Form::Auto if numeric => Form::Dense,
-        Form::Auto => Form::Records,
-        Form::Dense if !numeric => {
+    let form = match (args.form, &set) {
+        (_, Rows::Texts(_)) => Form::Records,
+        (Form::Auto, _) if numeric => Form::Dense,
+        (Form::Auto, _) => Form::Records,
+        (Form::Dense, _) if !numeric => {
             return Err(usage("dense bench on a model with string columns; use --form records".into()))
         }
-        other => other,
+        (other, _) => other,
     };
     let dense_row = |r: &Record| -> Vec<f32> {
         columns
@@ -113,24 +134,32 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
             .collect()
     };
 
+    /// One call's rows, prepared before timing.
+    enum Batch {
+        Texts(Vec<String>),
+        Records(Vec<Record>),
+        Dense(Vec<f32>),
+    }
     let mut results = Vec::new();
     for &batch in &args.batch {
-        let chunks: Vec<(Vec<Record>, Vec<f32>)> = (0..set.len().div_ceil(batch).max(1))
+        let batches: Vec<Batch> = (0..set.len().div_ceil(batch).max(1))
             .map(|c| {
-                let records: Vec<Record> = set.iter().cycle().skip(c * batch).take(batch).cloned().collect();
-                let dense = if form == Form::Dense {
-                    records.iter().flat_map(dense_row).collect()
-                } else {
-                    Vec::new()
-                };
-                (records, dense)
+                let take = |n: usize| (0..batch).map(move |i| (c * batch + i) % n);
+                match &set {
+                    Rows::Texts(t) => Batch::Texts(take(t.len()).map(|i| t[i].clone()).collect()),
+                    Rows::Records(r) if form == Form::Dense => {
+                        Batch::Dense(take(r.len()).flat_map(|i| dense_row(&r[i])).collect())
+                    }
+                    Rows::Records(r) => Batch::Records(take(r.len()).map(|i| r[i].clone()).collect()),
+                }
             })
             .collect();
-        let call = |i: usize| {
-            let (records, dense) = &chunks[i % chunks.len()];
-            match form {
-                Form::Dense => model.predict_dense(dense, batch, columns.len()),
-                _ => model.predict_records(records),
+        let call = |i: usize| match &batches[i % batches.len()] {
+            Batch::Dense(dense) => model.predict_dense(dense, batch, columns.len()),
+            Batch::Records(records) => model.predict_records(records),
+            Batch::Texts(texts) => {
+                let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                model.predict(Input::Texts(&texts))
             }
         };
         let warm = Instant::now();
@@ -141,7 +170,7 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
         }
         let mut times = Vec::new();
         let start = Instant::now();
-        while start.elapsed().as_secs_f64() < args.seconds || times.len() < chunks.len().clamp(5, 1000) {
+        while start.elapsed().as_secs_f64() < args.seconds || times.len() < batches.len().clamp(5, 1000) {
             let t = Instant::now();
             std::hint::black_box(call(times.len())?);
             times.push(t.elapsed());
@@ -159,18 +188,26 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
         }));
     }
     let load_us = percentile(&loads, 0.5).as_secs_f64() * 1e6;
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = model.threads();
+    let isa = ingot::isa_level().name();
+    let form =
+        if matches!(set, Rows::Texts(_)) { "texts".to_string() } else { format!("{form:?}").to_lowercase() };
     if args.json {
         let out = serde_json::json!({
             "model": model.metadata().name, "version": model.metadata().version,
-            "form": format!("{form:?}").to_lowercase(), "threads": threads, "rows": set.len(),
+            "form": form, "threads": threads, "isa": isa, "rows": set.len(),
             "load_p50_us": load_us, "results": results,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
     }
     let card = model.metadata();
-    println!("{} {}  form={form:?}  rows={}  load p50 {load_us:.1} µs", card.name, card.version, set.len());
+    println!(
+        "{} {}  form={form}  rows={}  threads={threads}  isa={isa}  load p50 {load_us:.1} µs",
+        card.name,
+        card.version,
+        set.len()
+    );
     println!(
         "{:>8} {:>9} {:>11} {:>11} {:>11} {:>14}",
         "batch", "calls", "p50 µs", "p90 µs", "p99 µs", "rows/s"

@@ -32,26 +32,9 @@ enum Command {
         /// The `.ingot` file.
         model: PathBuf,
     },
-    /// Predict on a CSV or JSONL file (or `-` for stdin), streaming in chunks.
-    Predict {
-        /// The `.ingot` file.
-        model: PathBuf,
-        /// Input path (`.csv` or `.jsonl`), or `-` for stdin.
-        #[arg(long, short)]
-        input: PathBuf,
-        /// Output path (`.csv` or `.jsonl`), or `-` for stdout.
-        #[arg(long, short, default_value = "-")]
-        output: PathBuf,
-        /// Input format when it cannot be told from the extension.
-        #[arg(long, value_enum)]
-        input_format: Option<predict::Format>,
-        /// Output format when it cannot be told from the extension (default jsonl).
-        #[arg(long, value_enum)]
-        output_format: Option<predict::Format>,
-        /// Rows per predict call.
-        #[arg(long, default_value_t = 4096)]
-        chunk_rows: usize,
-    },
+    /// Batch scoring: predict on a CSV, JSONL or Parquet file (or `-` for stdin), streaming in
+    /// chunks, with input columns kept beside the predictions and a run record.
+    Predict(predict::Args),
     /// Measure latency percentiles and throughput at given batch sizes.
     Bench(bench::Args),
     /// Pack an unpacked directory (manifest.json + tensors/*.npy) into an `.ingot` file.
@@ -102,9 +85,7 @@ fn run(cli: Cli) -> Result<(), ingot::Error> {
     match cli.command {
         Command::Inspect { model, json } => inspect::inspect(&model, json),
         Command::Verify { model } => inspect::verify(&model),
-        Command::Predict { model, input, output, input_format, output_format, chunk_rows } => {
-            predict::run(&predict::Job { model, input, output, input_format, output_format, chunk_rows })
-        }
+        Command::Predict(args) => predict::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Pack { dir, output } => {
             ingot::pack(&dir, &output)?;

@@ -118,6 +118,15 @@ pub enum Error {
         /// The value, as JSON.
         value: String,
     },
+    /// A row of the input could not be read at all (a CSV record with the wrong number of
+    /// fields, a JSON line that is not an object).
+    #[error("row {row}: {detail}")]
+    MalformedRow {
+        /// Zero-based row index in the input.
+        row: usize,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A text input could not be tokenized.
     #[error("row {row}: cannot tokenize text: {detail}")]
     Text {
@@ -130,6 +139,13 @@ pub enum Error {
     #[error("unsupported: {what}")]
     Unsupported {
         /// What is not supported.
+        what: String,
+    },
+    /// The call itself is wrong: a request form the model does not take (strings for a tabular
+    /// model, a matrix for a text model), an invalid option or argument.
+    #[error("usage: {what}")]
+    Usage {
+        /// What is wrong and what to do instead.
         what: String,
     },
     /// An I/O operation on a path failed.
@@ -169,8 +185,10 @@ impl Error {
             | Error::WrongType { .. }
             | Error::InvalidValue { .. }
             | Error::UnknownCategory { .. }
+            | Error::MalformedRow { .. }
             | Error::Text { .. } => "IngotInputError",
             Error::Unsupported { .. } => "IngotUnsupportedError",
+            Error::Usage { .. } => "IngotUsageError",
             Error::Io { .. } => "IngotIoError",
             Error::Backend { .. } => "IngotBackendError",
         }
@@ -179,6 +197,35 @@ impl Error {
     /// Whether the error was caused by the caller's input (as opposed to the model or the host).
     pub fn is_input_error(&self) -> bool {
         self.code() == "IngotInputError"
+    }
+
+    /// Whether the caller can fix the error by changing the call: an input error or a usage
+    /// error (the HTTP server answers these with 400).
+    ///
+    /// ```
+    /// assert!(ingot::Error::Usage { what: "send strings".into() }.is_caller_error());
+    /// assert!(!ingot::Error::Unsupported { what: "an op".into() }.is_caller_error());
+    /// ```
+    pub fn is_caller_error(&self) -> bool {
+        self.is_input_error() || matches!(self, Error::Usage { .. })
+    }
+
+    /// The request row an input error names, if it names one.
+    ///
+    /// ```
+    /// assert_eq!(ingot::Error::MissingColumn { row: 7, column: "age".into() }.row(), Some(7));
+    /// assert_eq!(ingot::Error::Usage { what: "x".into() }.row(), None);
+    /// ```
+    pub fn row(&self) -> Option<usize> {
+        match self {
+            Error::MissingColumn { row, .. }
+            | Error::WrongType { row, .. }
+            | Error::InvalidValue { row, .. }
+            | Error::UnknownCategory { row, .. }
+            | Error::MalformedRow { row, .. }
+            | Error::Text { row, .. } => Some(*row),
+            _ => None,
+        }
     }
 
     /// Shifts the row index of an input error by `offset`, for callers that predict a large
@@ -194,6 +241,7 @@ impl Error {
             | Error::WrongType { row, .. }
             | Error::InvalidValue { row, .. }
             | Error::UnknownCategory { row, .. }
+            | Error::MalformedRow { row, .. }
             | Error::Text { row, .. } => *row = row.saturating_add(offset),
             _ => {}
         }
@@ -208,7 +256,13 @@ impl Error {
         Error::Manifest { field: field.into(), detail: detail.into() }.trace()
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// A usage error: the call does not fit.
+    pub fn usage(what: impl Into<String>) -> Self {
+        Error::Usage { what: what.into() }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }
 

@@ -1,4 +1,5 @@
-//! [`Input`]: the request forms a model accepts (dense matrix, records, columns).
+//! [`Input`]: the request forms a model accepts (dense matrix, records, columns, typed column
+//! frames, strings).
 
 use crate::error::{Error, Result};
 use crate::value::{Columns, Record};
@@ -75,6 +76,192 @@ impl<'a> Dense<'a> {
     }
 }
 
+/// An owned row-major f64 matrix made from nested rows (JSON `instances`, a list of lists), for
+/// [`Input::Dense`].
+///
+/// ```
+/// let m = ingot::DenseRows::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0]], 2).unwrap();
+/// assert_eq!((m.rows(), m.cols()), (2, 2));
+/// let err = ingot::DenseRows::from_rows(&[vec![1.0, 2.0], vec![3.0]], 2).unwrap_err();
+/// assert!(err.to_string().contains("row 1"), "{err}");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseRows {
+    data: Vec<f64>,
+    rows: usize,
+    cols: usize,
+}
+
+impl DenseRows {
+    /// Flattens `rows`, which must all have the same length (a ragged row is an error naming it);
+    /// an empty list has `width` columns.
+    pub fn from_rows<R: AsRef<[f64]>>(rows: &[R], width: usize) -> Result<DenseRows> {
+        let cols = rows.first().map_or(width, |r| r.as_ref().len());
+        let mut data = Vec::with_capacity(rows.len().saturating_mul(cols));
+        for (i, row) in rows.iter().enumerate() {
+            let row = row.as_ref();
+            if row.len() != cols {
+                return Err(Error::ShapeMismatch {
+                    what: format!("row {i}"),
+                    expected: format!("{cols} values, like row 0"),
+                    got: format!("{} values", row.len()),
+                });
+            }
+            data.extend_from_slice(row);
+        }
+        Ok(DenseRows { data, rows: rows.len(), cols })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The matrix as a dense input.
+    pub fn as_dense(&self) -> Dense<'_> {
+        Dense { data: DenseData::F64(&self.data), rows: self.rows, cols: self.cols }
+    }
+}
+
+/// The values of one [`FrameColumn`], borrowed in their own type.
+#[derive(Debug, Clone, Copy)]
+pub enum ColumnValues<'a> {
+    /// 64-bit floats (NaN is missing).
+    F64(&'a [f64]),
+    /// 32-bit floats (NaN is missing).
+    F32(&'a [f32]),
+    /// 64-bit integers.
+    I64(&'a [i64]),
+    /// 32-bit integers.
+    I32(&'a [i32]),
+    /// Booleans, seen by the model as the numbers 0 and 1.
+    Bool(&'a [bool]),
+    /// Strings (`None` is missing).
+    Str(&'a [Option<&'a str>]),
+}
+
+impl ColumnValues<'_> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnValues::F64(v) => v.len(),
+            ColumnValues::F32(v) => v.len(),
+            ColumnValues::I64(v) => v.len(),
+            ColumnValues::I32(v) => v.len(),
+            ColumnValues::Bool(v) => v.len(),
+            ColumnValues::Str(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A named column of a [`Frame`]: its values and which rows are missing.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameColumn<'a> {
+    /// Column name.
+    pub name: &'a str,
+    /// The values.
+    pub values: ColumnValues<'a>,
+    /// `true` where the row's value is missing (a null); `None` when no value is (a NaN in a float
+    /// column is missing either way).
+    pub missing: Option<&'a [bool]>,
+}
+
+impl FrameColumn<'_> {
+    /// Whether row `row`'s value is marked missing.
+    #[inline]
+    pub(crate) fn is_missing(&self, row: usize) -> bool {
+        self.missing.is_some_and(|m| m[row])
+    }
+}
+
+/// Named columns of equal length, each in its own type and borrowed where it lives: the
+/// zero-copy form of a DataFrame or an Arrow record batch ([`crate::io::arrow`]).
+///
+/// ```
+/// use ingot::{ColumnValues, Frame, FrameColumn, Input};
+/// let ages = [31.0, f64::NAN];
+/// let colors = [Some("red"), None];
+/// let frame = Frame::new(vec![
+///     FrameColumn { name: "age", values: ColumnValues::F64(&ages), missing: None },
+///     FrameColumn { name: "color", values: ColumnValues::Str(&colors), missing: None },
+/// ])
+/// .unwrap();
+/// assert_eq!(Input::Frame(&frame).rows().unwrap(), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Frame<'a> {
+    columns: Vec<FrameColumn<'a>>,
+    rows: usize,
+}
+
+impl<'a> Frame<'a> {
+    /// A frame of `columns`, which must all have the same length (as must their `missing` masks).
+    pub fn new(columns: Vec<FrameColumn<'a>>) -> Result<Frame<'a>> {
+        let rows = columns.first().map_or(0, |c| c.values.len());
+        for c in &columns {
+            let lens = (c.values.len(), c.missing.map_or(rows, <[bool]>::len));
+            if lens != (rows, rows) {
+                return Err(Error::ShapeMismatch {
+                    what: format!("column `{}`", c.name),
+                    expected: format!("{rows} values like the other columns"),
+                    got: format!("{} values and {} missing flags", lens.0, lens.1),
+                });
+            }
+        }
+        Ok(Frame { columns, rows })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The columns.
+    pub fn columns(&self) -> &[FrameColumn<'a>] {
+        &self.columns
+    }
+
+    /// A column by name.
+    pub fn column(&self, name: &str) -> Option<&FrameColumn<'a>> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Rows `rows` of every column.
+    ///
+    /// # Panics
+    /// If `rows` is out of range.
+    pub fn slice(&self, rows: std::ops::Range<usize>) -> Frame<'a> {
+        let r = rows.clone();
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| FrameColumn {
+                name: c.name,
+                values: match c.values {
+                    ColumnValues::F64(v) => ColumnValues::F64(&v[r.clone()]),
+                    ColumnValues::F32(v) => ColumnValues::F32(&v[r.clone()]),
+                    ColumnValues::I64(v) => ColumnValues::I64(&v[r.clone()]),
+                    ColumnValues::I32(v) => ColumnValues::I32(&v[r.clone()]),
+                    ColumnValues::Bool(v) => ColumnValues::Bool(&v[r.clone()]),
+                    ColumnValues::Str(v) => ColumnValues::Str(&v[r.clone()]),
+                },
+                missing: c.missing.map(|m| &m[r.clone()]),
+            })
+            .collect();
+        Frame { columns, rows: rows.len() }
+    }
+}
+
 /// One request: a batch of rows in one of the accepted forms.
 ///
 /// ```
@@ -91,6 +278,8 @@ pub enum Input<'a> {
     Records(&'a [Record]),
     /// Named columns of equal length.
     Columns(&'a Columns),
+    /// Typed columns of equal length (a DataFrame, an Arrow batch).
+    Frame(&'a Frame<'a>),
     /// Strings, for text models.
     Texts(&'a [&'a str]),
 }
@@ -102,6 +291,7 @@ impl Input<'_> {
             Input::Dense(d) => Ok(d.rows),
             Input::Records(r) => Ok(r.len()),
             Input::Texts(t) => Ok(t.len()),
+            Input::Frame(f) => Ok(f.rows),
             Input::Columns(c) => {
                 let mut lens = c.iter().map(|(name, v)| (name, v.len()));
                 let Some((_, n)) = lens.next() else {

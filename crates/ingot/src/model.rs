@@ -9,8 +9,9 @@ use crate::error::{Error, Result};
 use crate::exec::{Feed, Plan};
 use crate::format::{Bundle, Manifest, ModelCard, PreprocessSpec, ReadOptions, Signature};
 use crate::graph::Graph;
-use crate::input::{Dense, DenseData, Input};
+use crate::input::{ColumnValues, Dense, DenseData, Input};
 use crate::output::{Matrix, Prediction};
+use crate::parallel;
 use crate::postprocess::Postprocess;
 use crate::preprocess::tabular::TabularPipeline;
 use crate::preprocess::text::{TextPipeline, TokenBatch, TEXT_INPUTS};
@@ -25,7 +26,7 @@ const TEXT_PASS_TOKENS: usize = 1024;
 /// How to load a model.
 ///
 /// ```
-/// let opts = ingot::LoadOptions::default();
+/// let opts = ingot::LoadOptions { threads: Some(1), ..Default::default() };
 /// assert!(opts.verify_checksum && opts.device.is_cpu());
 /// ```
 #[derive(Debug, Clone)]
@@ -34,11 +35,15 @@ pub struct LoadOptions {
     pub verify_checksum: bool,
     /// Device to run on (default CPU; CUDA with the `cuda` feature).
     pub device: Device,
+    /// Most threads one call of this model uses, the calling thread included (default: the whole
+    /// pool, `INGOT_NUM_THREADS` or the CPUs the process may use; never more than the pool).
+    /// Set it when several models, or several worker processes, share the cores.
+    pub threads: Option<usize>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { verify_checksum: true, device: Device::Cpu }
+        LoadOptions { verify_checksum: true, device: Device::Cpu, threads: None }
     }
 }
 
@@ -80,6 +85,7 @@ pub struct Model {
     postprocess: Postprocess,
     /// Buffers reused by successive calls (features, activations).
     arena: Arena,
+    threads: Option<usize>,
 }
 
 impl Model {
@@ -144,7 +150,8 @@ impl Model {
         let postprocess = Postprocess::compile(&manifest.postprocess, graph.output_width)?;
         let plan = Plan::lower(&graph, &bundle, &options.device)?;
         let graph_inputs = graph.inputs.iter().map(|i| i.name.clone()).collect();
-        Ok(Model { bundle, preprocess, graph_inputs, plan, postprocess, arena: Arena::default() })
+        let threads = options.threads;
+        Ok(Model { bundle, preprocess, graph_inputs, plan, postprocess, arena: Arena::default(), threads })
     }
 
     /// The whole manifest.
@@ -167,6 +174,29 @@ impl Model {
         &self.bundle
     }
 
+    /// What the model predicts: class labels, values, embeddings or raw scores.
+    pub fn task(&self) -> crate::Task {
+        self.postprocess.task()
+    }
+
+    /// The class labels of a classifier, exactly as in training, in probability-column order.
+    ///
+    /// ```
+    /// # fn main() -> ingot::Result<()> {
+    /// let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+    /// assert_eq!(model.classes().unwrap(), [ingot::Value::from("no"), ingot::Value::from("yes")]);
+    /// assert!(model.targets().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn classes(&self) -> Option<&[Value]> {
+        self.postprocess.classes()
+    }
+
+    /// The target names of a regressor, when the bundle names them.
+    pub fn targets(&self) -> Option<&[String]> {
+        self.postprocess.targets()
+    }
+
     /// Number of columns a dense input must have (0 for text models).
     pub fn input_width(&self) -> usize {
         match &self.preprocess {
@@ -179,8 +209,8 @@ impl Model {
     /// Tokenizes strings exactly as a text model's pre-processing does (packed, no padding).
     pub fn tokenize(&self, texts: &[&str]) -> Result<TokenBatch> {
         match &self.preprocess {
-            Preprocess::Text(p) => p.encode(texts),
-            _ => Err(Error::Unsupported { what: "tokenize on a model without a text stage".into() }),
+            Preprocess::Text(p) => parallel::with_threads(self.threads, || p.encode(texts)),
+            _ => Err(Error::Usage { what: "tokenize on a model without a text stage".into() }),
         }
     }
 
@@ -200,6 +230,15 @@ impl Model {
 
     /// Runs pre-processing, the graph and post-processing on a batch.
     pub fn predict(&self, input: Input<'_>) -> Result<Prediction> {
+        parallel::call(|| parallel::with_threads(self.threads, || self.predict_now(input)))
+    }
+
+    /// Most threads one call uses, the caller included.
+    pub fn threads(&self) -> usize {
+        parallel::with_threads(self.threads, parallel::threads)
+    }
+
+    fn predict_now(&self, input: Input<'_>) -> Result<Prediction> {
         let width = self.plan.output_width();
         let (scores, rows) = match &self.preprocess {
             Preprocess::Tabular(p, w) => {
@@ -210,7 +249,7 @@ impl Model {
             }
             Preprocess::None(w) => {
                 let Input::Dense(d) = input else {
-                    return Err(Error::Unsupported {
+                    return Err(Error::Usage {
                         what: "named input for a model without a pre-processing stage; send a dense matrix"
                             .into(),
                     });
@@ -303,8 +342,29 @@ impl Model {
                 Some(values) => values.iter().enumerate().map(|(i, v)| as_text(i, Some(v))).collect(),
                 None => Err(Error::MissingColumn { row: 0, column: column.to_owned() }),
             },
+            Input::Frame(f) => {
+                let c = f
+                    .column(column)
+                    .ok_or_else(|| Error::MissingColumn { row: 0, column: column.to_owned() })?;
+                let ColumnValues::Str(values) = c.values else {
+                    return Err(Error::WrongType {
+                        row: 0,
+                        column: column.to_owned(),
+                        expected: "a string",
+                        got: "a numeric column".into(),
+                    });
+                };
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(row, v)| match v.filter(|_| !c.is_missing(row)) {
+                        Some(s) => Ok(s),
+                        None => Err(Error::InvalidValue { row, column: column.to_owned(), value: "missing" }),
+                    })
+                    .collect()
+            }
             Input::Dense(_) => {
-                Err(Error::Unsupported { what: "dense input for a text model; send strings".into() })
+                Err(Error::Usage { what: "dense input for a text model; send strings".into() })
             }
         }
     }

@@ -144,12 +144,38 @@ pub enum PredictionRow {
     },
 }
 
-/// A class label as a JSON object key: strings as they are, numbers without a needless `.0`.
+/// A class label as a JSON object key or column name: strings as they are, numbers without a
+/// needless `.0`.
 fn class_key(class: &Value) -> String {
     match class {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// The values of one [`OutputColumn`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ColumnData<'a> {
+    /// One label per row, as in training.
+    Labels(&'a [Value]),
+    /// One number per row: column `col` of `matrix`.
+    Number {
+        /// The matrix holding the column.
+        matrix: &'a Matrix,
+        /// Its column index.
+        col: usize,
+    },
+    /// One vector per row: the rows of `matrix` (an embedding).
+    Vector(&'a Matrix),
+}
+
+/// One named column of the flat layout of a [`Prediction`] (see [`Prediction::columns`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputColumn<'a> {
+    /// Column name: `label`, `proba_<class>`, `value`, a target name, `embedding`, `score_<i>`.
+    pub name: String,
+    /// Its values.
+    pub data: ColumnData<'a>,
 }
 
 impl Prediction {
@@ -186,5 +212,52 @@ impl Prediction {
     /// Every row, in input order.
     pub fn to_rows(&self) -> Vec<PredictionRow> {
         (0..self.rows).map(|i| self.row(i)).collect()
+    }
+
+    /// The prediction as named columns, one value (or one vector) per row — the layout of CSV
+    /// and Parquet outputs and of data frames in the bindings:
+    ///
+    /// - classifiers: `label`, then `proba_<class>` per class when probabilities are produced;
+    /// - regressors: `value` for one target, else each target's name (or `value_<i>`);
+    /// - text encoders: `embedding`, one vector per row;
+    /// - models without post-processing: `score_<i>` per graph output column.
+    ///
+    /// ```
+    /// # fn main() -> ingot::Result<()> {
+    /// # let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+    /// let p = model.predict_dense(&[3.0, 1.0], 1, 2)?;
+    /// let names: Vec<String> = p.columns().into_iter().map(|c| c.name).collect();
+    /// assert_eq!(names, ["label", "proba_no", "proba_yes"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn columns(&self) -> Vec<OutputColumn<'_>> {
+        fn numbers(m: &Matrix, names: Vec<String>) -> Vec<OutputColumn<'_>> {
+            names
+                .into_iter()
+                .enumerate()
+                .map(|(col, name)| OutputColumn { name, data: ColumnData::Number { matrix: m, col } })
+                .collect()
+        }
+        if let Some(labels) = &self.labels {
+            let mut cols = vec![OutputColumn { name: "label".into(), data: ColumnData::Labels(labels) }];
+            if let (Some(probs), Some(classes)) = (&self.probabilities, &self.classes) {
+                cols.extend(numbers(
+                    probs,
+                    classes.iter().map(|c| format!("proba_{}", class_key(c))).collect(),
+                ));
+            }
+            cols
+        } else if let Some(e) = &self.embeddings {
+            vec![OutputColumn { name: "embedding".into(), data: ColumnData::Vector(e) }]
+        } else if let Some(values) = &self.values {
+            let names = match &self.targets {
+                Some(t) if values.cols() > 1 => t.clone(),
+                _ if values.cols() == 1 => vec!["value".into()],
+                _ => (0..values.cols()).map(|i| format!("value_{i}")).collect(),
+            };
+            numbers(values, names)
+        } else {
+            numbers(&self.scores, (0..self.scores.cols()).map(|i| format!("score_{i}")).collect())
+        }
     }
 }

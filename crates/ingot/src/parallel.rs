@@ -3,15 +3,18 @@
 //! A model call runs dozens of short parallel regions back to back (a sentence encoder at batch 1:
 //! about 40, each a few tens of microseconds). A pool whose idle workers sleep at once (rayon's)
 //! pays a wake-up — a futex and a reschedule, tens of microseconds on a virtual machine — for
-//! every region, which ate most of the second core's gain. Here idle workers spin for
-//! [`SPIN`] before they park, so consecutive regions find them awake; the caller runs tasks too.
+//! every region, which ate most of the second core's gain. Here idle workers spin between the
+//! regions of a call (at most [`SPIN`]), so consecutive regions find them awake; the caller runs
+//! tasks too. Once no call is running ([`call`] marks them), a worker spins only [`GRACE`] more
+//! before it parks, so a process between requests burns no CPU.
 //!
 //! One region runs at a time. A call made while the pool is busy (another thread's model call, or
 //! a task that itself splits) runs its tasks on the calling thread, which is what concurrent
 //! requests want anyway: they already keep the cores busy.
 //!
 //! The pool has `INGOT_NUM_THREADS` threads in all (the caller included; default: the number of
-//! CPUs the process may use), read once at the first parallel call.
+//! CPUs the process may use), read once at the first parallel call. [`with_threads`] lowers the
+//! count for one call (a model loaded with `LoadOptions::threads`).
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -19,14 +22,62 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long an idle worker spins before it parks.
+/// How long an idle worker spins before it parks while a call is running.
 const SPIN: Duration = Duration::from_micros(500);
+
+/// How long an idle worker spins once no call is running.
+const GRACE: Duration = Duration::from_micros(20);
+
+/// Calls running now (see [`call`]).
+static ACTIVE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Most threads a region started on this thread may use (0: the whole pool).
+    static LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` as one call: the pool's workers keep spinning between its regions, and stop soon
+/// after the last call ends.
+pub(crate) fn call<T>(f: impl FnOnce() -> T) -> T {
+    struct Active;
+    impl Drop for Active {
+        fn drop(&mut self) {
+            ACTIVE_CALLS.fetch_sub(1, Ordering::Release);
+        }
+    }
+    ACTIVE_CALLS.fetch_add(1, Ordering::AcqRel);
+    let _active = Active;
+    f()
+}
+
+/// Runs `f` with at most `threads` threads (the caller included) in the regions it starts.
+pub(crate) fn with_threads<T>(threads: Option<usize>, f: impl FnOnce() -> T) -> T {
+    let Some(threads) = threads else { return f() };
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LIMIT.set(self.0);
+        }
+    }
+    let _restore = Restore(LIMIT.replace(threads.max(1)));
+    f()
+}
 
 /// Most tasks in one region (the task counter has 16 bits).
 const MAX_TASKS: usize = u16::MAX as usize;
 
-/// Threads that run parallel regions, the caller included.
+/// Threads that run the regions this thread starts, the caller included.
 pub(crate) fn threads() -> usize {
+    let all = pool().workers + 1;
+    match LIMIT.get() {
+        0 => all,
+        limit => limit.min(all),
+    }
+}
+
+/// Threads of the pool, the caller included (`INGOT_NUM_THREADS`, default the CPUs the process
+/// may use).
+pub fn pool_threads() -> usize {
     pool().workers + 1
 }
 
@@ -35,7 +86,8 @@ pub(crate) fn threads() -> usize {
 /// A panic in a task is re-raised on the caller once every task has finished.
 pub(crate) fn for_each(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
     let pool = pool();
-    if tasks <= 1 || pool.workers == 0 {
+    let helpers = threads() - 1;
+    if tasks <= 1 || helpers == 0 {
         (0..tasks).for_each(f);
         return;
     }
@@ -51,7 +103,7 @@ pub(crate) fn for_each(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
         let count = MAX_TASKS.min(tasks - start);
         let shifted = |i: usize| f(start + i);
         *epoch = epoch.wrapping_add(1);
-        pool.shared.run(*epoch, count, &shifted);
+        pool.shared.run(*epoch, count, helpers, &shifted);
     }
 }
 
@@ -140,6 +192,8 @@ fn pool() -> &'static Pool {
 #[derive(Default)]
 struct Shared {
     state: AtomicU64,
+    /// Workers that may still join the running region.
+    seats: AtomicUsize,
     job: AtomicPtr<Job>,
     done: AtomicUsize,
     panicked: AtomicBool,
@@ -159,7 +213,7 @@ fn epoch_of(state: u64) -> u32 {
 
 impl Shared {
     /// Runs one region: publishes it, takes part, waits for every task.
-    fn run(&self, epoch: u32, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+    fn run(&self, epoch: u32, tasks: usize, helpers: usize, f: &(dyn Fn(usize) + Sync)) {
         let f: *const (dyn Fn(usize) + Sync + '_) = f;
         // SAFETY: (lifetime) `job` outlives every use of it: workers dereference it only after
         // claiming a task of this epoch, and this function returns only once all `tasks` claimed
@@ -171,6 +225,7 @@ impl Shared {
         };
         let job = Job { f };
         self.done.store(0, Ordering::Relaxed);
+        self.seats.store(helpers, Ordering::Relaxed);
         self.job.store(ptr::from_ref(&job).cast_mut(), Ordering::Release);
         self.state.store((u64::from(epoch) << 32) | ((tasks as u64) << 16), Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
@@ -219,11 +274,16 @@ impl Shared {
         self.done.fetch_add(1, Ordering::Release);
     }
 
-    /// A worker's life: wait for a region, run its tasks, repeat.
+    /// A worker's life: wait for a region, take a seat in it if one is left, run its tasks,
+    /// repeat.
     fn work(&self) {
         let mut seen = 0u32;
         loop {
             seen = self.next_epoch(seen);
+            let seated = self.seats.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| s.checked_sub(1));
+            if seated.is_err() {
+                continue;
+            }
             while let Some(i) = self.claim(seen) {
                 let job = self.job.load(Ordering::Acquire);
                 // SAFETY: a task of region `seen` is claimed, so its submitter is waiting and
@@ -233,7 +293,8 @@ impl Shared {
         }
     }
 
-    /// Spins, then parks, until a region newer than `seen` is published.
+    /// Spins, then parks, until a region newer than `seen` is published: spins up to [`SPIN`]
+    /// while a call runs, [`GRACE`] when none does.
     fn next_epoch(&self, seen: u32) -> u32 {
         let start = Instant::now();
         let mut spins = 0u32;
@@ -243,8 +304,11 @@ impl Shared {
                 return e;
             }
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(256) && start.elapsed() > SPIN {
-                break;
+            if spins.is_multiple_of(64) {
+                let budget = if ACTIVE_CALLS.load(Ordering::Acquire) > 0 { SPIN } else { GRACE };
+                if start.elapsed() > budget {
+                    break;
+                }
             }
             std::hint::spin_loop();
         }
@@ -280,6 +344,22 @@ mod tests {
         assert_eq!(result, Err(3));
         assert!(out.iter().all(|&v| v == 1), "every chunk still runs");
         assert_eq!(try_for_each_chunk_mut(&mut out, 10, |_, _| Ok::<(), usize>(())), Ok(()));
+    }
+
+    #[test]
+    fn a_thread_limit_of_one_keeps_every_task_on_the_caller() {
+        let me = std::thread::current().id();
+        let elsewhere = AtomicUsize::new(0);
+        with_threads(Some(1), || {
+            assert_eq!(threads(), 1);
+            for_each(64, &|_| {
+                if std::thread::current().id() != me {
+                    elsewhere.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        });
+        assert_eq!(elsewhere.load(Ordering::Relaxed), 0);
+        assert_eq!(threads(), pool_threads(), "the limit ends with the call");
     }
 
     #[test]

@@ -7,6 +7,26 @@ use crate::kernels::softmax::softmax_rows;
 use crate::output::{Matrix, Prediction};
 use crate::value::Value;
 
+/// What a model predicts, from its post-processing.
+///
+/// ```
+/// # fn main() -> ingot::Result<()> {
+/// let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+/// assert_eq!(model.task(), ingot::Task::Classifier);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Class labels (and probabilities, unless the activation is `none`).
+    Classifier,
+    /// Numbers, one per target.
+    Regressor,
+    /// Embedding vectors.
+    Embedding,
+    /// The graph's raw scores.
+    Scores,
+}
+
 /// A validated post-processing stage.
 #[derive(Debug)]
 pub(crate) enum Postprocess {
@@ -24,6 +44,32 @@ pub(crate) enum Postprocess {
 }
 
 impl Postprocess {
+    /// What the stage makes of the scores.
+    pub(crate) fn task(&self) -> Task {
+        match self {
+            Postprocess::Classify { .. } => Task::Classifier,
+            Postprocess::Regress { .. } => Task::Regressor,
+            Postprocess::Embedding => Task::Embedding,
+            Postprocess::Raw => Task::Scores,
+        }
+    }
+
+    /// The class labels of a classifier, in probability-column order.
+    pub(crate) fn classes(&self) -> Option<&[Value]> {
+        match self {
+            Postprocess::Classify { classes, .. } => Some(classes),
+            _ => None,
+        }
+    }
+
+    /// The target names of a regressor that names them.
+    pub(crate) fn targets(&self) -> Option<&[String]> {
+        match self {
+            Postprocess::Regress { targets } if !targets.is_empty() => Some(targets),
+            _ => None,
+        }
+    }
+
     /// Validates the steps against the graph's output width.
     pub(crate) fn compile(specs: &[PostprocessSpec], width: usize) -> Result<Postprocess> {
         let spec = match specs {

@@ -115,6 +115,13 @@ fn check_case(case: &str) {
     }
     assert_eq!(model.predict_columns(&columns).unwrap(), p, "{case}: columns vs records");
 
+    // An Arrow batch (strings as Utf8, numbers as Float64 or Int64, nulls for missing) through
+    // the typed frame input: the same answers, bit for bit.
+    let batch = arrow_batch(&model, &expected.records);
+    let columns = ingot::io::arrow::BatchColumns::new(&batch).unwrap();
+    let frame = columns.frame().unwrap();
+    assert_eq!(model.predict(ingot::Input::Frame(&frame)).unwrap(), p, "{case}: arrow vs records");
+
     // A tall batch (the rows repeated past 2 000) runs a row-wise graph in chunks of rows spread
     // over threads: same tolerances against scikit-learn, and the same answers as the batch.
     let tall = repeated(&expected, 2000usize.div_ceil(expected.records.len()));
@@ -122,6 +129,28 @@ fn check_case(case: &str) {
     compare(case, &p_tall, &tall);
     let head = &p_tall.scores.as_slice()[..p.scores.as_slice().len()];
     assert_eq!(head, p.scores.as_slice(), "{case}: a tall batch's first rows differ from the batch");
+}
+
+/// `records` as an Arrow batch typed by the model's signature: string inputs as Utf8, integer
+/// inputs as Int64, the others as Float64, missing values as nulls.
+fn arrow_batch(model: &Model, records: &[Record]) -> arrow_array::RecordBatch {
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
+    use ingot::format::ElementType;
+    use std::sync::Arc;
+    let columns = model.signature().inputs.iter().map(|input| {
+        let cells = records.iter().map(|r| r.get(&input.name).cloned().unwrap_or(Value::Null));
+        let array: ArrayRef = match input.dtype {
+            ElementType::String => {
+                Arc::new(cells.map(|v| v.as_str().map(str::to_owned)).collect::<StringArray>())
+            }
+            ElementType::I64 | ElementType::I32 => {
+                Arc::new(cells.map(|v| v.as_f64().map(|n| n as i64)).collect::<Int64Array>())
+            }
+            _ => Arc::new(cells.map(|v| v.as_f64()).collect::<Float64Array>()),
+        };
+        (input.name.clone(), array)
+    });
+    arrow_array::RecordBatch::try_from_iter(columns).unwrap()
 }
 
 /// `e`'s rows and expectations, `times` over.

@@ -108,7 +108,7 @@ fn records_and_texts_agree_and_bad_input_is_named() {
     assert_eq!(p.embeddings.as_ref().unwrap(), &model.embed(&["first one", "second"]).unwrap());
     let bad = vec![ingot::Record::from([("text".to_string(), ingot::Value::from(3.0))])];
     assert!(matches!(model.predict_records(&bad), Err(Error::WrongType { row: 0, .. })));
-    assert!(matches!(model.predict_dense(&[1.0], 1, 1), Err(Error::Unsupported { .. })));
+    assert!(matches!(model.predict_dense(&[1.0], 1, 1), Err(Error::Usage { .. })));
     assert_eq!(model.embed(&[]).unwrap().rows(), 0);
 }
 

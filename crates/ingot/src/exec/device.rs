@@ -193,9 +193,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
             let index = n
                 .strip_prefix("cuda:")
                 .map_or(Ok(0), str::parse::<usize>)
-                .map_err(|_| Error::Unsupported { what: format!("device `{name}` (expected cuda:N)") })?;
+                .map_err(|_| Error::Usage { what: format!("device `{name}` (expected cuda:N)") })?;
             Device::new_cuda(index).map_err(Error::backend(format!("opening {name}")))
         }
-        other => Err(Error::Unsupported { what: format!("device `{other}` (expected cpu or cuda[:N])") }),
+        other => Err(Error::Usage { what: format!("device `{other}` (expected cpu or cuda[:N])") }),
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::format::{ElementType, HandleUnknown, TabularSpec, TabularStepSpec, TensorSpec};
-use crate::input::{Dense, Input};
+use crate::input::{ColumnValues, Dense, FrameColumn, Input};
 use crate::value::{Record, Value};
 
 /// Rows processed per parallel task; small batches stay on the calling thread.
@@ -407,7 +407,7 @@ impl TabularPipeline {
     fn source<'a>(&self, input: &Input<'a>) -> Result<Source<'a>> {
         Ok(match *input {
             Input::Texts(_) => {
-                return Err(Error::Unsupported {
+                return Err(Error::Usage {
                     what: "a list of strings for a tabular model; send records".into(),
                 })
             }
@@ -420,7 +420,7 @@ impl TabularPipeline {
                     });
                 }
                 if let Some((name, _)) = self.columns.iter().find(|(_, k)| *k == Kind::Str) {
-                    return Err(Error::Unsupported {
+                    return Err(Error::Usage {
                         what: format!(
                             "dense input for a model with string column `{name}`; send records or columns"
                         ),
@@ -429,6 +429,16 @@ impl TabularPipeline {
                 Source::Dense(d)
             }
             Input::Records(r) => Source::Records(r),
+            Input::Frame(f) => {
+                let cols = self
+                    .columns
+                    .iter()
+                    .map(|(name, _)| {
+                        f.column(name).ok_or_else(|| Error::MissingColumn { row: 0, column: name.clone() })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Source::Frame(cols)
+            }
             Input::Columns(c) => {
                 let cols = self
                     .columns
@@ -513,7 +523,7 @@ impl TabularPipeline {
     }
 
     /// A number `v` for column `col`, refused when the column is integer and `v` is not.
-    fn number(&self, row: usize, col: usize, v: f64) -> Result<Cell<'_>> {
+    fn number(&self, row: usize, col: usize, v: f64) -> Result<Cell<'static>> {
         if v.is_nan() {
             return Ok(Cell::Missing);
         }
@@ -536,6 +546,7 @@ impl TabularPipeline {
                 r[row].get(name).ok_or_else(|| Error::MissingColumn { row, column: name.clone() })?
             }
             Source::Columns(c) => &c[col][row],
+            Source::Frame(cols) => return self.frame_cell(cols[col], row, col),
         };
         match (value, kind) {
             (Value::Null, _) => Ok(Cell::Missing),
@@ -553,6 +564,30 @@ impl TabularPipeline {
                 expected: "a string",
                 got: format!("{} {other}", other.type_name()),
             }),
+        }
+    }
+
+    /// Row `row` of frame column `c`, the input column `col`.
+    fn frame_cell<'a>(&self, c: &FrameColumn<'a>, row: usize, col: usize) -> Result<Cell<'a>> {
+        if c.is_missing(row) {
+            return Ok(Cell::Missing);
+        }
+        let (name, kind) = &self.columns[col];
+        let wrong = |expected, got: String| Error::WrongType { row, column: name.clone(), expected, got };
+        match (c.values, kind) {
+            (ColumnValues::F64(v), Kind::Num) => self.number(row, col, v[row]),
+            (ColumnValues::F32(v), Kind::Num) => self.number(row, col, f64::from(v[row])),
+            (ColumnValues::I64(v), Kind::Num) => Ok(Cell::Num(v[row] as f64)),
+            (ColumnValues::I32(v), Kind::Num) => Ok(Cell::Num(f64::from(v[row]))),
+            (ColumnValues::Bool(v), Kind::Num) => Ok(Cell::Num(f64::from(u8::from(v[row])))),
+            (ColumnValues::Str(v), Kind::Str) => Ok(v[row].map_or(Cell::Missing, Cell::Str)),
+            (ColumnValues::Str(v), Kind::Num) => match v[row] {
+                None => Ok(Cell::Missing),
+                Some(s) => Err(wrong("a number", format!("string {s:?}"))),
+            },
+            (ColumnValues::F64(v), Kind::Str) if v[row].is_nan() => Ok(Cell::Missing),
+            (ColumnValues::F32(v), Kind::Str) if v[row].is_nan() => Ok(Cell::Missing),
+            (_, Kind::Str) => Err(wrong("a string", "a number".into())),
         }
     }
 
@@ -679,6 +714,8 @@ enum Source<'a> {
     Dense(Dense<'a>),
     Records(&'a [Record]),
     Columns(Vec<&'a [Value]>),
+    /// The frame's column for each input column, in signature order.
+    Frame(Vec<&'a FrameColumn<'a>>),
 }
 
 fn finite<'a>(field: &str, values: impl IntoIterator<Item = &'a f64>) -> Result<()> {
