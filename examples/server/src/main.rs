@@ -31,6 +31,9 @@ struct Args {
     /// Largest accepted batch, in rows (larger → 413)
     #[arg(long, value_name = "ROWS", default_value_t = Limits::default().max_batch_rows)]
     max_batch_rows: usize,
+    /// Most threads one predict call uses (default: INGOT_NUM_THREADS, else every CPU)
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -42,7 +45,8 @@ fn main() -> ExitCode {
         .init();
 
     let models = args.models.clone().unwrap_or_else(default_models_dir);
-    let repository = match Repository::scan(&models) {
+    let options = ingot::LoadOptions { threads: args.threads.filter(|&t| t > 0), ..Default::default() };
+    let repository = match Repository::scan_with(&models, &options) {
         Ok(repository) => repository,
         Err(err) => {
             tracing::error!("{err} (--models DIR picks the repository)");

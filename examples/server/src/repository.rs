@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ingot::{compare_versions, is_model_name, is_semver, Model};
+use ingot::{compare_versions, is_model_name, is_semver, LoadOptions, Model};
 
 /// File name of the bundle inside each version directory.
 pub const BUNDLE_FILE: &str = "model.ingot";
@@ -123,6 +123,11 @@ impl Repository {
     /// a bundle, or a bundle that fails to load is logged and skipped. Fails only when `root`
     /// cannot be read or nothing loads.
     pub fn scan(root: impl AsRef<Path>) -> Result<Repository, RepositoryError> {
+        Self::scan_with(root, &LoadOptions::default())
+    }
+
+    /// [`Repository::scan`], loading every bundle with `options` (threads per call, checksum).
+    pub fn scan_with(root: impl AsRef<Path>, options: &LoadOptions) -> Result<Repository, RepositoryError> {
         let root = root.as_ref().to_path_buf();
         let unreadable = |source| RepositoryError::Unreadable { root: root.clone(), source };
         let mut failed = 0;
@@ -150,7 +155,7 @@ impl Repository {
                     tracing::warn!(dir = %version_dir.display(), "skipped: no {BUNDLE_FILE}");
                     continue;
                 }
-                match Model::load(&path) {
+                match Model::load_with(&path, options) {
                     Ok(model) => {
                         let card = model.metadata();
                         if card.name != name || card.version != version {

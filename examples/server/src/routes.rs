@@ -10,7 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ingot::{Dense, Input, PredictionRow, Record};
+use ingot::{DenseRows, Input, PredictionRow, Record, Task};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +91,7 @@ pub struct PredictRequest {
 #[derive(Debug, Clone, PartialEq)]
 enum Batch {
     Records(Vec<Record>),
-    Dense { data: Vec<f64>, rows: usize, cols: usize },
+    Dense(DenseRows),
 }
 
 impl PredictRequest {
@@ -111,22 +111,8 @@ impl PredictRequest {
                 Ok(Batch::Records(records))
             }
             (None, Some(instances)) => {
-                let rows = instances.len();
-                check_rows(rows)?;
-                let cols = instances.first().map_or(input_width, Vec::len);
-                let mut data = Vec::with_capacity(rows.saturating_mul(cols));
-                for (i, row) in instances.iter().enumerate() {
-                    if row.len() != cols {
-                        return Err(ingot::Error::ShapeMismatch {
-                            what: format!("instances row {i}"),
-                            expected: format!("{cols} values, like row 0"),
-                            got: format!("{} values", row.len()),
-                        }
-                        .into());
-                    }
-                    data.extend_from_slice(row);
-                }
-                Ok(Batch::Dense { data, rows, cols })
+                check_rows(instances.len())?;
+                Ok(Batch::Dense(DenseRows::from_rows("instances", &instances, input_width)?))
             }
             _ => Err(ApiError::invalid_request(
                 "send exactly one of {\"records\": [{column: value, …}, …]} or \
@@ -176,10 +162,15 @@ fn find_version<'a>(entry: &'a ModelEntry, version: &str) -> Result<&'a ModelVer
         .ok_or_else(|| ApiError::version_not_found(entry.name(), version, &entry.version_names()))
 }
 
-/// Metadata of one version: model card, signature, classes or targets, a sample input.
+/// Metadata of one version: model card, signature, task, classes or targets, a sample input.
 fn describe(entry: &ModelEntry, v: &ModelVersion) -> serde_json::Value {
     let model = &v.model;
-    let manifest = model.manifest();
+    let task = match model.task() {
+        Task::Classifier => "classifier",
+        Task::Regressor => "regressor",
+        Task::Embedding => "embedding",
+        Task::Scores => "scores",
+    };
     let mut out = serde_json::json!({
         "name": entry.name(),
         "version": v.version,
@@ -188,19 +179,15 @@ fn describe(entry: &ModelEntry, v: &ModelVersion) -> serde_json::Value {
         "model": model.metadata(),
         "signature": model.signature(),
         "input_width": model.input_width(),
+        "task": task,
     });
-    for step in &manifest.postprocess {
-        match step {
-            ingot::format::PostprocessSpec::Classify { classes, .. } => {
-                out["classes"] = serde_json::json!(classes);
-            }
-            ingot::format::PostprocessSpec::Regress { targets } if !targets.is_empty() => {
-                out["targets"] = serde_json::json!(targets);
-            }
-            _ => {}
-        }
+    if let Some(classes) = model.classes() {
+        out["classes"] = serde_json::json!(classes);
     }
-    if let Some(reference) = manifest.reference.as_ref().filter(|r| !r.sample.is_empty()) {
+    if let Some(targets) = model.targets() {
+        out["targets"] = serde_json::json!(targets);
+    }
+    if let Some(reference) = model.manifest().reference.as_ref().filter(|r| !r.sample.is_empty()) {
         out["sample"] = serde_json::json!(reference.sample);
     }
     out
@@ -254,9 +241,7 @@ async fn predict(
     let predictions = tokio::task::spawn_blocking(move || {
         let prediction = match &batch {
             Batch::Records(records) => model.predict_records(records)?,
-            Batch::Dense { data, rows, cols } => {
-                model.predict(Input::Dense(Dense::f64(data, *rows, *cols)?))?
-            }
+            Batch::Dense(rows) => model.predict(Input::Dense(rows.as_dense()))?,
         };
         Ok::<_, ingot::Error>(prediction.to_rows())
     })

@@ -135,3 +135,35 @@ impl TextPipeline {
         Ok(batch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A word-level tokenizer that knows `a` and `b` and has no unknown token, so any other
+    /// word fails to encode.
+    fn pipeline() -> TextPipeline {
+        let json = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,
+            "decoder":null,"model":{"type":"WordLevel","vocab":{"a":0,"b":1},"unk_token":"[UNK]"}}"#;
+        TextPipeline { tokenizer: Tokenizer::from_bytes(json).unwrap() }
+    }
+
+    #[test]
+    fn a_text_that_fails_to_tokenize_names_its_row() {
+        let p = pipeline();
+        let batch = p.encode(&["a b", "b", "a a a"]).unwrap();
+        assert_eq!(batch.offsets, [0, 2, 3, 6]);
+        assert_eq!(batch.sequence(2), [0, 0, 0]);
+        // Serial (few texts) and parallel (more than one task's worth) paths.
+        for n in [4, 3 * TEXTS_PER_TASK + 5] {
+            let mut texts = vec!["a b"; n];
+            texts[n - 2] = "a c";
+            texts[n - 1] = "zzz";
+            match p.encode(&texts) {
+                Err(Error::Text { row, .. }) => assert_eq!(row, n - 2, "{n} texts"),
+                other => panic!("{n} texts: {other:?}"),
+            }
+        }
+    }
+}
