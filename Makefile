@@ -95,5 +95,5 @@ fuzz:  ## Run every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz)
 	mkdir -p fuzz/corpus/hf_config
 	for i in 0 1; do arch=$$( [ $$i = 0 ] && echo distilbert || echo roberta ); \
 	  { printf "\\$$i"; cat tests/fixtures/arch/$$arch/model/config.json; } > fuzz/corpus/hf_config/$$arch; done
-	cd fuzz && for t in bundle npy records hf_config; do \
+	cd fuzz && for t in bundle npy records hf_config arrow_frame; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
