@@ -242,10 +242,15 @@ impl Model {
         let width = self.plan.output_width();
         let (scores, rows) = match &self.preprocess {
             Preprocess::Tabular(p, w) => {
+                // The features are a fresh buffer, not one from the arena: freeing a buffer this
+                // large each call is what keeps glibc's allocator serving the (also large)
+                // outputs from memory it already has (its mmap threshold rises to the largest
+                // freed mapping); with the features held in the arena, every output of a
+                // 10 000-row batch was a fresh mapping and its pages faulted in on each call.
                 let rows = input.rows()?;
-                let mut features = self.arena.take(rows * w);
-                p.transform_into(&input, features.resize(rows * w))?;
-                (self.plan.run_rows(features.as_slice(), rows, *w, &self.arena)?, rows)
+                let mut features = vec![0f32; rows * w];
+                p.transform_into(&input, &mut features)?;
+                (self.plan.run_rows(&features, rows, *w, &self.arena)?, rows)
             }
             Preprocess::None(w) => {
                 let Input::Dense(d) = input else {
@@ -278,13 +283,12 @@ impl Model {
                 got: d.cols().to_string(),
             });
         }
-        let mut converted = None;
+        let converted: Vec<f32>;
         let x: &[f32] = match d.data() {
             DenseData::F32(x) => x,
             DenseData::F64(x) => {
-                let lease = converted.insert(self.arena.take(x.len()));
-                crate::kernels::write_all(lease.resize(x.len()), x.iter().map(|&v| v as f32));
-                lease.as_slice()
+                converted = x.iter().map(|&v| v as f32).collect();
+                &converted
             }
         };
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {

@@ -196,45 +196,50 @@ mod avx2 {
         let n = x.len() / k;
         assert!(out.len() == n * m);
         let k8 = k - k % 8;
-        let mut i = 0;
-        while i < n {
-            let two = i + 1 < n;
-            let x0 = &x[i * k..][..k];
-            let x1 = if two { &x[(i + 1) * k..][..k] } else { x0 };
-            let mut j = 0;
-            while j < m {
-                let cols = (m - j).min(4);
-                let wr: [&[f32]; 4] = [0, 1, 2, 3].map(|c| &w[(j + c.min(cols - 1)) * k..][..k]);
-                let mut a0 = [_mm256_setzero_ps(); 4];
-                let mut a1 = [_mm256_setzero_ps(); 4];
-                let mut p = 0;
-                while p < k8 {
-                    // SAFETY: p + 8 <= k8 <= k, so every load stays inside its row of k values.
-                    let (v0, v1) =
-                        unsafe { (_mm256_loadu_ps(x0.as_ptr().add(p)), _mm256_loadu_ps(x1.as_ptr().add(p))) };
-                    for c in 0..4 {
-                        // SAFETY: as above.
-                        let wv = unsafe { _mm256_loadu_ps(wr[c].as_ptr().add(p)) };
-                        a0[c] = _mm256_fmadd_ps(v0, wv, a0[c]);
-                        a1[c] = _mm256_fmadd_ps(v1, wv, a1[c]);
+        let (xp, wp, op) = (x.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+        // SAFETY: every offset below stays in bounds by the asserts above: rows i, i + 1 < n of
+        // `x` and rows j + c < m of `w` are read at columns p < k (p + 8 <= k8 for the vector
+        // loads), and outputs (i, j + c) and (i + 1, j + c) with j + c < m are written.
+        unsafe {
+            let mut i = 0;
+            while i < n {
+                let two = i + 1 < n;
+                let x0 = xp.add(i * k);
+                let x1 = if two { xp.add((i + 1) * k) } else { x0 };
+                let mut j = 0;
+                while j < m {
+                    let cols = (m - j).min(4);
+                    let wr = [0, 1, 2, 3].map(|c| wp.add((j + c.min(cols - 1)) * k));
+                    let mut a0 = [_mm256_setzero_ps(); 4];
+                    let mut a1 = [_mm256_setzero_ps(); 4];
+                    let mut p = 0;
+                    while p < k8 {
+                        let v0 = _mm256_loadu_ps(x0.add(p));
+                        let v1 = _mm256_loadu_ps(x1.add(p));
+                        for c in 0..4 {
+                            let wv = _mm256_loadu_ps(wr[c].add(p));
+                            a0[c] = _mm256_fmadd_ps(v0, wv, a0[c]);
+                            a1[c] = _mm256_fmadd_ps(v1, wv, a1[c]);
+                        }
+                        p += 8;
                     }
-                    p += 8;
+                    for c in 0..cols {
+                        let mut s0 = hsum(a0[c]);
+                        let mut s1 = hsum(a1[c]);
+                        for q in k8..k {
+                            let wq = *wr[c].add(q);
+                            s0 = (*x0.add(q)).mul_add(wq, s0);
+                            s1 = (*x1.add(q)).mul_add(wq, s1);
+                        }
+                        *op.add(i * m + j + c) = s0;
+                        if two {
+                            *op.add((i + 1) * m + j + c) = s1;
+                        }
+                    }
+                    j += cols;
                 }
-                for c in 0..cols {
-                    let mut s0 = hsum(a0[c]);
-                    let mut s1 = hsum(a1[c]);
-                    for q in k8..k {
-                        s0 = x0[q].mul_add(wr[c][q], s0);
-                        s1 = x1[q].mul_add(wr[c][q], s1);
-                    }
-                    out[i * m + j + c] = s0;
-                    if two {
-                        out[(i + 1) * m + j + c] = s1;
-                    }
-                }
-                j += cols;
+                i += 2;
             }
-            i += 2;
         }
     }
 }
