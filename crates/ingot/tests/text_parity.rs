@@ -108,28 +108,26 @@ fn records_and_texts_agree_and_bad_input_is_named() {
     assert_eq!(model.embed(&[]).unwrap().rows(), 0);
 }
 
+/// The importer's error for a directory holding only `config.json` = a small encoder's config
+/// with `extra` fields.
+fn import_error(extra: &str) -> Error {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"{{"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1,
+            "intermediate_size": 16, "max_position_embeddings": 16, {extra}}}"#
+    );
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    import_dir(dir.path(), &ImportOptions::default()).unwrap_err()
+}
+
 #[test]
 fn other_architectures_are_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        r#"{"model_type": "gpt2", "hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1,
-            "intermediate_size": 16, "max_position_embeddings": 16}"#,
-    )
-    .unwrap();
-    let err = import_dir(dir.path(), &ImportOptions::default()).unwrap_err();
+    let err = import_error(r#""model_type": "gpt2""#);
     assert!(matches!(&err, Error::Unsupported { what } if what.contains("gpt2")), "{err}");
 }
 
 #[test]
 fn an_oversized_pad_token_id_is_refused_naming_the_field() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.json"),
-        r#"{"model_type": "roberta", "hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1,
-            "intermediate_size": 16, "max_position_embeddings": 16, "pad_token_id": 18446744073709551615}"#,
-    )
-    .unwrap();
-    let err = import_dir(dir.path(), &ImportOptions::default()).unwrap_err();
+    let err = import_error(r#""model_type": "roberta", "pad_token_id": 18446744073709551615"#);
     assert!(matches!(&err, Error::Manifest { field, .. } if field == "config.json.pad_token_id"), "{err}");
 }
