@@ -14,7 +14,7 @@ fn encoder(c: &mut Criterion) {
         eprintln!("INGOT_MINILM_DIR is not set; text benches skipped (run `make bench`)");
         return;
     };
-    let (manifest, tensors) = import_dir(dir, &ImportOptions::default()).expect("import");
+    let (manifest, tensors) = import_dir(&dir, &ImportOptions::default()).expect("import");
     let model =
         Model::from_bytes(ingot::format::to_bytes(&manifest, &tensors).expect("bytes")).expect("model");
     let text = std::fs::read_to_string(ingot_benches::fixture("minilm").join("bench_sentences.txt"))
@@ -33,6 +33,23 @@ fn encoder(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    // Tokenization three ways on batches of 256: the tokenizers crate's `encode_batch` (its own
+    // rayon pool), one `encode` per text on the calling thread, and `Model::tokenize` (one text
+    // per task on Ingot's pool, what predict does).
+    let tokenizer = tokenizers::Tokenizer::from_file(std::path::Path::new(&dir).join("tokenizer.json"))
+        .expect("tokenizer");
+    let batch: Vec<&str> = sentences.iter().cycle().take(256).copied().collect();
+    let mut group = c.benchmark_group("tokenize/256");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.bench_function("encode_batch", |b| {
+        b.iter(|| black_box(tokenizer.encode_batch(batch.clone(), true)))
+    });
+    group.bench_function("serial", |b| {
+        b.iter(|| batch.iter().map(|s| tokenizer.encode(*s, true).map(|e| e.len())).collect::<Vec<_>>())
+    });
+    group.bench_function("ingot_pool", |b| b.iter(|| black_box(model.tokenize(&batch).expect("tokenize"))));
     group.finish();
 }
 
