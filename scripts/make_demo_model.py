@@ -16,10 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 from sklearn.datasets import load_breast_cancer
@@ -29,10 +25,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "python"))
+from ingot.sklearn import export
 
-from ingot.sklearn import export  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 NAME = "breast-cancer"
 VERSION = "1.0.0"
@@ -44,11 +39,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT}")
     args = parser.parse_args()
-    ingot_bin = Path(os.environ.get("INGOT_BIN", REPO / "target" / "debug" / "ingot"))
-    if not ingot_bin.is_file():
-        sys.exit(
-            f"ingot CLI not found at {ingot_bin}; run `cargo build -p ingot-cli` or set INGOT_BIN"
-        )
 
     data = load_breast_cancer(as_frame=True)
     X_train, X_test, y_train, y_test = train_test_split(
@@ -66,28 +56,24 @@ def main() -> None:
     training_csv = X_train.assign(target=y_train).to_csv(index=False, float_format="%.17g")
     digest = "sha256:" + hashlib.sha256(training_csv.encode()).hexdigest()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        export(
-            model,
-            Path(tmp) / "model",
-            name=NAME,
-            version=VERSION,
-            sample=X_train,
-            description=(
-                "Breast cancer (Wisconsin diagnostic) classifier: StandardScaler + "
-                "LogisticRegression. Classes: 0 = malignant, 1 = benign."
-            ),
-            license="BSD-3-Clause",
-            authors=["Ingot examples"],
-            tags=["tabular", "binary-classification", "demo"],
-            metrics=metrics,
-            created=CREATED,
-            training_data_digest=digest,
-        )
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [str(ingot_bin), "pack", str(Path(tmp) / "model"), "-o", str(args.out)], check=True
-        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    export(
+        model,
+        args.out,
+        name=NAME,
+        version=VERSION,
+        sample=X_train,
+        description=(
+            "Breast cancer (Wisconsin diagnostic) classifier: StandardScaler + "
+            "LogisticRegression. Classes: 0 = malignant, 1 = benign."
+        ),
+        license="BSD-3-Clause",
+        authors=["Ingot examples"],
+        tags=["tabular", "binary-classification", "demo"],
+        metrics=metrics,
+        created=CREATED,
+        training_data_digest=digest,
+    )
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes); held-out metrics {metrics}")
 
 

@@ -4,7 +4,7 @@
 Each case directory holds
 
 * ``model/``: an unpacked Ingot bundle (``manifest.json`` + ``tensors/*.npy``) written by
-  ``ingot.sklearn.export`` with a fixed ``created`` time;
+  ``ingot.sklearn.export_dir`` with a fixed ``created`` time;
 * ``expected.json``: held-out input rows and scikit-learn's float64 predictions for them::
 
       {"records": [{column: value or null}, ...],   # at most 40 rows
@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import shutil
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -48,10 +47,9 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "python"))
+from ingot.sklearn import export_dir
 
-from ingot.sklearn import export  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CREATED = "2026-01-01T00:00:00Z"
 N_TEST = 40
@@ -285,7 +283,7 @@ def make_case(name: str, out_dir: Path) -> None:
     assert len(X_test) <= N_TEST
     case_dir = out_dir / name
     shutil.rmtree(case_dir / "model", ignore_errors=True)
-    model_dir = export(
+    model_dir = export_dir(
         est,
         case_dir / "model",
         name=name.replace("_", "-"),

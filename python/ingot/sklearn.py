@@ -1,8 +1,9 @@
-"""Export fitted scikit-learn models to Ingot's unpacked bundle directory.
+"""Export fitted scikit-learn models to Ingot bundles.
 
-:func:`export` writes ``DIR/manifest.json`` and ``DIR/tensors/<name>.npy`` as specified in
-``docs/format.md`` §6; ``ingot pack DIR -o model.ingot`` validates the directory and writes the
-single-file bundle.
+:func:`export` writes the ``.ingot`` file through the native validated writer (checked as a load
+would check it, written atomically) and returns it loaded; :func:`export_dir` writes the
+unpacked directory form (``DIR/manifest.json`` + ``DIR/tensors/<name>.npy``, ``docs/format.md``
+§6) that ``ingot pack`` turns into a file.
 
 Supported (anything else raises :class:`UnsupportedError` naming the estimator or option):
 
@@ -47,6 +48,14 @@ _QUANTILES = np.linspace(0.0, 1.0, 11)
 # Keys of a pre-processing step that hold one entry per input column (sliced when a step that
 # follows a ColumnTransformer is split over the transformer outputs).
 _PER_COLUMN_KEYS = ("fill", "mean", "scale", "center", "min", "categories", "drop")
+
+
+def _zip_equal(*iterables: Any) -> Any:
+    """``zip`` that insists on equal lengths (``zip(..., strict=True)`` needs Python 3.10)."""
+    lists = [list(it) for it in iterables]
+    if len({len(x) for x in lists}) > 1:
+        raise ValueError(f"lengths differ: {[len(x) for x in lists]}")
+    return zip(*lists)  # noqa: B905 (lengths checked above)
 
 
 class UnsupportedError(ValueError):
@@ -158,7 +167,7 @@ class _Step:
 
 
 def _one_hot_width(categories: list[list[Any]], drop: list[int | None]) -> int:
-    return sum(len(c) - (d is not None) for c, d in zip(categories, drop, strict=True))
+    return sum(len(c) - (d is not None) for c, d in _zip_equal(categories, drop))
 
 
 def _cls(obj: Any) -> str:
@@ -492,7 +501,7 @@ def _input_dtypes(groups: list[_Group], input_names: list[str]) -> list[str | No
                 if step.w_in != step.w_out:
                     break
     out: list[str | None] = []
-    for name, kinds in zip(input_names, found, strict=True):
+    for name, kinds in _zip_equal(input_names, found):
         if "string" in kinds:
             if len(kinds) > 1:
                 raise UnsupportedError(f"column {name!r} is used both as a string and a number")
@@ -547,7 +556,7 @@ def _mlp_layers(model: _Model, est: Any, width: int) -> None:
         raise UnsupportedError(f"{_cls(est)}(activation={est.activation!r}) is not supported")
     current = "features"
     n = len(est.coefs_)
-    for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_, strict=True)):
+    for i, (w, b) in enumerate(_zip_equal(est.coefs_, est.intercepts_)):
         w = np.asarray(w, dtype=np.float64).T
         if i == 0 and w.shape[1] != width:
             raise ValueError(f"first layer has {w.shape[1]} inputs, pre-processing gives {width}")
@@ -865,7 +874,7 @@ def build_manifest(
                     f"(transformer {g.name!r})"
                 )
 
-    pairs = zip(input_names, dtypes, strict=True)
+    pairs = _zip_equal(input_names, dtypes)
     inputs = [{"name": n, "dtype": d, "shape": [-1]} for n, d in pairs]
     forms = ["records", "columns"] if "string" in dtypes else ["records", "columns", "dense"]
     for tname in model.tensors:
@@ -907,6 +916,13 @@ def build_manifest(
     return manifest, model.tensors
 
 
+def _manifest_and_tensors(estimator: Any, sample: Any, card_args: dict) -> tuple[dict, dict]:
+    card = _model_card(**card_args)
+    manifest, tensors = build_manifest(estimator, sample=sample, card=card)
+    arrays = {t: np.ascontiguousarray(v, dtype="<f4") for t, v in sorted(tensors.items())}
+    return manifest, arrays
+
+
 def export(
     estimator: Any,
     path: str | Path,
@@ -922,20 +938,25 @@ def export(
     created: str | _dt.datetime | None = None,
     training_data_digest: str | None = None,
     parent: str | None = None,
-) -> Path:
-    """Write ``estimator`` as an unpacked Ingot bundle directory at ``path``.
+) -> Any:
+    """Write ``estimator`` as the ``.ingot`` file ``path`` and return it loaded (an
+    :class:`ingot.Model`).
 
-    ``path/manifest.json`` holds the manifest (without ``checksum``; ``ingot pack`` adds it) and
-    ``path/tensors/<name>.npy`` the float32 weights. ``sample`` (a DataFrame or 2-D array of raw
-    input rows) adds reference rows and per-column statistics. ``created`` defaults to the
-    current UTC time; pass a fixed string for byte-reproducible output. Returns ``path``.
+    The bundle is checked exactly as a load would check it before anything is written, and
+    written atomically. ``sample`` (a DataFrame or 2-D array of raw input rows) adds reference
+    rows and per-column statistics (for drift checks). ``created`` defaults to the current UTC
+    time; pass a fixed string for byte-reproducible output.
 
     Raises :class:`UnsupportedError` for an estimator, transformer or option Ingot cannot
-    represent, and ``ValueError`` for invalid metadata.
+    represent, ``ValueError`` for invalid metadata, and :class:`ingot.IngotError` if the core
+    refuses the result.
     """
-    card = _model_card(
-        name,
-        version,
+    from . import _ingot
+    from ._model import Model
+
+    card_args = dict(
+        name=name,
+        version=version,
         description=description,
         license=license,
         authors=authors,
@@ -945,17 +966,54 @@ def export(
         training_data_digest=training_data_digest,
         parent=parent,
     )
-    manifest, tensors = build_manifest(estimator, sample=sample, card=card)
+    manifest, arrays = _manifest_and_tensors(estimator, sample, card_args)
+    text = json.dumps(manifest, sort_keys=True, allow_nan=False, ensure_ascii=False)
+    return Model(_ingot.save(str(path), text, arrays))
+
+
+def export_dir(
+    estimator: Any,
+    path: str | Path,
+    *,
+    name: str,
+    version: str,
+    sample: Any = None,
+    description: str | None = None,
+    license: str | None = None,
+    authors: list[str] | None = None,
+    tags: list[str] | None = None,
+    metrics: dict[str, float] | None = None,
+    created: str | _dt.datetime | None = None,
+    training_data_digest: str | None = None,
+    parent: str | None = None,
+) -> Path:
+    """Write ``estimator`` as an unpacked bundle directory at ``path`` (the form the test
+    fixtures keep): ``path/manifest.json`` (without ``checksum``) and ``path/tensors/<name>.npy``.
+    ``ingot pack DIR -o model.ingot`` turns it into a file. Arguments as :func:`export`;
+    returns ``path``.
+    """
+    card_args = dict(
+        name=name,
+        version=version,
+        description=description,
+        license=license,
+        authors=authors,
+        tags=tags,
+        metrics=metrics,
+        created=created,
+        training_data_digest=training_data_digest,
+        parent=parent,
+    )
+    manifest, arrays = _manifest_and_tensors(estimator, sample, card_args)
     text = json.dumps(manifest, sort_keys=True, allow_nan=False, indent=2, ensure_ascii=False)
 
     out = Path(path)
     tensor_dir = out / "tensors"
     tensor_dir.mkdir(parents=True, exist_ok=True)
     for stale in tensor_dir.glob("*.npy"):
-        if stale.stem not in tensors:
+        if stale.stem not in arrays:
             stale.unlink()
-    for tname, value in sorted(tensors.items()):
-        arr = np.ascontiguousarray(value, dtype="<f4")
+    for tname, arr in arrays.items():
         np.save(tensor_dir / f"{tname}.npy", arr, allow_pickle=False)
     (out / "manifest.json").write_text(text + "\n", encoding="utf-8")
     return out

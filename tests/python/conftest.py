@@ -1,6 +1,7 @@
-"""Shared pytest setup for the Python exporter tests.
+"""Shared pytest setup for the Python tests.
 
-* puts ``<repo>/python`` on ``sys.path`` so ``import ingot`` works without installing;
+* ``import ingot`` is the *installed* package (``make test`` builds the wheel and installs it
+  into ``.venv``); importing it from the source tree instead fails the run;
 * ``ingot_bin`` gives the CLI binary: ``$INGOT_BIN`` or ``<repo>/target/debug/ingot``. Tests
   that need it are skipped when it does not exist, unless ``INGOT_REQUIRE_CLI=1`` (as CI sets),
   in which case they fail.
@@ -10,13 +11,21 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "python"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import ingot
+
+    where = Path(ingot.__file__).resolve()
+    if REPO / "python" in where.parents:
+        raise pytest.UsageError(
+            f"ingot is imported from the source tree ({where}); install the wheel (make test)"
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

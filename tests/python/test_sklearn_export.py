@@ -64,7 +64,7 @@ from sklearn.preprocessing import (
 from sklearn.svm import LinearSVC, LinearSVR
 
 import ingot
-from ingot.sklearn import UnsupportedError, export
+from ingot.sklearn import UnsupportedError, export_dir
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -757,7 +757,7 @@ def _py(v: Any) -> Any:
 def export_case(case_id: str, directory: Path, **kw: Any) -> Path:
     case = fitted(case_id)
     name = re.sub(r"[^A-Za-z0-9._-]", "-", case_id)
-    return export(case.estimator, directory, name=name, version="1.0.0", created=CREATED, **kw)
+    return export_dir(case.estimator, directory, name=name, version="1.0.0", created=CREATED, **kw)
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
@@ -941,7 +941,7 @@ def test_reexport_removes_stale_tensors(tmp_path: Path) -> None:
 
 def test_created_defaults_to_utc_now(tmp_path: Path) -> None:
     case = fitted("linear_regression")
-    export(case.estimator, tmp_path / "m", name="lr", version="0.1.0-rc.1+build.5")
+    export_dir(case.estimator, tmp_path / "m", name="lr", version="0.1.0-rc.1+build.5")
     created = json.loads((tmp_path / "m" / "manifest.json").read_text())["model"]["created"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created)
 
@@ -987,7 +987,7 @@ def test_unsupported_raises(estimator: Any, message: str, tmp_path: Path) -> Non
     X = X.iloc[:120, :4].abs().round(0)
     estimator.fit(X, y[:120])
     with pytest.raises(UnsupportedError, match=message):
-        export(estimator, tmp_path / "m", name="bad", version="1.0.0")
+        export_dir(estimator, tmp_path / "m", name="bad", version="1.0.0")
     assert issubclass(UnsupportedError, ValueError)
 
 
@@ -997,7 +997,7 @@ def test_unsupported_all_missing_column_dropped(tmp_path: Path) -> None:
     X.iloc[:, 1] = np.nan
     est = make_pipeline(SimpleImputer(), LogisticRegression()).fit(X, y)
     with pytest.raises(UnsupportedError, match="keep_empty_features"):
-        export(est, tmp_path / "m", name="bad", version="1.0.0")
+        export_dir(est, tmp_path / "m", name="bad", version="1.0.0")
 
 
 def test_unsupported_missing_category_not_imputed(tmp_path: Path) -> None:
@@ -1017,7 +1017,7 @@ def test_unsupported_missing_category_not_imputed(tmp_path: Path) -> None:
         LogisticRegression(),
     ).fit(train, y)
     with pytest.raises(UnsupportedError, match="None vs NaN"):
-        export(est, tmp_path / "m", name="bad", version="1.0.0")
+        export_dir(est, tmp_path / "m", name="bad", version="1.0.0")
 
 
 def test_unsupported_ordinal_missing_as_nan(tmp_path: Path) -> None:
@@ -1029,7 +1029,7 @@ def test_unsupported_ordinal_missing_as_nan(tmp_path: Path) -> None:
         LogisticRegression(),
     ).fit(train, y)
     with pytest.raises(UnsupportedError, match="encoded_missing_value"):
-        export(est, tmp_path / "m", name="bad", version="1.0.0")
+        export_dir(est, tmp_path / "m", name="bad", version="1.0.0")
 
 
 def test_logistic_regression_ovr_attribute(tmp_path: Path) -> None:
@@ -1040,7 +1040,7 @@ def test_logistic_regression_ovr_attribute(tmp_path: Path) -> None:
     final.__dict__.update(est[-1].__dict__)
     final.multi_class = "ovr"
     est.steps[-1] = ("logisticregression", final)
-    export(est, tmp_path / "ovr", name="ovr", version="1.0.0")
+    export_dir(est, tmp_path / "ovr", name="ovr", version="1.0.0")
     manifest = json.loads((tmp_path / "ovr" / "manifest.json").read_text())
     assert manifest["postprocess"][0]["activation"] == "logistic"
     default = json.loads(
@@ -1056,17 +1056,17 @@ def test_unsupported_multilabel_mlp(tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, Y)
     with pytest.raises(UnsupportedError, match="multi-label"):
-        export(est, tmp_path / "m", name="bad", version="1.0.0")
+        export_dir(est, tmp_path / "m", name="bad", version="1.0.0")
 
 
 def test_invalid_model_card(tmp_path: Path) -> None:
     est = fitted("linear_regression").estimator
     with pytest.raises(ValueError, match="name"):
-        export(est, tmp_path / "m", name="bad name!", version="1.0.0")
+        export_dir(est, tmp_path / "m", name="bad name!", version="1.0.0")
     with pytest.raises(ValueError, match="semver"):
-        export(est, tmp_path / "m", name="ok", version="1.0")
+        export_dir(est, tmp_path / "m", name="ok", version="1.0")
     with pytest.raises(ValueError, match="metric"):
-        export(est, tmp_path / "m", name="ok", version="1.0.0", metrics={"r2": float("nan")})
+        export_dir(est, tmp_path / "m", name="ok", version="1.0.0", metrics={"r2": float("nan")})
 
 
 FIXTURE_NAMES = (
@@ -1228,7 +1228,7 @@ def test_cli_unknown_category_error_names_row_and_column(tmp_path: Path, run_cli
         ),
         LogisticRegression(),
     ).fit(train, y)
-    model_dir = export(est, tmp_path / "model", name="strict", version="1.0.0", created=CREATED)
+    model_dir = export_dir(est, tmp_path / "model", name="strict", version="1.0.0", created=CREATED)
     model = _pack(run_cli, model_dir, tmp_path / "model.ingot")
     records = to_records(train.head(5))
     records[2]["city"] = "Atlantis"

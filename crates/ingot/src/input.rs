@@ -2,7 +2,7 @@
 //! frames, strings).
 
 use crate::error::{Error, Result};
-use crate::value::{Columns, Record};
+use crate::value::{Columns, Record, Value};
 
 /// Borrowed numbers of a dense row-major matrix.
 #[derive(Debug, Clone, Copy)]
@@ -143,6 +143,8 @@ pub enum ColumnValues<'a> {
     Bool(&'a [bool]),
     /// Strings (`None` is missing).
     Str(&'a [Option<&'a str>]),
+    /// Values of any kind, checked one by one as records are (a column of Python objects).
+    Values(&'a [Value]),
 }
 
 impl ColumnValues<'_> {
@@ -155,6 +157,7 @@ impl ColumnValues<'_> {
             ColumnValues::I32(v) => v.len(),
             ColumnValues::Bool(v) => v.len(),
             ColumnValues::Str(v) => v.len(),
+            ColumnValues::Values(v) => v.len(),
         }
     }
 
@@ -254,6 +257,7 @@ impl<'a> Frame<'a> {
                     ColumnValues::I32(v) => ColumnValues::I32(&v[r.clone()]),
                     ColumnValues::Bool(v) => ColumnValues::Bool(&v[r.clone()]),
                     ColumnValues::Str(v) => ColumnValues::Str(&v[r.clone()]),
+                    ColumnValues::Values(v) => ColumnValues::Values(&v[r.clone()]),
                 },
                 missing: c.missing.map(|m| &m[r.clone()]),
             })

@@ -174,6 +174,15 @@ impl Model {
         &self.bundle
     }
 
+    /// An input of no rows in the form the model takes (a zero-row prediction gives a model's
+    /// output columns).
+    pub fn empty_input(&self) -> Input<'static> {
+        match self.preprocess {
+            Preprocess::Text(_) => Input::Texts(&[]),
+            _ => Input::Records(&[]),
+        }
+    }
+
     /// What the model predicts: class labels, values, embeddings or raw scores.
     pub fn task(&self) -> crate::Task {
         self.postprocess.task()
@@ -350,22 +359,23 @@ impl Model {
                 let c = f
                     .column(column)
                     .ok_or_else(|| Error::MissingColumn { row: 0, column: column.to_owned() })?;
-                let ColumnValues::Str(values) = c.values else {
-                    return Err(Error::WrongType {
+                let missing = |row| Error::InvalidValue { row, column: column.to_owned(), value: "missing" };
+                match c.values {
+                    ColumnValues::Str(values) => values
+                        .iter()
+                        .enumerate()
+                        .map(|(row, v)| v.filter(|_| !c.is_missing(row)).ok_or_else(|| missing(row)))
+                        .collect(),
+                    ColumnValues::Values(values) => {
+                        values.iter().enumerate().map(|(i, v)| as_text(i, Some(v))).collect()
+                    }
+                    _ => Err(Error::WrongType {
                         row: 0,
                         column: column.to_owned(),
                         expected: "a string",
                         got: "a numeric column".into(),
-                    });
-                };
-                values
-                    .iter()
-                    .enumerate()
-                    .map(|(row, v)| match v.filter(|_| !c.is_missing(row)) {
-                        Some(s) => Ok(s),
-                        None => Err(Error::InvalidValue { row, column: column.to_owned(), value: "missing" }),
-                    })
-                    .collect()
+                    }),
+                }
             }
             Input::Dense(_) => {
                 Err(Error::Usage { what: "dense input for a text model; send strings".into() })

@@ -80,6 +80,9 @@ pub struct Prediction {
     /// Predicted class label per row, exactly as in training.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<Value>>,
+    /// Index into `classes` of each row's label (what `labels` holds, as numbers).
+    #[serde(skip)]
+    pub label_indices: Option<Vec<u32>>,
     /// All class labels, in probability-column order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<Value>>,
@@ -207,6 +210,46 @@ impl Prediction {
         } else {
             PredictionRow::Scores { scores: self.scores.row(i).to_vec() }
         }
+    }
+
+    /// The predictions of consecutive batches of one model as one prediction, rows in order;
+    /// `None` for no parts.
+    ///
+    /// ```
+    /// # fn main() -> ingot::Result<()> {
+    /// # let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+    /// let a = model.predict_dense(&[3.0, 1.0], 1, 2)?;
+    /// let b = model.predict_dense(&[0.0, 0.0, 1.0, 1.0], 2, 2)?;
+    /// let all = ingot::Prediction::concat(vec![a, b]).unwrap();
+    /// assert_eq!(all, model.predict_dense(&[3.0, 1.0, 0.0, 0.0, 1.0, 1.0], 3, 2)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn concat(parts: Vec<Prediction>) -> Option<Prediction> {
+        let mut parts = parts.into_iter();
+        let mut all = parts.next()?;
+        fn join(a: &mut Matrix, b: Matrix) {
+            a.data.extend(b.data);
+            a.rows += b.rows;
+        }
+        fn join_opt(a: &mut Option<Matrix>, b: Option<Matrix>) {
+            if let (Some(a), Some(b)) = (a.as_mut(), b) {
+                join(a, b);
+            }
+        }
+        for p in parts {
+            all.rows += p.rows;
+            join(&mut all.scores, p.scores);
+            join_opt(&mut all.probabilities, p.probabilities);
+            join_opt(&mut all.values, p.values);
+            join_opt(&mut all.embeddings, p.embeddings);
+            if let (Some(a), Some(b)) = (all.labels.as_mut(), p.labels) {
+                a.extend(b);
+            }
+            if let (Some(a), Some(b)) = (all.label_indices.as_mut(), p.label_indices) {
+                a.extend(b);
+            }
+        }
+        Some(all)
     }
 
     /// Every row, in input order.

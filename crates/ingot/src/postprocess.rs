@@ -121,6 +121,7 @@ impl Postprocess {
             scores,
             probabilities: None,
             labels: None,
+            label_indices: None,
             classes: None,
             values: None,
             embeddings: None,
@@ -141,6 +142,7 @@ impl Postprocess {
                     .map(|s| if width == 1 { usize::from(s[0] > 0.0) } else { argmax(s) })
                     .collect();
                 p.labels = Some(label_index.iter().map(|&i| classes[i].clone()).collect());
+                p.label_indices = Some(label_index.iter().map(|&i| i as u32).collect());
                 p.classes = Some(classes.clone());
                 p.probabilities = match activation {
                     Activation::None => None,

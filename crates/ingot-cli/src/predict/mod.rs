@@ -167,7 +167,7 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
     if predicted == 0 {
         // No row was predicted: still write a well-formed, empty output (CSV header, Parquet
         // schema) from a zero-row prediction.
-        let empty = model.predict(empty_input(&model))?;
+        let empty = model.predict(model.empty_input())?;
         let chunk =
             Chunk::Records { records: Vec::new(), kept: Vec::new(), rows: Vec::new(), bad: Vec::new() };
         writer.write(&reader.kept, &chunk, 0..0, &empty, &args.output)?;
@@ -269,15 +269,6 @@ fn score(model: &Model, chunk: &mut Chunk) -> Result<Scored, Error> {
         }
     }
     Ok((parts, bad))
-}
-
-/// An input of no rows in the model's own form.
-fn empty_input(model: &Model) -> Input<'static> {
-    if model.input_width() == 0 {
-        Input::Texts(&[])
-    } else {
-        Input::Records(&[])
-    }
 }
 
 /// Kept columns must not take a prediction column's name.

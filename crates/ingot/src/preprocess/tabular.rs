@@ -539,7 +539,7 @@ impl TabularPipeline {
     }
 
     fn cell<'a>(&'a self, source: &Source<'a>, row: usize, col: usize) -> Result<Cell<'a>> {
-        let (name, kind) = &self.columns[col];
+        let name = &self.columns[col].0;
         let value = match source {
             Source::Dense(d) => return self.number(row, col, d.get(row, col)),
             Source::Records(r) => {
@@ -548,6 +548,12 @@ impl TabularPipeline {
             Source::Columns(c) => &c[col][row],
             Source::Frame(cols) => return self.frame_cell(cols[col], row, col),
         };
+        self.value_cell(value, row, col)
+    }
+
+    /// A [`Value`] of input column `col` in row `row`, checked against the column's type.
+    fn value_cell<'a>(&self, value: &'a Value, row: usize, col: usize) -> Result<Cell<'a>> {
+        let (name, kind) = &self.columns[col];
         match (value, kind) {
             (Value::Null, _) => Ok(Cell::Missing),
             (Value::Number(v), Kind::Num) => self.number(row, col, *v),
@@ -580,6 +586,7 @@ impl TabularPipeline {
             (ColumnValues::I64(v), Kind::Num) => Ok(Cell::Num(v[row] as f64)),
             (ColumnValues::I32(v), Kind::Num) => Ok(Cell::Num(f64::from(v[row]))),
             (ColumnValues::Bool(v), Kind::Num) => Ok(Cell::Num(f64::from(u8::from(v[row])))),
+            (ColumnValues::Values(v), _) => self.value_cell(&v[row], row, col),
             (ColumnValues::Str(v), Kind::Str) => Ok(v[row].map_or(Cell::Missing, Cell::Str)),
             (ColumnValues::Str(v), Kind::Num) => match v[row] {
                 None => Ok(Cell::Missing),

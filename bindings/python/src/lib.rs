@@ -1,0 +1,145 @@
+//! `ingot._ingot`: the native half of the Python package (python/ingot holds the other half).
+//!
+//! Each function converts its Python arguments, makes one call into `ingot` with the GIL
+//! released, and converts the result; errors cross through one mapping (`error::to_py`).
+
+mod convert;
+mod error;
+mod model;
+mod prediction;
+
+use std::collections::BTreeMap;
+
+use ingot::{Error, Manifest, TensorData};
+use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+use error::to_py;
+use model::PyModel;
+
+/// Loads an `.ingot` file.
+#[pyfunction]
+#[pyo3(signature = (path, *, verify_checksum = true, threads = None))]
+fn load(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    verify_checksum: bool,
+    threads: Option<usize>,
+) -> PyResult<PyModel> {
+    model::load(py, path.display().to_string(), verify_checksum, threads)
+}
+
+/// Writes a bundle from a manifest (JSON text) and float32 tensors after checking that it loads;
+/// returns the loaded model.
+#[pyfunction]
+fn save(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    manifest_json: &str,
+    tensors: BTreeMap<String, PyReadonlyArrayDyn<'_, f32>>,
+) -> PyResult<PyModel> {
+    let manifest: Manifest = serde_json::from_str(manifest_json)
+        .map_err(|e| to_py(Error::Manifest { field: "manifest".into(), detail: e.to_string() }))?;
+    let tensors = tensors
+        .iter()
+        .map(|(name, a)| {
+            let values = a
+                .as_slice()
+                .map_err(|_| to_py(Error::usage(format!("tensor `{name}` is not contiguous"))))?;
+            TensorData::from_f32(a.shape().to_vec(), values).map(|t| (name.clone(), t)).map_err(to_py)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let model = py.detach(|| ingot::save(&path, &manifest, &tensors)).map_err(to_py)?;
+    Ok(PyModel::new(model))
+}
+
+/// Imports a Hugging Face / sentence-transformers directory into an `.ingot` file.
+#[pyfunction]
+#[pyo3(signature = (directory, path, *, name = None, version = "1.0.0".to_string(), max_length = None))]
+fn import_hf(
+    py: Python<'_>,
+    directory: std::path::PathBuf,
+    path: std::path::PathBuf,
+    name: Option<String>,
+    version: String,
+    max_length: Option<usize>,
+) -> PyResult<PyModel> {
+    let options = ingot::import::hf::ImportOptions { name, version, max_length };
+    let model = py
+        .detach(|| {
+            let (manifest, tensors) = ingot::import::hf::import_dir(&directory, &options)?;
+            ingot::save(&path, &manifest, &tensors)
+        })
+        .map_err(to_py)?;
+    Ok(PyModel::new(model))
+}
+
+/// Where the data of each input column starts, as `Model.predict_dense` (one 2-D array `x`,
+/// `names` unused) or `Model.predict_columns` would read it: 0 for data that is copied. Tests use
+/// it to show that numpy arrays cross without a copy.
+#[pyfunction]
+#[pyo3(signature = (x = None, names = Vec::new(), values = Vec::new(), missing = Vec::new()))]
+fn _input_addresses<'py>(
+    x: Option<Bound<'py, PyAny>>,
+    names: Vec<String>,
+    values: Vec<Bound<'py, PyAny>>,
+    missing: Vec<Bound<'py, PyAny>>,
+) -> PyResult<Vec<usize>> {
+    use ingot::{ColumnValues, DenseData};
+    let address = |v: &ColumnValues<'_>| match v {
+        ColumnValues::F64(s) => s.as_ptr() as usize,
+        ColumnValues::F32(s) => s.as_ptr() as usize,
+        ColumnValues::I64(s) => s.as_ptr() as usize,
+        ColumnValues::I32(s) => s.as_ptr() as usize,
+        ColumnValues::Bool(s) => s.as_ptr() as usize,
+        ColumnValues::Str(_) | ColumnValues::Values(_) => 0,
+    };
+    if let Some(x) = x {
+        let matrix = convert::Matrix::extract(&x)?;
+        if let Some(d) = matrix.dense()? {
+            return Ok(vec![match d.data() {
+                DenseData::F32(s) if matrix.borrowed() => s.as_ptr() as usize,
+                DenseData::F64(s) if matrix.borrowed() => s.as_ptr() as usize,
+                _ => 0,
+            }]);
+        }
+        let names: Vec<String> =
+            (0..x.getattr("shape")?.get_item(1)?.extract::<usize>()?).map(|i| i.to_string()).collect();
+        let frame = matrix.columns(&names)?;
+        return Ok(frame.columns().iter().map(|c| address(&c.values)).collect());
+    }
+    let columns = names
+        .into_iter()
+        .zip(values.iter().zip(&missing))
+        .map(|(n, (v, m))| convert::NamedColumn::extract(n, v, m))
+        .collect::<PyResult<Vec<_>>>()?;
+    let strings = convert::borrowed_strings(&columns);
+    let frame = convert::frame(&columns, &strings)?;
+    Ok(frame.columns().iter().map(|c| address(&c.values)).collect())
+}
+
+/// The kernels' instruction set in this process: `scalar`, `avx2` or `avx512`.
+#[pyfunction]
+fn isa_level() -> &'static str {
+    ingot::isa_level().name()
+}
+
+/// Threads of Ingot's pool, the calling thread included.
+#[pyfunction]
+fn pool_threads() -> usize {
+    ingot::pool_threads()
+}
+
+#[pymodule(gil_used = false)]
+fn _ingot(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<PyModel>()?;
+    m.add_class::<prediction::PyPrediction>()?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(save, m)?)?;
+    m.add_function(wrap_pyfunction!(import_hf, m)?)?;
+    m.add_function(wrap_pyfunction!(isa_level, m)?)?;
+    m.add_function(wrap_pyfunction!(pool_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_input_addresses, m)?)?;
+    error::register(m)
+}
