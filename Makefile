@@ -52,8 +52,8 @@ wheel: venv  ## Build the release wheel into dist/ (what `pip install .` builds)
 
 test-python: python-install  ## Python tests against the installed package (parity with scikit-learn, the CLI, MiniLM)
 	$(CARGO) build --locked -p ingot-cli
-	$(PY) -m ruff check python scripts tests/python tests/spark
-	$(PY) -m ruff format --check python scripts tests/python tests/spark
+	$(PY) -m ruff check python scripts tests/python tests/spark benches/python
+	$(PY) -m ruff format --check python scripts tests/python tests/spark benches/python
 	INGOT_REQUIRE_CLI=1 INGOT_MINILM_DIR="$(MINILM_DIR)" $(PY) -m pytest -q tests/python
 
 lint:  ## rustfmt and clippy (warnings are errors)
@@ -62,7 +62,7 @@ lint:  ## rustfmt and clippy (warnings are errors)
 
 fmt:  ## Format Rust and Python
 	$(CARGO) fmt --all
-	-$(PY) -m ruff format python scripts tests/python tests/spark
+	-$(PY) -m ruff format python scripts tests/python tests/spark benches/python
 
 fix:  ## clippy --fix, then fmt
 	$(CARGO) clippy --workspace --all-targets --fix --allow-dirty -- -D warnings

@@ -166,10 +166,20 @@ class Model:
 
     def _predict_frame(self, df: Any) -> Any:
         wanted = set(self._model.input_names)
+        used = [name for name in df.columns if str(name) in wanted]
+        if any(_arrow_backed(df[name]) for name in used):
+            # Arrow-backed columns (pandas' default strings since 3.0) cross as Arrow, read in
+            # place; numpy columns go along without a copy.
+            import pyarrow as pa
+
+            try:
+                table = pa.Table.from_pandas(df[used], preserve_index=False)
+            except (pa.ArrowException, TypeError, ValueError):
+                pass  # a column Arrow cannot hold (mixed objects): the column path below reports it
+            else:
+                return self._model.predict_arrow(table)
         names, values, missing = [], [], []
-        for name in df.columns:
-            if str(name) not in wanted:
-                continue
+        for name in used:
             v, mask = _series(df[name])
             names.append(str(name))
             values.append(v)
@@ -194,20 +204,29 @@ def _column(col: Any) -> tuple[Any, Any]:
             return np.ascontiguousarray(col), None
         if col.dtype.kind in "iuf":
             return np.ascontiguousarray(col, dtype=np.float64), None
+        if col.dtype == object and col.ndim == 1:
+            encoded = _ingot.encode_strings(col)
+            if encoded is not None:
+                return encoded, None
         return col.tolist(), None
     return list(col), None
 
 
 def _series(s: Any) -> tuple[Any, Any]:
     """A pandas Series as (values, missing mask): numpy-backed numbers pass through without a
-    copy; nullable dtypes give their values and mask; categoricals, strings and objects become
-    lists with None for missing."""
+    copy; nullable dtypes give their values and mask; categoricals of strings pass their codes
+    and categories; strings become dictionary codes (each distinct string object read once);
+    other objects become lists with None for missing."""
     import pandas as pd
 
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        if dtype.categories.dtype.kind in "iuf":
+        categories = dtype.categories
+        if categories.dtype.kind in "iuf":
             return s.astype(np.float64).to_numpy(), None
+        names = categories.tolist()
+        if all(isinstance(c, str) for c in names):
+            return (s.cat.codes.to_numpy().astype(np.int32), names), None
         return _objects(s), None
     if isinstance(dtype, np.dtype):
         if dtype.type in _NUMERIC:
@@ -217,7 +236,7 @@ def _series(s: Any) -> tuple[Any, Any]:
         if dtype.kind == "f":
             return s.to_numpy(dtype=np.float64), None
         if dtype.kind in "OUS":
-            return _objects(s), None
+            return _strings(s, s.to_numpy(dtype=object)), None
         raise _ingot.UsageError(f"column `{s.name}` has dtype {dtype}, which Ingot does not read")
     # pandas extension dtypes: nullable integers, floats, booleans; strings.
     kind = getattr(dtype, "kind", "O")
@@ -227,7 +246,27 @@ def _series(s: Any) -> tuple[Any, Any]:
         fill = False if kind == "b" else 0
         values = s.to_numpy(dtype=target, na_value=fill)
         return np.ascontiguousarray(values), (mask if mask.any() else None)
+    if kind in "OUS":
+        return _strings(s, s.to_numpy(dtype=object, na_value=None)), None
     return _objects(s), None
+
+
+def _arrow_backed(s: Any) -> bool:
+    """Whether a Series keeps its values in Arrow memory (``str``/``string[pyarrow]``,
+    ``pd.ArrowDtype``)."""
+    import pandas as pd
+
+    dtype = s.dtype
+    if getattr(pd, "ArrowDtype", None) is not None and isinstance(dtype, pd.ArrowDtype):
+        return True
+    return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+
+
+def _strings(s: Any, values: np.ndarray) -> Any:
+    """Series ``s`` (as the object array ``values``) as ``(int32 codes, distinct strings)``
+    when it holds only strings and missing values, else as a list of values."""
+    encoded = _ingot.encode_strings(values)
+    return _objects(s) if encoded is None else encoded
 
 
 def _objects(s: Any) -> list:

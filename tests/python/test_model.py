@@ -123,11 +123,36 @@ def test_pandas_categoricals_and_nullable_dtypes_read_as_the_plain_ones(tmp_modu
             typed[name] = typed[name].astype("Float64")
     assert any(isinstance(t, pd.CategoricalDtype) for t in typed.dtypes)
     assert np.array_equal(model.predict(typed).scores, plain.scores)
-    strings = df.copy()
-    for spec in model.signature["inputs"]:
-        if spec["dtype"] == "string":
-            strings[spec["name"]] = strings[spec["name"]].astype("string")
-    assert np.array_equal(model.predict(strings).scores, plain.scores)
+
+    # Every way pandas holds strings: dictionary codes (categoricals, in any category order and
+    # with categories never seen in training), Python objects, Arrow memory.
+    def reordered(s: pd.Series) -> pd.Series:
+        categories = sorted(set(s.dropna()), reverse=True) + ["never seen"]
+        return s.astype(pd.CategoricalDtype(categories))
+
+    variants = {
+        "object": lambda s: s.astype(object),
+        "string[python]": lambda s: s.astype("string[python]"),
+        "string[pyarrow]": lambda s: s.astype("string[pyarrow]"),
+        "ArrowDtype": lambda s: s.astype(pd.ArrowDtype(pa.string())),
+        "categories reordered": reordered,
+    }
+    for variant, cast in variants.items():
+        strings = df.copy()
+        for spec in model.signature["inputs"]:
+            if spec["dtype"] == "string":
+                strings[spec["name"]] = cast(strings[spec["name"]])
+        assert np.array_equal(model.predict(strings).scores, plain.scores), variant
+
+
+def test_string_objects_become_dictionary_codes() -> None:
+    a, b = "".join(["re", "d"]), "red"
+    assert a is not b
+    codes, strings = _ingot.encode_strings(np.array([a, None, b, "blue", np.nan, a], dtype=object))
+    assert codes.dtype == np.int32 and codes.tolist() == [0, -1, 0, 1, -1, 0]
+    assert strings == ["red", "blue"]
+    assert _ingot.encode_strings(np.array(["red", 3], dtype=object)) is None
+    assert _ingot.encode_strings(np.array([], dtype=object))[0].tolist() == []
 
 
 def cli_rows(run_cli: Any, model_path: Path, records: list[dict], tmp: Path) -> list[dict]:
@@ -169,8 +194,11 @@ def test_numpy_arrays_cross_without_a_copy() -> None:
     strided = x[::2]
     assert _ingot._input_addresses(strided) == [0], "a strided array is copied"
     a, b = np.arange(5, dtype=np.int64), np.ones(5, dtype=np.float32)
-    got = _ingot._input_addresses(None, ["a", "b", "c"], [a, b, ["x"] * 5], [None, None, None])
-    assert got == [a.ctypes.data, b.ctypes.data, 0]
+    codes = np.array([0, 1, -1, 0, 1], dtype=np.int32)
+    got = _ingot._input_addresses(
+        None, ["a", "b", "c", "d"], [a, b, ["x"] * 5, (codes, ["x", "y"])], [None] * 4
+    )
+    assert got == [a.ctypes.data, b.ctypes.data, 0, codes.ctypes.data]
 
 
 def test_results_are_numpy_with_the_training_label_dtype(tmp_module: Path) -> None:

@@ -1,10 +1,12 @@
 //! Python inputs → `ingot::Input`: numpy arrays borrowed where their layout allows, lists and
 //! dicts converted once. Everything here runs with the GIL held; the model runs after it.
 
+use std::collections::HashMap;
+
 use ingot::{ColumnValues, Dense, Error, Frame, FrameColumn, Record, Value};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::error::to_py;
 
@@ -128,15 +130,24 @@ impl<'py> Matrix<'py> {
     }
 }
 
-/// One column handed over by the Python side: a 1-D numpy array (borrowed) or a list.
+/// One column handed over by the Python side: a 1-D numpy array (borrowed), strings as
+/// dictionary codes, or a list.
 pub(crate) enum Column<'py> {
     F64(PyReadonlyArray1<'py, f64>),
     F32(PyReadonlyArray1<'py, f32>),
     I64(PyReadonlyArray1<'py, i64>),
     I32(PyReadonlyArray1<'py, i32>),
     Bool(PyReadonlyArray1<'py, bool>),
-    Str(Vec<Option<String>>),
+    /// Strings: one code per row (negative: missing) into the distinct values.
+    Dict(Codes<'py>, Vec<String>),
     Values(Vec<Value>),
+}
+
+/// Dictionary codes: an int32 numpy array (a pandas categorical's, or [`encode_strings`]'s)
+/// or codes made here from a list.
+pub(crate) enum Codes<'py> {
+    Borrowed(PyReadonlyArray1<'py, i32>),
+    Owned(Vec<i32>),
 }
 
 /// A column with its name and optional missing mask.
@@ -153,7 +164,8 @@ fn array<'py, T: numpy::Element>(obj: &Bound<'py, PyAny>) -> Option<PyReadonlyAr
 
 impl<'py> NamedColumn<'py> {
     /// Extracts column `name` from `values` (a contiguous 1-D numpy array of float64, float32,
-    /// int64, int32 or bool, or a list of Python scalars) and `missing` (None or a bool array).
+    /// int64, int32 or bool; a `(codes, strings)` pair of an int32 array and a list of str; or a
+    /// list of Python scalars) and `missing` (None or a bool array).
     pub(crate) fn extract(
         name: String,
         values: &Bound<'py, PyAny>,
@@ -169,8 +181,26 @@ impl<'py> NamedColumn<'py> {
             Column::I32(a)
         } else if let Some(a) = array::<bool>(values) {
             Column::Bool(a)
+        } else if let Ok(pair) = values.cast::<PyTuple>() {
+            let codes = if pair.len() == 2 { array::<i32>(&pair.get_item(0)?) } else { None };
+            match codes {
+                Some(codes) => Column::Dict(Codes::Borrowed(codes), pair.get_item(1)?.extract()?),
+                None => {
+                    return Err(to_py(Error::usage(format!(
+                        "column `{name}`: a dictionary column is (int32 codes, list of str)"
+                    ))))
+                }
+            }
         } else if let Ok(list) = values.cast::<PyList>() {
-            list_column(list, &name)?
+            match encode(list.iter())? {
+                Some((codes, strings)) => Column::Dict(Codes::Owned(codes), strings),
+                None => Column::Values(
+                    list.iter()
+                        .enumerate()
+                        .map(|(row, v)| value_of(&v, row, &name))
+                        .collect::<PyResult<_>>()?,
+                ),
+            }
         } else {
             return Err(to_py(Error::usage(format!(
                 "column `{name}`: expected a contiguous 1-D numpy array of float64, float32, int64, \
@@ -190,31 +220,98 @@ impl<'py> NamedColumn<'py> {
     }
 }
 
-/// A list of Python scalars: all strings (or None) become a string column, anything else a
-/// column of values checked like records.
-fn list_column(list: &Bound<'_, PyList>, name: &str) -> PyResult<Column<'static>> {
-    let mut strings: Vec<Option<String>> = Vec::with_capacity(list.len());
-    for item in list.iter() {
-        if item.is_none() {
-            strings.push(None);
-        } else if let Ok(s) = item.cast::<PyString>() {
-            strings.push(Some(s.extract::<String>()?));
-        } else if item.cast::<PyFloat>().is_ok_and(|f| f.value().is_nan()) {
-            strings.push(None);
-        } else {
-            let values =
-                list.iter().enumerate().map(|(row, v)| value_of(&v, row, name)).collect::<PyResult<_>>()?;
-            return Ok(Column::Values(values));
-        }
+impl NamedColumn<'_> {
+    /// Whether the column reads a numpy array's own buffer (not a copy).
+    pub(crate) fn borrowed(&self) -> bool {
+        !matches!(self.data, Column::Dict(Codes::Owned(_), _) | Column::Values(_))
     }
-    Ok(Column::Str(strings))
+}
+
+/// Python objects that are all strings, None or float NaN (missing) as dictionary codes (-1 for
+/// missing) and the distinct strings in order of appearance; `None` if one is anything else.
+///
+/// Each distinct object is read once: pandas and pyarrow hand out the same string object for
+/// every occurrence of a value, so a row usually costs a pointer comparison.
+fn encode<'py>(
+    objects: impl Iterator<Item = Bound<'py, PyAny>>,
+) -> PyResult<Option<(Vec<i32>, Vec<String>)>> {
+    /// Distinct objects looked up by scanning before they are hashed.
+    const SCAN: usize = 32;
+    let mut codes = Vec::with_capacity(objects.size_hint().0);
+    let mut strings: Vec<String> = Vec::new();
+    let mut by_string: HashMap<String, i32> = HashMap::new();
+    let mut seen: Vec<(usize, i32)> = Vec::new();
+    let mut by_address: HashMap<usize, i32> = HashMap::new();
+    let mut last = (0usize, 0i32);
+    for obj in objects {
+        let address = obj.as_ptr() as usize;
+        if address == last.0 {
+            codes.push(last.1);
+            continue;
+        }
+        let known = if seen.len() < SCAN {
+            seen.iter().find(|(a, _)| *a == address).map(|&(_, c)| c)
+        } else {
+            by_address.get(&address).copied()
+        };
+        let code = match known {
+            Some(c) => c,
+            None => {
+                let code = if obj.is_none() {
+                    -1
+                } else if let Ok(s) = obj.cast::<PyString>() {
+                    let s = s.to_cow()?;
+                    match by_string.get(s.as_ref()) {
+                        Some(&c) => c,
+                        None => {
+                            let c = i32::try_from(strings.len()).map_err(|_| {
+                                to_py(Error::usage("more than 2³¹ distinct strings in a column"))
+                            })?;
+                            strings.push(s.clone().into_owned());
+                            by_string.insert(s.into_owned(), c);
+                            c
+                        }
+                    }
+                } else if obj.cast::<PyFloat>().is_ok_and(|f| f.value().is_nan()) {
+                    -1
+                } else {
+                    return Ok(None);
+                };
+                if seen.len() < SCAN {
+                    seen.push((address, code));
+                    if seen.len() == SCAN {
+                        by_address.extend(seen.iter().copied());
+                    }
+                } else {
+                    by_address.insert(address, code);
+                }
+                code
+            }
+        };
+        last = (address, code);
+        codes.push(code);
+    }
+    Ok(Some((codes, strings)))
+}
+
+/// Dictionary codes as a numpy array, and the distinct strings they index.
+type Encoded<'py> = (Bound<'py, PyArray1<i32>>, Vec<String>);
+
+/// A 1-D numpy array of Python objects as `(int32 codes, distinct strings)` when every object
+/// is a string, None or NaN (missing, code -1); `None` otherwise.
+#[pyfunction]
+pub(crate) fn encode_strings<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyArray1<Py<PyAny>>>,
+) -> PyResult<Option<Encoded<'py>>> {
+    let values = values.readonly();
+    let objects = values.as_array();
+    Ok(encode(objects.iter().map(|o| o.bind(py).clone()))?
+        .map(|(codes, strings)| (PyArray1::from_vec(py, codes), strings)))
 }
 
 /// The columns as a frame for `Input::Frame`, borrowing them.
-pub(crate) fn frame<'a>(
-    columns: &'a [NamedColumn<'_>],
-    strings: &'a [Vec<Option<&'a str>>],
-) -> PyResult<Frame<'a>> {
+pub(crate) fn frame<'a>(columns: &'a [NamedColumn<'_>], strings: &'a [Vec<&'a str>]) -> PyResult<Frame<'a>> {
     let mut out = Vec::with_capacity(columns.len());
     for (c, s) in columns.iter().zip(strings) {
         let values = match &c.data {
@@ -223,7 +320,13 @@ pub(crate) fn frame<'a>(
             Column::I64(a) => ColumnValues::I64(a.as_slice()?),
             Column::I32(a) => ColumnValues::I32(a.as_slice()?),
             Column::Bool(a) => ColumnValues::Bool(a.as_slice()?),
-            Column::Str(_) => ColumnValues::Str(s),
+            Column::Dict(codes, _) => ColumnValues::Dict {
+                keys: match codes {
+                    Codes::Borrowed(a) => a.as_slice()?,
+                    Codes::Owned(v) => v,
+                },
+                values: s,
+            },
             Column::Values(v) => ColumnValues::Values(v),
         };
         let missing = match &c.missing {
@@ -235,12 +338,13 @@ pub(crate) fn frame<'a>(
     Frame::new(out).map_err(to_py)
 }
 
-/// The string columns' values as `&str`, one list per column (empty for other columns).
-pub(crate) fn borrowed_strings<'a>(columns: &'a [NamedColumn<'_>]) -> Vec<Vec<Option<&'a str>>> {
+/// The dictionary columns' distinct strings as `&str`, one list per column (empty for other
+/// columns).
+pub(crate) fn borrowed_strings<'a>(columns: &'a [NamedColumn<'_>]) -> Vec<Vec<&'a str>> {
     columns
         .iter()
         .map(|c| match &c.data {
-            Column::Str(v) => v.iter().map(Option::as_deref).collect(),
+            Column::Dict(_, v) => v.iter().map(String::as_str).collect(),
             _ => Vec::new(),
         })
         .collect()

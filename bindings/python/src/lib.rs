@@ -92,6 +92,8 @@ fn _input_addresses<'py>(
         ColumnValues::I64(s) => s.as_ptr() as usize,
         ColumnValues::I32(s) => s.as_ptr() as usize,
         ColumnValues::Bool(s) => s.as_ptr() as usize,
+        ColumnValues::Dict { keys, .. } => keys.as_ptr() as usize,
+        ColumnValues::Utf8 { data, .. } => data.as_ptr() as usize,
         ColumnValues::Str(_) | ColumnValues::Values(_) => 0,
     };
     if let Some(x) = x {
@@ -115,7 +117,12 @@ fn _input_addresses<'py>(
         .collect::<PyResult<Vec<_>>>()?;
     let strings = convert::borrowed_strings(&columns);
     let frame = convert::frame(&columns, &strings)?;
-    Ok(frame.columns().iter().map(|c| address(&c.values)).collect())
+    Ok(frame
+        .columns()
+        .iter()
+        .zip(&columns)
+        .map(|(c, n)| if n.borrowed() { address(&c.values) } else { 0 })
+        .collect())
 }
 
 /// The kernels' instruction set in this process: `scalar`, `avx2` or `avx512`.
@@ -141,5 +148,6 @@ fn _ingot(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(isa_level, m)?)?;
     m.add_function(wrap_pyfunction!(pool_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_input_addresses, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::encode_strings, m)?)?;
     error::register(m)
 }

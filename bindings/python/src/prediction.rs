@@ -65,7 +65,7 @@ impl PyPrediction {
         let opt = |m: Option<Matrix>| m.map(|m| array2(py, m)).transpose();
         Ok(PyPrediction {
             rows: p.rows,
-            label_indices: p.label_indices.map(|v| PyArray1::from_vec(py, v).unbind()),
+            label_indices: p.labels.map(|l| PyArray1::from_vec(py, l.into_indices()).unbind()),
             classes: p.classes,
             targets: p.targets,
             probabilities: opt(p.probabilities)?,

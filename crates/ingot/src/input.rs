@@ -145,9 +145,27 @@ pub enum ColumnValues<'a> {
     Str(&'a [Option<&'a str>]),
     /// Values of any kind, checked one by one as records are (a column of Python objects).
     Values(&'a [Value]),
+    /// Strings laid out as Arrow lays them out: row `i` is `data[offsets[i]..offsets[i + 1]]`
+    /// (missing rows are marked in [`FrameColumn::missing`]). [`Frame::new`] checks that the
+    /// offsets rise, stay within `data` and fall on character boundaries.
+    Utf8 {
+        /// One more offset than rows.
+        offsets: Offsets<'a>,
+        /// The strings, end to end.
+        data: &'a str,
+    },
+    /// Dictionary-encoded strings (a pandas categorical, an Arrow dictionary array): row `i` is
+    /// `values[keys[i]]`, and a negative key is missing. Each distinct string is looked up once
+    /// per call, not once per row. [`Frame::new`] checks that every key is in range.
+    Dict {
+        /// One key per row.
+        keys: &'a [i32],
+        /// The distinct strings.
+        values: &'a [&'a str],
+    },
 }
 
-impl ColumnValues<'_> {
+impl<'a> ColumnValues<'a> {
     /// Number of values.
     pub fn len(&self) -> usize {
         match self {
@@ -158,12 +176,88 @@ impl ColumnValues<'_> {
             ColumnValues::Bool(v) => v.len(),
             ColumnValues::Str(v) => v.len(),
             ColumnValues::Values(v) => v.len(),
+            ColumnValues::Dict { keys, .. } => keys.len(),
+            ColumnValues::Utf8 { offsets, .. } => offsets.rows(),
         }
     }
 
     /// Whether there are no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Row `row`'s string, for the string forms (`None`: missing, or not a string column).
+    ///
+    /// # Panics
+    /// If `row` is out of range.
+    #[inline]
+    pub(crate) fn string(&self, row: usize) -> Option<&'a str> {
+        match *self {
+            ColumnValues::Str(v) => v[row],
+            ColumnValues::Utf8 { offsets, data } => Some(&data[offsets.span(row)]),
+            ColumnValues::Dict { keys, values } => usize::try_from(keys[row]).ok().map(|k| values[k]),
+            _ => None,
+        }
+    }
+}
+
+/// The offsets of an Arrow string array ([`ColumnValues::Utf8`]): 32-bit (`Utf8`) or 64-bit
+/// (`LargeUtf8`, what pandas' Arrow-backed strings use).
+#[derive(Debug, Clone, Copy)]
+pub enum Offsets<'a> {
+    /// 32-bit offsets.
+    I32(&'a [i32]),
+    /// 64-bit offsets.
+    I64(&'a [i64]),
+}
+
+impl<'a> Offsets<'a> {
+    /// Number of strings (one less than offsets).
+    pub fn rows(&self) -> usize {
+        match self {
+            Offsets::I32(o) => o.len().saturating_sub(1),
+            Offsets::I64(o) => o.len().saturating_sub(1),
+        }
+    }
+
+    /// The byte range of string `i` (valid offsets, as [`Frame::new`] checks).
+    #[inline]
+    pub(crate) fn span(&self, i: usize) -> std::ops::Range<usize> {
+        match self {
+            Offsets::I32(o) => o[i] as usize..o[i + 1] as usize,
+            Offsets::I64(o) => o[i] as usize..o[i + 1] as usize,
+        }
+    }
+
+    /// The offsets of strings `rows`.
+    fn slice(&self, rows: std::ops::Range<usize>) -> Offsets<'a> {
+        match self {
+            Offsets::I32(o) => Offsets::I32(&o[rows.start..=rows.end]),
+            Offsets::I64(o) => Offsets::I64(&o[rows.start..=rows.end]),
+        }
+    }
+
+    /// Checks that the offsets rise from at least 0 to at most `data.len()`, each on a
+    /// character boundary of `data`; names the first bad one.
+    fn check(&self, data: &str) -> std::result::Result<(), String> {
+        let check = |offsets: &mut dyn Iterator<Item = i64>| {
+            let mut prev = 0i64;
+            for (i, o) in offsets.enumerate() {
+                let ok = o >= prev && usize::try_from(o).is_ok_and(|o| data.is_char_boundary(o));
+                if !ok {
+                    return Err(format!(
+                        "string offset {i} ({o}) does not follow {prev} within {} bytes",
+                        data.len()
+                    ));
+                }
+                prev = o;
+            }
+            Ok(())
+        };
+        match self {
+            Offsets::I32(o) => check(&mut o.iter().map(|&o| i64::from(o))),
+            Offsets::I64(o) => check(&mut o.iter().copied()),
+        }
     }
 }
 
@@ -208,10 +302,28 @@ pub struct Frame<'a> {
 }
 
 impl<'a> Frame<'a> {
-    /// A frame of `columns`, which must all have the same length (as must their `missing` masks).
+    /// A frame of `columns`, which must all have the same length (as must their `missing` masks),
+    /// with every dictionary key in range.
     pub fn new(columns: Vec<FrameColumn<'a>>) -> Result<Frame<'a>> {
         let rows = columns.first().map_or(0, |c| c.values.len());
         for c in &columns {
+            if let ColumnValues::Utf8 { offsets, data } = c.values {
+                offsets
+                    .check(data)
+                    .map_err(|e| Error::Usage { what: format!("column `{}`: {e}", c.name) })?;
+            }
+            if let ColumnValues::Dict { keys, values } = c.values {
+                if let Some(row) = keys.iter().position(|&k| k >= 0 && k as usize >= values.len()) {
+                    return Err(Error::Usage {
+                        what: format!(
+                            "column `{}`: row {row} has dictionary key {} of {} values",
+                            c.name,
+                            keys[row],
+                            values.len()
+                        ),
+                    });
+                }
+            }
             let lens = (c.values.len(), c.missing.map_or(rows, <[bool]>::len));
             if lens != (rows, rows) {
                 return Err(Error::ShapeMismatch {
@@ -258,6 +370,12 @@ impl<'a> Frame<'a> {
                     ColumnValues::Bool(v) => ColumnValues::Bool(&v[r.clone()]),
                     ColumnValues::Str(v) => ColumnValues::Str(&v[r.clone()]),
                     ColumnValues::Values(v) => ColumnValues::Values(&v[r.clone()]),
+                    ColumnValues::Dict { keys, values } => {
+                        ColumnValues::Dict { keys: &keys[r.clone()], values }
+                    }
+                    ColumnValues::Utf8 { offsets, data } => {
+                        ColumnValues::Utf8 { offsets: offsets.slice(r.clone()), data }
+                    }
                 },
                 missing: c.missing.map(|m| &m[r.clone()]),
             })
@@ -313,5 +431,39 @@ impl Input<'_> {
                 Ok(n)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(values: ColumnValues<'_>) -> Result<Frame<'_>> {
+        Frame::new(vec![FrameColumn { name: "c", values, missing: None }])
+    }
+
+    #[test]
+    fn strings_in_arrow_layout_are_checked() {
+        let data = "aéb";
+        let good = [0i32, 1, 3, 4];
+        let f = frame(ColumnValues::Utf8 { offsets: Offsets::I32(&good), data }).unwrap();
+        let c = &f.columns()[0];
+        assert_eq!((0..3).map(|r| c.values.string(r).unwrap()).collect::<Vec<_>>(), ["a", "é", "b"]);
+        assert_eq!(f.slice(1..3).columns()[0].values.string(1), Some("b"));
+        for bad in [[0i32, 2, 3, 4], [0, 3, 1, 4], [0, 1, 3, 5], [-1, 1, 3, 4]] {
+            let err = frame(ColumnValues::Utf8 { offsets: Offsets::I32(&bad), data }).unwrap_err();
+            assert!(
+                matches!(&err, Error::Usage { what } if what.starts_with("column `c`: string offset")),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn dictionary_keys_are_checked() {
+        let values = ["x", "y"];
+        assert!(frame(ColumnValues::Dict { keys: &[0, -1, 1], values: &values }).is_ok());
+        let err = frame(ColumnValues::Dict { keys: &[0, 2], values: &values }).unwrap_err();
+        assert!(err.to_string().contains("row 1 has dictionary key 2 of 2 values"), "{err}");
     }
 }

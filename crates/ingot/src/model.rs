@@ -6,14 +6,14 @@ use candle_core::Device;
 
 use crate::arena::Arena;
 use crate::error::{Error, Result};
-use crate::exec::{Feed, Plan};
+use crate::exec::{self, Feed, Plan};
 use crate::format::{Bundle, Manifest, ModelCard, PreprocessSpec, ReadOptions, Signature};
 use crate::graph::Graph;
 use crate::input::{ColumnValues, Dense, DenseData, Input};
 use crate::output::{Matrix, Prediction};
 use crate::parallel;
 use crate::postprocess::Postprocess;
-use crate::preprocess::tabular::TabularPipeline;
+use crate::preprocess::tabular::{Batch, TabularPipeline};
 use crate::preprocess::text::{TextPipeline, TokenBatch, TEXT_INPUTS};
 use crate::value::{Columns, Record, Value};
 use crate::version::{is_model_name, is_semver};
@@ -251,15 +251,8 @@ impl Model {
         let width = self.plan.output_width();
         let (scores, rows) = match &self.preprocess {
             Preprocess::Tabular(p, w) => {
-                // The features are a fresh buffer, not one from the arena: freeing a buffer this
-                // large each call is what keeps glibc's allocator serving the (also large)
-                // outputs from memory it already has (its mmap threshold rises to the largest
-                // freed mapping); with the features held in the arena, every output of a
-                // 10 000-row batch was a fresh mapping and its pages faulted in on each call.
-                let rows = input.rows()?;
-                let mut features = vec![0f32; rows * w];
-                p.transform_into(&input, &mut features)?;
-                (self.plan.run_rows(&features, rows, *w, &self.arena)?, rows)
+                let batch = p.prepare(&input)?;
+                (self.run_tabular(p, &batch, *w)?, batch.rows())
             }
             Preprocess::None(w) => {
                 let Input::Dense(d) = input else {
@@ -281,6 +274,31 @@ impl Model {
             got: "a different size".into(),
         })?;
         Ok(self.postprocess.apply(scores))
+    }
+
+    /// A tabular batch through pre-processing and the graph. A tall batch through a row-wise
+    /// graph runs in chunks of [`exec::CHUNK_ROWS`] rows, each transformed and run on one thread
+    /// while its features are in cache: the features of the whole batch never exist at once.
+    fn run_tabular(&self, p: &TabularPipeline, batch: &Batch<'_>, width: usize) -> Result<Vec<f32>> {
+        let rows = batch.rows();
+        if !self.plan.chunked(rows) {
+            // A fresh buffer, not one from the arena: freeing a buffer this large each call is
+            // what keeps glibc's allocator serving the (also large) outputs from memory it
+            // already has (its mmap threshold rises to the largest freed mapping).
+            let mut features = vec![0f32; rows * width];
+            p.rows_in_parallel(batch, &mut features)?;
+            return self.plan.run_rows(&features, rows, width, &self.arena);
+        }
+        let out_width = self.plan.output_width();
+        let mut out = vec![0f32; rows * out_width];
+        parallel::try_for_each_chunk_mut(&mut out, exec::CHUNK_ROWS * out_width, |c, out| {
+            let n = out.len() / out_width;
+            let mut lease = self.arena.take(n * width);
+            let features = lease.resize(n * width);
+            p.rows_of(batch, c * exec::CHUNK_ROWS, features)?;
+            self.plan.run_chunk(features, width, out, &self.arena)
+        })?;
+        Ok(out)
     }
 
     /// A dense matrix straight into a graph without pre-processing: every value must be finite.
@@ -361,10 +379,11 @@ impl Model {
                     .ok_or_else(|| Error::MissingColumn { row: 0, column: column.to_owned() })?;
                 let missing = |row| Error::InvalidValue { row, column: column.to_owned(), value: "missing" };
                 match c.values {
-                    ColumnValues::Str(values) => values
-                        .iter()
-                        .enumerate()
-                        .map(|(row, v)| v.filter(|_| !c.is_missing(row)).ok_or_else(|| missing(row)))
+                    ColumnValues::Str(_) | ColumnValues::Utf8 { .. } | ColumnValues::Dict { .. } => (0..f
+                        .rows())
+                        .map(|row| {
+                            c.values.string(row).filter(|_| !c.is_missing(row)).ok_or_else(|| missing(row))
+                        })
                         .collect(),
                     ColumnValues::Values(values) => {
                         values.iter().enumerate().map(|(i, v)| as_text(i, Some(v))).collect()

@@ -1,8 +1,102 @@
 //! [`Prediction`] and [`Matrix`]: what `predict` returns.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::value::Value;
+
+/// Each row's class label, held as its index into the model's classes: a batch of a million
+/// rows holds a million small integers, not a million copies of a few labels. Indexes and
+/// iterates like a slice of labels and serializes as one.
+///
+/// ```
+/// # fn main() -> ingot::Result<()> {
+/// use ingot::Value;
+/// # let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+/// let p = model.predict_dense(&[3.0, 1.0, 0.0, 0.0], 2, 2)?;
+/// let labels = p.labels.as_ref().unwrap();
+/// assert_eq!(labels[0], Value::from("yes"));
+/// assert_eq!(labels.indices(), &[1, 0]);
+/// assert_eq!(labels.to_vec(), [Value::from("yes"), Value::from("no")]);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labels {
+    classes: Arc<[Value]>,
+    indices: Vec<u32>,
+}
+
+impl Labels {
+    /// Labels `classes[indices[i]]`; every index must be one of `classes`.
+    pub(crate) fn new(classes: Arc<[Value]>, indices: Vec<u32>) -> Labels {
+        debug_assert!(
+            indices.iter().all(|&i| (i as usize) < classes.len()),
+            "labels: class index out of range"
+        );
+        Labels { classes, indices }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// Each row's index into [`Labels::classes`].
+    pub fn indices(&self) -> &[u32] {
+        &self.indices
+    }
+
+    /// Consumes the labels, returning each row's class index.
+    pub fn into_indices(self) -> Vec<u32> {
+        self.indices
+    }
+
+    /// The classes the labels index, in probability-column order.
+    pub fn classes(&self) -> &[Value] {
+        &self.classes
+    }
+
+    /// Row `i`'s label, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<&Value> {
+        self.indices.get(i).map(|&c| &self.classes[c as usize])
+    }
+
+    /// The labels, in row order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Value> + '_ {
+        self.indices.iter().map(|&c| &self.classes[c as usize])
+    }
+
+    /// The labels as values.
+    pub fn to_vec(&self) -> Vec<Value> {
+        self.iter().cloned().collect()
+    }
+
+    /// Appends `other`'s rows (labels of the same classes).
+    fn extend(&mut self, other: Labels) {
+        debug_assert_eq!(self.classes, other.classes);
+        self.indices.extend(other.indices);
+    }
+}
+
+impl std::ops::Index<usize> for Labels {
+    type Output = Value;
+
+    fn index(&self, i: usize) -> &Value {
+        &self.classes[self.indices[i] as usize]
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
 
 /// A dense row-major f32 matrix.
 ///
@@ -79,10 +173,7 @@ pub struct Prediction {
     pub probabilities: Option<Matrix>,
     /// Predicted class label per row, exactly as in training.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub labels: Option<Vec<Value>>,
-    /// Index into `classes` of each row's label (what `labels` holds, as numbers).
-    #[serde(skip)]
-    pub label_indices: Option<Vec<u32>>,
+    pub labels: Option<Labels>,
     /// All class labels, in probability-column order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<Value>>,
@@ -160,7 +251,7 @@ fn class_key(class: &Value) -> String {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ColumnData<'a> {
     /// One label per row, as in training.
-    Labels(&'a [Value]),
+    Labels(&'a Labels),
     /// One number per row: column `col` of `matrix`.
     Number {
         /// The matrix holding the column.
@@ -243,9 +334,6 @@ impl Prediction {
             join_opt(&mut all.values, p.values);
             join_opt(&mut all.embeddings, p.embeddings);
             if let (Some(a), Some(b)) = (all.labels.as_mut(), p.labels) {
-                a.extend(b);
-            }
-            if let (Some(a), Some(b)) = (all.label_indices.as_mut(), p.label_indices) {
                 a.extend(b);
             }
         }

@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::format::{Activation, PostprocessSpec};
 use crate::kernels::activation::sigmoid;
 use crate::kernels::softmax::softmax_rows;
-use crate::output::{Matrix, Prediction};
+use crate::output::{Labels, Matrix, Prediction};
 use crate::value::Value;
 
 /// What a model predicts, from its post-processing.
@@ -32,7 +32,7 @@ pub enum Task {
 pub(crate) enum Postprocess {
     Classify {
         activation: Activation,
-        classes: Vec<Value>,
+        classes: std::sync::Arc<[Value]>,
     },
     Regress {
         targets: Vec<String>,
@@ -98,7 +98,7 @@ impl Postprocess {
                         "softmax needs at least 2 score columns",
                     ));
                 }
-                Ok(Postprocess::Classify { activation: *activation, classes: classes.clone() })
+                Ok(Postprocess::Classify { activation: *activation, classes: classes.as_slice().into() })
             }
             PostprocessSpec::Embedding {} => Ok(Postprocess::Embedding),
             PostprocessSpec::Regress { targets } => {
@@ -121,7 +121,6 @@ impl Postprocess {
             scores,
             probabilities: None,
             labels: None,
-            label_indices: None,
             classes: None,
             values: None,
             embeddings: None,
@@ -136,27 +135,25 @@ impl Postprocess {
             }
             Postprocess::Classify { activation, classes } => {
                 let width = p.scores.cols();
-                let label_index: Vec<usize> = p
+                let label_index: Vec<u32> = p
                     .scores
                     .iter_rows()
-                    .map(|s| if width == 1 { usize::from(s[0] > 0.0) } else { argmax(s) })
+                    .map(|s| if width == 1 { u32::from(s[0] > 0.0) } else { argmax(s) as u32 })
                     .collect();
-                p.labels = Some(label_index.iter().map(|&i| classes[i].clone()).collect());
-                p.label_indices = Some(label_index.iter().map(|&i| i as u32).collect());
-                p.classes = Some(classes.clone());
+                p.labels = Some(Labels::new(std::sync::Arc::clone(classes), label_index));
+                p.classes = Some(classes.to_vec());
                 p.probabilities = match activation {
                     Activation::None => None,
                     Activation::Logistic if width == 1 => {
-                        let data = p
-                            .scores
-                            .as_slice()
-                            .iter()
-                            .flat_map(|&s| {
-                                let q = f64::from(s);
-                                let pos = sigmoid64(q);
-                                [(1.0 - pos) as f32, pos as f32]
-                            })
-                            .collect();
+                        let mut data = vec![0f32; rows * 2];
+                        let scores = p.scores.as_slice();
+                        crate::parallel::for_each_chunk_mut(&mut data, ROWS_PER_TASK * 2, |c, out| {
+                            let scores = &scores[c * ROWS_PER_TASK..][..out.len() / 2];
+                            for (pair, &s) in out.chunks_exact_mut(2).zip(scores) {
+                                let pos = sigmoid64(f64::from(s));
+                                pair.copy_from_slice(&[(1.0 - pos) as f32, pos as f32]);
+                            }
+                        });
                         Matrix::new(data, rows, 2)
                     }
                     Activation::Logistic => {

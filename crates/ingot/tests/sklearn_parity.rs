@@ -58,7 +58,7 @@ fn load(case: &str) -> (Model, Expected) {
 fn compare(case: &str, p: &ingot::Prediction, e: &Expected) {
     assert_eq!(p.rows, e.records.len(), "{case}: row count");
     if let Some(labels) = &e.labels {
-        assert_eq!(p.labels.as_ref().unwrap(), labels, "{case}: labels");
+        assert_eq!(&p.labels.as_ref().unwrap().to_vec(), labels, "{case}: labels");
     }
     if let Some(probs) = &e.probabilities {
         let got = p.probabilities.as_ref().unwrap();

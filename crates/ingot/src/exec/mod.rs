@@ -69,30 +69,40 @@ impl Plan {
         if rows == 0 {
             return Ok(Vec::new());
         }
-        let chunked = match self {
-            Plan::Cpu(p) => p.row_wise && rows >= 2 * CHUNK_ROWS,
-            Plan::Device(_) => false,
-        };
-        if !chunked {
+        if !self.chunked(rows) {
             return self.run(&[Feed::F32 { data: x, rows, cols: width }], arena);
         }
         let out_width = self.output_width();
         let mut out = vec![0f32; rows * out_width];
         crate::parallel::try_for_each_chunk_mut(&mut out, CHUNK_ROWS * out_width, |c, out| {
             let n = out.len() / out_width;
-            let chunk = &x[c * CHUNK_ROWS * width..][..n * width];
-            let values = self.run(&[Feed::F32 { data: chunk, rows: n, cols: width }], arena)?;
-            if values.len() != out.len() {
-                return Err(Error::ShapeMismatch {
-                    what: "graph output".into(),
-                    expected: format!("{n} × {out_width}"),
-                    got: format!("{} values", values.len()),
-                });
-            }
-            out.copy_from_slice(&values);
-            Ok(())
+            self.run_chunk(&x[c * CHUNK_ROWS * width..][..n * width], width, out, arena)
         })?;
         Ok(out)
+    }
+
+    /// Whether [`Plan::run_rows`] runs a batch of `rows` rows in chunks of [`CHUNK_ROWS`].
+    pub(crate) fn chunked(&self, rows: usize) -> bool {
+        match self {
+            Plan::Cpu(p) => p.row_wise && rows >= 2 * CHUNK_ROWS,
+            Plan::Device(_) => false,
+        }
+    }
+
+    /// Runs one chunk of `[rows, width]` rows `x` on the calling thread into `out` (its rows of
+    /// the first output).
+    pub(crate) fn run_chunk(&self, x: &[f32], width: usize, out: &mut [f32], arena: &Arena) -> Result<()> {
+        let n = x.len() / width.max(1);
+        let values = self.run(&[Feed::F32 { data: x, rows: n, cols: width }], arena)?;
+        if values.len() != out.len() {
+            return Err(Error::ShapeMismatch {
+                what: "graph output".into(),
+                expected: format!("{n} × {}", self.output_width()),
+                got: format!("{} values", values.len()),
+            });
+        }
+        out.copy_from_slice(&values);
+        Ok(())
     }
 
     /// Width of the first output.

@@ -18,12 +18,13 @@ use arrow_array::{
 use arrow_schema::{ArrowError, DataType, Field, Schema};
 
 use crate::error::{Error, Result};
-use crate::input::{ColumnValues, Frame, FrameColumn};
-use crate::output::{ColumnData, Prediction};
+use crate::input::{ColumnValues, Frame, FrameColumn, Offsets};
+use crate::output::{ColumnData, Labels, Prediction};
 use crate::value::Value;
 
-/// The columns of a record batch, ready to be borrowed as a [`Frame`]: numeric data stays in
-/// the batch's buffers; strings, booleans, small integers and null masks are gathered once.
+/// The columns of a record batch, ready to be borrowed as a [`Frame`]: numeric data and
+/// strings (`Utf8`, `LargeUtf8`) stay in the batch's buffers; dictionary keys, string views,
+/// booleans, small integers and null masks are gathered once.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -56,6 +57,10 @@ enum Part<'a> {
     F64Owned(Vec<f64>),
     Bool(Vec<bool>),
     Str(Vec<Option<&'a str>>),
+    /// A dictionary of strings: keys (`-1` missing) and the distinct values.
+    Dict(Vec<i32>, Vec<&'a str>),
+    /// Strings in place: offsets and data.
+    Utf8(Offsets<'a>, &'a str),
 }
 
 impl<'a> BatchColumns<'a> {
@@ -75,8 +80,11 @@ impl<'a> BatchColumns<'a> {
             })?;
             // Strings carry their nulls as `None`; other columns get a mask when they have any.
             let missing = match part {
-                Part::Str(_) => None,
-                _ => (array.null_count() > 0).then(|| (0..array.len()).map(|i| array.is_null(i)).collect()),
+                Part::Str(_) | Part::Dict(..) => None,
+                _ => array
+                    .logical_nulls()
+                    .filter(|n| n.null_count() > 0)
+                    .map(|n| n.iter().map(|valid| !valid).collect()),
             };
             columns.push((name, part, missing));
         }
@@ -99,11 +107,30 @@ impl<'a> BatchColumns<'a> {
                     Part::F64Owned(v) => ColumnValues::F64(v),
                     Part::Bool(v) => ColumnValues::Bool(v),
                     Part::Str(v) => ColumnValues::Str(v),
+                    Part::Dict(keys, values) => ColumnValues::Dict { keys, values },
+                    Part::Utf8(offsets, data) => ColumnValues::Utf8 { offsets: *offsets, data },
                 };
                 FrameColumn { name, values, missing: missing.as_deref() }
             })
             .collect();
         Frame::new(columns)
+    }
+}
+
+impl Part<'_> {
+    /// Numeric values as f64 (the values of a numeric dictionary); `None` for strings.
+    fn as_f64(&self) -> Option<Vec<f64>> {
+        Some(match self {
+            Part::F64(v) => v.to_vec(),
+            Part::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            Part::I64(v) => v.iter().map(|&x| x as f64).collect(),
+            Part::I32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            Part::F32Owned(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            Part::I64Owned(v) => v.iter().map(|&x| x as f64).collect(),
+            Part::F64Owned(v) => v.clone(),
+            Part::Bool(v) => v.iter().map(|&b| f64::from(u8::from(b))).collect(),
+            Part::Str(_) | Part::Dict(..) | Part::Utf8(..) => return None,
+        })
     }
 }
 
@@ -141,28 +168,48 @@ fn part(array: &dyn Array) -> Option<Part<'_>> {
             let b = array.as_boolean();
             Part::Bool((0..b.len()).map(|i| b.value(i)).collect())
         }
+        // Strings are read in place; their data must be UTF-8 (the frame checks the offsets).
         DataType::Utf8 => {
             let s = array.as_string::<i32>();
-            Part::Str((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i))).collect())
+            Part::Utf8(Offsets::I32(s.value_offsets()), std::str::from_utf8(s.value_data()).ok()?)
         }
         DataType::LargeUtf8 => {
             let s = array.as_string::<i64>();
-            Part::Str((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i))).collect())
+            Part::Utf8(Offsets::I64(s.value_offsets()), std::str::from_utf8(s.value_data()).ok()?)
         }
         DataType::Utf8View => {
             let s = array.as_string_view();
             Part::Str((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i))).collect())
         }
-        DataType::Dictionary(_, value_type)
-            if matches!(**value_type, DataType::Utf8 | DataType::LargeUtf8) =>
-        {
+        // Dictionary-encoded (pandas categoricals): strings stay a dictionary, numbers are
+        // gathered by key; a missing key (or value) is missing.
+        DataType::Dictionary(..) => {
             let dict = array.as_any_dictionary_opt()?;
-            let Part::Str(values) = part(dict.values().as_ref())? else { return None };
             let keys = dict.normalized_keys();
-            Part::Str(
-                (0..array.len())
-                    .map(|i| if array.is_null(i) { None } else { values.get(keys[i]).copied().flatten() })
-                    .collect(),
+            let values = dict.values();
+            let distinct: Vec<Option<&str>> = match part(values.as_ref())? {
+                Part::Str(v) => v,
+                Part::Utf8(offsets, data) => {
+                    (0..offsets.rows()).map(|k| values.is_valid(k).then(|| &data[offsets.span(k)])).collect()
+                }
+                Part::Dict(..) => return None,
+                numeric => {
+                    let v = numeric.as_f64()?;
+                    let at = |i: usize| if array.is_valid(i) { v.get(keys[i]).copied() } else { None };
+                    return Some(Part::F64Owned(
+                        (0..array.len()).map(|i| at(i).unwrap_or(f64::NAN)).collect(),
+                    ));
+                }
+            };
+            i32::try_from(distinct.len()).ok()?;
+            // A null key, or a key to a null value, is missing.
+            let key = |i: usize| match keys.get(i) {
+                Some(&k) if array.is_valid(i) && distinct.get(k).is_some_and(Option::is_some) => k as i32,
+                _ => -1,
+            };
+            Part::Dict(
+                (0..array.len()).map(key).collect(),
+                distinct.iter().map(|s| s.unwrap_or_default()).collect(),
             )
         }
         DataType::Null => Part::Str(vec![None; array.len()]),
@@ -170,39 +217,51 @@ fn part(array: &dyn Array) -> Option<Part<'_>> {
     })
 }
 
-/// `values` as one Arrow column: integers (`Int64`) when every value is an integer, floats
-/// (`Float64`) when every value is a number, else strings (`Utf8`, numbers written as text);
-/// `Null` is a null.
+/// A prediction's labels as one Arrow column, typed by the model's classes (so every batch of
+/// one model has the same type): integers (`Int64`) when every class is an integer, floats
+/// (`Float64`) when every class is a number, else strings (`Utf8`, numbers written as text); a
+/// `null` class is a null.
 ///
 /// ```
+/// # fn main() -> ingot::Result<()> {
 /// use arrow_array::Array;
-/// use ingot::Value;
-/// let a = ingot::io::arrow::values_array(&[Value::from(1.0), Value::Null, Value::from(3.0)]);
-/// assert_eq!(a.data_type(), &arrow_schema::DataType::Int64);
-/// assert!(a.is_null(1));
+/// # let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+/// let p = model.predict_dense(&[3.0, 1.0, 0.0, 0.0], 2, 2)?;
+/// let a = ingot::io::arrow::labels_array(p.labels.as_ref().unwrap());
+/// assert_eq!(a.data_type(), &arrow_schema::DataType::Utf8);
+/// assert_eq!(a.len(), 2);
+/// # Ok(()) }
 /// ```
-pub fn values_array(values: &[Value]) -> ArrayRef {
-    let numbers = values.iter().all(|v| !matches!(v, Value::String(_)));
+pub fn labels_array(labels: &Labels) -> ArrayRef {
+    let classes = labels.classes();
+    let rows = labels.indices().iter().map(|&i| i as usize);
+    let numbers = classes.iter().all(|v| !matches!(v, Value::String(_)));
     let integers =
-        numbers && values.iter().all(|v| v.as_f64().is_none_or(|n| Value::as_exact_int(n).is_some()));
-    if values.iter().all(|v| *v == Value::Null) {
-        Arc::new(NullArray::new(values.len()))
+        numbers && classes.iter().all(|v| v.as_f64().is_none_or(|n| Value::as_exact_int(n).is_some()));
+    if classes.iter().all(|v| *v == Value::Null) {
+        Arc::new(NullArray::new(labels.len()))
     } else if integers {
-        Arc::new(values.iter().map(|v| v.as_f64().and_then(Value::as_exact_int)).collect::<Int64Array>())
+        let ints: Vec<Option<i64>> =
+            classes.iter().map(|v| v.as_f64().and_then(Value::as_exact_int)).collect();
+        Arc::new(rows.map(|i| ints[i]).collect::<Int64Array>())
     } else if numbers {
-        Arc::new(values.iter().map(Value::as_f64).collect::<Float64Array>())
+        let floats: Vec<Option<f64>> = classes.iter().map(Value::as_f64).collect();
+        Arc::new(rows.map(|i| floats[i]).collect::<Float64Array>())
     } else {
-        let text = |v: &Value| match v {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
-        };
-        Arc::new(values.iter().map(text).collect::<StringArray>())
+        let text: Vec<Option<String>> = classes
+            .iter()
+            .map(|v| match v {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            })
+            .collect();
+        Arc::new(rows.map(|i| text[i].as_deref()).collect::<StringArray>())
     }
 }
 
 /// The prediction as a record batch in the layout of [`Prediction::columns`]: labels through
-/// [`values_array`], numbers as `Float32`, an embedding as a fixed-size list of `Float32`.
+/// [`labels_array`], numbers as `Float32`, an embedding as a fixed-size list of `Float32`.
 ///
 /// ```
 /// # fn main() -> ingot::Result<()> {
@@ -218,7 +277,7 @@ pub fn prediction_batch(p: &Prediction) -> Result<RecordBatch> {
     let mut arrays: Vec<ArrayRef> = Vec::new();
     for c in p.columns() {
         let array: ArrayRef = match c.data {
-            ColumnData::Labels(labels) => values_array(labels),
+            ColumnData::Labels(labels) => labels_array(labels),
             ColumnData::Number { matrix, col } => {
                 Arc::new(matrix.iter_rows().map(|r| r[col]).collect::<Float32Array>())
             }
@@ -242,4 +301,56 @@ pub fn prediction_batch(p: &Prediction) -> Result<RecordBatch> {
 
 fn arrow_error(e: ArrowError) -> Error {
     Error::usage(format!("arrow: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::{DictionaryArray, Int32Array, Int8Array, LargeStringArray, StringViewArray};
+
+    use super::*;
+
+    /// Every row of column `name` as its string (`None` for missing), as the models read it.
+    fn strings(frame: &Frame<'_>, name: &str) -> Vec<Option<String>> {
+        let c = frame.column(name).unwrap();
+        (0..frame.rows())
+            .map(|r| c.values.string(r).filter(|_| !c.is_missing(r)).map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn every_string_layout_reads_the_same_values() {
+        let values = vec![Some("red"), None, Some("ünïcode"), Some(""), Some("red")];
+        let expected: Vec<Option<String>> = values.iter().map(|v| v.map(str::to_owned)).collect();
+        let dict_values = Arc::new(StringArray::from(vec![Some("red"), Some("ünïcode"), Some(""), None]));
+        // Keys 0 and 3: a null key and a key to a null value are both missing.
+        let keys = Int8Array::from(vec![Some(0), Some(3), Some(1), Some(2), Some(0)]);
+        let dict = DictionaryArray::<Int8Type>::try_new(keys, dict_values).unwrap();
+        let batch = RecordBatch::try_from_iter([
+            ("utf8", Arc::new(StringArray::from(values.clone())) as ArrayRef),
+            ("large", Arc::new(LargeStringArray::from(values.clone())) as ArrayRef),
+            ("view", Arc::new(StringViewArray::from(values.clone())) as ArrayRef),
+            ("dict", Arc::new(dict) as ArrayRef),
+        ])
+        .unwrap();
+        for batch in [batch.clone(), batch.slice(1, 3)] {
+            let columns = BatchColumns::new(&batch).unwrap();
+            let frame = columns.frame().unwrap();
+            let want = &expected[if batch.num_rows() == 3 { 1..4 } else { 0..5 }];
+            for name in ["utf8", "large", "view", "dict"] {
+                assert_eq!(strings(&frame, name), want, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_numeric_dictionary_reads_as_numbers() {
+        let keys = Int8Array::from(vec![Some(1), None, Some(0)]);
+        let dict =
+            DictionaryArray::<Int8Type>::try_new(keys, Arc::new(Int32Array::from(vec![7, 9]))).unwrap();
+        let batch = RecordBatch::try_from_iter([("d", Arc::new(dict) as ArrayRef)]).unwrap();
+        let columns = BatchColumns::new(&batch).unwrap();
+        let frame = columns.frame().unwrap();
+        let ColumnValues::F64(v) = frame.column("d").unwrap().values else { panic!("not numbers") };
+        assert_eq!((v[0], v[1].is_nan(), v[2]), (9.0, true, 7.0));
+    }
 }

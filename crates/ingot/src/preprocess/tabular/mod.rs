@@ -1,8 +1,15 @@
 //! Tabular pre-processing reproducing scikit-learn's fitted transformers (docs/format.md §3).
 //!
 //! [`TabularPipeline::compile`] validates a [`TabularSpec`] against the signature once, at load;
-//! [`TabularPipeline::transform`] then maps each row's cells through the steps in f64 and writes
-//! one f32 feature row. Errors name the row and the input column.
+//! [`TabularPipeline::transform_into`] then maps each row's cells through the steps in f64 and
+//! writes one f32 feature row. Errors name the row and the input column.
+//!
+//! Two paths compute the same features: the row-at-a-time one here (`rows_into`), which is the
+//! reference and the source of every error, and the column-at-a-time one in [`columns`], which
+//! runs each input column of a block through its steps over a run of rows at once and hands any
+//! run with a bad value back to the reference.
+
+mod columns;
 
 use std::collections::HashMap;
 
@@ -34,14 +41,39 @@ enum Cell<'a> {
 struct Categories {
     strings: HashMap<String, usize>,
     numbers: Vec<(f64, usize)>,
+    /// The string categories again, when there are at most [`FEW_CATEGORIES`] of them.
+    few: Vec<(String, usize)>,
+    /// Those of [`Categories::few`] of at most 16 bytes as (bytes zero-padded, length, index):
+    /// [`Categories::find_in`] compares them with no branch per category.
+    short: Vec<(u128, usize, usize)>,
     null: Option<usize>,
     len: usize,
 }
 
+/// `MASKS[n]` keeps the low `n` bytes of a `u128`.
+const MASKS: [u128; 17] = {
+    let mut masks = [0u128; 17];
+    let mut n = 1;
+    while n <= 16 {
+        masks[n] = u128::MAX >> (128 - 8 * n);
+        n += 1;
+    }
+    masks
+};
+
+/// Up to this many string categories are looked up by comparison instead of by hash.
+const FEW_CATEGORIES: usize = 16;
+
 impl Categories {
     fn new(values: &[Value], field: &str) -> Result<Self> {
-        let mut out =
-            Categories { strings: HashMap::new(), numbers: Vec::new(), null: None, len: values.len() };
+        let mut out = Categories {
+            strings: HashMap::new(),
+            numbers: Vec::new(),
+            few: Vec::new(),
+            short: Vec::new(),
+            null: None,
+            len: values.len(),
+        };
         for (i, v) in values.iter().enumerate() {
             let dup = match v {
                 Value::Null => out.null.replace(i).is_some(),
@@ -56,7 +88,43 @@ impl Categories {
                 return Err(Error::manifest(field, format!("category {v} is listed twice")));
             }
         }
+        if out.strings.len() <= FEW_CATEGORIES {
+            out.few = out.strings.iter().map(|(s, &i)| (s.clone(), i)).collect();
+            out.short = out
+                .few
+                .iter()
+                .filter(|(s, _)| s.len() <= 16)
+                .map(|(s, i)| {
+                    let mut bytes = [0u8; 16];
+                    bytes[..s.len()].copy_from_slice(s.as_bytes());
+                    (u128::from_le_bytes(bytes), s.len(), *i)
+                })
+                .collect();
+        }
         Ok(out)
+    }
+
+    /// The category of the string `data[span]`, as [`Categories::lookup`] finds it. A string of
+    /// at most 16 bytes with 16 bytes of `data` from its start is read in one load and compared
+    /// with every short category at once, which keeps a column of mixed categories free of
+    /// mispredicted branches.
+    #[inline]
+    fn find_in(&self, data: &str, span: std::ops::Range<usize>) -> Option<usize> {
+        let n = span.len();
+        let window = data.as_bytes().get(span.start..span.start + 16);
+        match window {
+            Some(w) if n <= 16 && self.few.len() == self.strings.len() => {
+                let mut bytes = [0u8; 16];
+                bytes.copy_from_slice(w);
+                let key = u128::from_le_bytes(bytes) & MASKS[n];
+                let mut found = usize::MAX;
+                for &(k, len, i) in &self.short {
+                    found = if k == key && len == n { i } else { found };
+                }
+                (found != usize::MAX).then_some(found)
+            }
+            _ => self.lookup(Cell::Str(&data[span])),
+        }
     }
 
     #[inline]
@@ -64,6 +132,13 @@ impl Categories {
         match cell {
             Cell::Missing => self.null,
             Cell::Num(v) => self.numbers.iter().find(|(c, _)| *c == v).map(|&(_, i)| i),
+            // A few categories (the usual case) are found faster by comparing than by hashing,
+            // and short strings faster byte by byte than through `memcmp`.
+            Cell::Str(s) if self.few.len() == self.strings.len() => {
+                let s = s.as_bytes();
+                let same = |c: &[u8]| c.len() == s.len() && c.iter().zip(s).all(|(a, b)| a == b);
+                self.few.iter().find(|(c, _)| same(c.as_bytes())).map(|&(_, i)| i)
+            }
             Cell::Str(s) => self.strings.get(s).copied(),
         }
     }
@@ -115,6 +190,23 @@ struct Block {
     steps: Vec<Step>,
     /// Input column of each output position (for error messages).
     origins: Vec<usize>,
+    /// No one-hot encoder before the last step: each input column can go through the steps
+    /// alone ([`columns`]).
+    columnwise: bool,
+    /// For each input column: a number that only imputers and scalers touch (the column path
+    /// runs those over a whole run of values).
+    numeric: Vec<bool>,
+}
+
+impl Block {
+    /// The steps as (a final one-hot encoder, the steps before it); `None` when the last step
+    /// is not a one-hot encoder.
+    fn split_one_hot(&self) -> (Option<&Step>, &[Step]) {
+        match self.steps.split_last() {
+            Some((last @ Step::OneHot { .. }, rest)) => (Some(last), rest),
+            _ => (None, &self.steps),
+        }
+    }
 }
 
 /// A validated tabular pipeline.
@@ -268,6 +360,12 @@ impl TabularPipeline {
                         vec_len_check(&sfield, "scale", scale.len(), w)?;
                         vec_len_check(&sfield, "min", min.len(), w)?;
                         finite(&sfield, scale.iter().chain(min).chain(feature_range))?;
+                        if *clip && feature_range[0] > feature_range[1] {
+                            return Err(Error::manifest(
+                                &sfield,
+                                "`feature_range` must run from its smaller value to its larger",
+                            ));
+                        }
                         Step::Scale {
                             mul: scale.clone(),
                             add: min.clone(),
@@ -351,7 +449,12 @@ impl TabularPipeline {
                 ));
             }
             width += origins.len();
-            blocks.push(Block { sources, steps, origins });
+            let columnwise = steps.iter().rev().skip(1).all(|s| !matches!(s, Step::OneHot { .. }));
+            let scalar_only = steps
+                .iter()
+                .all(|s| matches!(s, Step::Impute { .. } | Step::Affine { .. } | Step::Scale { .. }));
+            let numeric = sources.iter().map(|&s| scalar_only && columns[s].1 == Kind::Num).collect();
+            blocks.push(Block { sources, steps, origins, columnwise, numeric });
         }
         if width == 0 {
             return Err(Error::manifest(field, "the transformers produce no features"));
@@ -384,23 +487,52 @@ impl TabularPipeline {
     }
 
     /// Transforms a batch of `input.rows()` rows into `out`, `[rows, width]` row-major (every
-    /// value overwritten).
+    /// value overwritten), in parallel runs of rows.
     ///
     /// # Panics
     /// If `out` is not `rows × width` values.
+    #[cfg(test)]
     pub(crate) fn transform_into(&self, input: &Input<'_>, out: &mut [f32]) -> Result<()> {
-        let rows = input.rows()?;
-        assert_eq!(out.len(), rows * self.width, "tabular: output size");
-        let source = self.source(input)?;
-        if let (Source::Dense(d), Some(affine)) = (&source, &self.affine) {
-            return self.dense_affine(d, affine, out);
+        self.rows_in_parallel(&self.prepare(input)?, out)
+    }
+
+    /// Every row of a prepared batch into `out`, `[rows, width]` row-major, in parallel runs
+    /// of rows.
+    ///
+    /// # Panics
+    /// If `out` is not `rows × width` values.
+    pub(crate) fn rows_in_parallel(&self, batch: &Batch<'_>, out: &mut [f32]) -> Result<()> {
+        assert_eq!(out.len(), batch.rows * self.width, "tabular: output size");
+        if batch.rows <= ROWS_PER_TASK {
+            return self.rows_of(batch, 0, out);
         }
-        if rows <= ROWS_PER_TASK {
-            self.rows_into(&source, 0, out)
+        crate::parallel::try_for_each_chunk_mut(out, ROWS_PER_TASK * self.width, |c, chunk| {
+            self.rows_of(batch, c * ROWS_PER_TASK, chunk)
+        })
+    }
+
+    /// Checks `input` against the signature and works out what the call needs once.
+    pub(crate) fn prepare<'a>(&'a self, input: &Input<'a>) -> Result<Batch<'a>> {
+        let rows = input.rows()?;
+        let source = self.source(input)?;
+        let tables = match (&source, &self.affine) {
+            (Source::Dense(_), Some(_)) => Vec::new(),
+            _ => self.tables(&source),
+        };
+        Ok(Batch { rows, source, tables })
+    }
+
+    /// Rows `first_row..` of a prepared batch into `out` (whole rows of features): column by
+    /// column where the blocks allow, a bad value's run again through the reference for its
+    /// error.
+    pub(crate) fn rows_of(&self, batch: &Batch<'_>, first_row: usize, out: &mut [f32]) -> Result<()> {
+        if let (Source::Dense(d), Some(affine)) = (&batch.source, &self.affine) {
+            return self.dense_affine(d, affine, first_row, out);
+        }
+        if self.columns_into(&batch.source, &batch.tables, first_row, out) {
+            Ok(())
         } else {
-            crate::parallel::try_for_each_chunk_mut(out, ROWS_PER_TASK * self.width, |c, chunk| {
-                self.rows_into(&source, c * ROWS_PER_TASK, chunk)
-            })
+            self.rows_into(&batch.source, first_row, out)
         }
     }
 
@@ -454,10 +586,16 @@ impl TabularPipeline {
         })
     }
 
-    /// The fast path: dense numeric input through folded affine maps, rows split across threads.
-    fn dense_affine(&self, d: &Dense<'_>, affine: &[FeatureAffine], out: &mut [f32]) -> Result<()> {
+    /// The fast path: rows `first_row..` of dense numeric input through folded affine maps.
+    fn dense_affine(
+        &self,
+        d: &Dense<'_>,
+        affine: &[FeatureAffine],
+        first_row: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
         let width = self.width;
-        let rows_into = |first_row: usize, chunk: &mut [f32]| -> Result<()> {
+        let checked = |chunk: &mut [f32]| -> Result<()> {
             for (r, out_row) in chunk.chunks_exact_mut(width).enumerate() {
                 let row = first_row + r;
                 for (o, f) in out_row.iter_mut().zip(affine) {
@@ -484,36 +622,28 @@ impl TabularPipeline {
             crate::input::DenseData::F32(x) if in_order => Some(x),
             _ => None,
         };
+        let Some(x) = fast else { return checked(out) };
         let mul: Vec<f64> = affine.iter().map(|f| f.mul).collect();
         let add: Vec<f64> = affine.iter().map(|f| f.add).collect();
-        let chunk_into = |first_row: usize, chunk: &mut [f32]| -> Result<()> {
-            let Some(x) = fast else { return rows_into(first_row, chunk) };
-            let xs = &x[first_row * width..first_row * width + chunk.len()];
-            for (xr, or) in xs.chunks_exact(width).zip(chunk.chunks_exact_mut(width)) {
-                for (((o, &v), m), a) in or.iter_mut().zip(xr).zip(&mul).zip(&add) {
-                    *o = (f64::from(v) * m + a) as f32;
-                }
+        let xs = &x[first_row * width..first_row * width + out.len()];
+        for (xr, or) in xs.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+            for (((o, &v), m), a) in or.iter_mut().zip(xr).zip(&mul).zip(&add) {
+                *o = (f64::from(v) * m + a) as f32;
             }
-            // NaN (missing, possibly imputed) or ±∞ anywhere, or a fraction in an integer column:
-            // redo the chunk with the checks.
-            let mut bad = chunk.iter().fold(false, |bad, v| bad | !v.is_finite());
-            if self.integer.iter().any(|&i| i) {
-                bad |= xs.chunks_exact(width).any(|r| {
-                    r.iter().zip(&self.integer).any(|(v, &int)| int && v.is_finite() && v.fract() != 0.0)
-                });
-            }
-            if bad {
-                rows_into(first_row, chunk)
-            } else {
-                Ok(())
-            }
-        };
-        if d.rows() <= ROWS_PER_TASK {
-            return chunk_into(0, out);
         }
-        crate::parallel::try_for_each_chunk_mut(out, ROWS_PER_TASK * width, |c, chunk| {
-            chunk_into(c * ROWS_PER_TASK, chunk)
-        })
+        // NaN (missing, possibly imputed) or ±∞ anywhere, or a fraction in an integer column:
+        // redo the run with the checks.
+        let mut bad = out.iter().fold(false, |bad, v| bad | !v.is_finite());
+        if self.integer.iter().any(|&i| i) {
+            bad |= xs.chunks_exact(width).any(|r| {
+                r.iter().zip(&self.integer).any(|(v, &int)| int && v.is_finite() && v.fract() != 0.0)
+            });
+        }
+        if bad {
+            checked(out)
+        } else {
+            Ok(())
+        }
     }
 
     fn column_list(&self) -> String {
@@ -587,10 +717,13 @@ impl TabularPipeline {
             (ColumnValues::I32(v), Kind::Num) => Ok(Cell::Num(f64::from(v[row]))),
             (ColumnValues::Bool(v), Kind::Num) => Ok(Cell::Num(f64::from(u8::from(v[row])))),
             (ColumnValues::Values(v), _) => self.value_cell(&v[row], row, col),
-            (ColumnValues::Str(v), Kind::Str) => Ok(v[row].map_or(Cell::Missing, Cell::Str)),
-            (ColumnValues::Str(v), Kind::Num) => match v[row] {
-                None => Ok(Cell::Missing),
-                Some(s) => Err(wrong("a number", format!("string {s:?}"))),
+            (
+                strings @ (ColumnValues::Str(_) | ColumnValues::Utf8 { .. } | ColumnValues::Dict { .. }),
+                kind,
+            ) => match (strings.string(row), kind) {
+                (None, _) => Ok(Cell::Missing),
+                (Some(s), Kind::Str) => Ok(Cell::Str(s)),
+                (Some(s), Kind::Num) => Err(wrong("a number", format!("string {s:?}"))),
             },
             (ColumnValues::F64(v), Kind::Str) if v[row].is_nan() => Ok(Cell::Missing),
             (ColumnValues::F32(v), Kind::Str) if v[row].is_nan() => Ok(Cell::Missing),
@@ -598,46 +731,133 @@ impl TabularPipeline {
         }
     }
 
+    /// The reference path: row by row, every block through its steps on one row's cells. It
+    /// reports the earliest bad row's error.
     fn rows_into<'a>(&'a self, source: &Source<'a>, first_row: usize, out: &mut [f32]) -> Result<()> {
         let mut cur: Vec<Cell<'a>> = Vec::new();
         let mut next: Vec<Cell<'a>> = Vec::new();
         for (r, out_row) in out.chunks_exact_mut(self.width).enumerate() {
-            let row = first_row + r;
             let mut offset = 0;
             for block in &self.blocks {
-                cur.clear();
-                for &s in &block.sources {
-                    cur.push(self.cell(source, row, s)?);
-                }
-                for step in &block.steps {
-                    self.apply(step, row, &cur, &mut next)?;
-                    std::mem::swap(&mut cur, &mut next);
-                }
-                for (j, cell) in cur.iter().enumerate() {
-                    let v = match *cell {
-                        Cell::Num(v) if v.is_finite() => v,
-                        Cell::Num(v) => {
-                            return Err(self.invalid(
-                                row,
-                                block.origins[j],
-                                if v.is_nan() { "NaN" } else { "infinite" },
-                            ))
-                        }
-                        Cell::Missing => return Err(self.invalid(row, block.origins[j], "missing")),
-                        Cell::Str(_) => return Err(self.invalid(row, block.origins[j], "string")),
-                    };
-                    out_row[offset + j] = v as f32;
-                }
-                offset += cur.len();
+                let out = &mut out_row[offset..offset + block.origins.len()];
+                offset += block.origins.len();
+                self.block_row(block, source, first_row + r, out, &mut cur, &mut next)?;
             }
         }
         Ok(())
+    }
+
+    /// Row `row` of one block into `out` (the block's features), `cur` and `next` as scratch.
+    fn block_row<'a>(
+        &'a self,
+        block: &'a Block,
+        source: &Source<'a>,
+        row: usize,
+        out: &mut [f32],
+        cur: &mut Vec<Cell<'a>>,
+        next: &mut Vec<Cell<'a>>,
+    ) -> Result<()> {
+        cur.clear();
+        for &s in &block.sources {
+            cur.push(self.cell(source, row, s)?);
+        }
+        for step in &block.steps {
+            self.apply(step, row, cur, next)?;
+            std::mem::swap(cur, next);
+        }
+        for (j, cell) in cur.iter().enumerate() {
+            out[j] = self.finish(*cell, row, block.origins[j])?;
+        }
+        Ok(())
+    }
+
+    /// A finished cell as a feature value: a finite number, else an error naming input column
+    /// `origin`.
+    fn finish(&self, cell: Cell<'_>, row: usize, origin: usize) -> Result<f32> {
+        match cell {
+            Cell::Num(v) if v.is_finite() => Ok(v as f32),
+            Cell::Num(v) => Err(self.invalid(row, origin, if v.is_nan() { "NaN" } else { "infinite" })),
+            Cell::Missing => Err(self.invalid(row, origin, "missing")),
+            Cell::Str(_) => Err(self.invalid(row, origin, "string")),
+        }
     }
 
     fn invalid(&self, row: usize, col: usize, value: &'static str) -> Error {
         Error::InvalidValue { row, column: self.columns[col].0.clone(), value }
     }
 
+    /// Step `step` on column `j`'s value of one row, for every step but the one-hot encoder.
+    fn apply_one<'a>(&'a self, step: &'a Step, row: usize, j: usize, cell: Cell<'a>) -> Result<Cell<'a>> {
+        Ok(match step {
+            Step::Impute { fill } => match (cell, &fill[j]) {
+                (Cell::Missing, Value::Number(n)) => Cell::Num(*n),
+                (Cell::Missing, Value::String(s)) => Cell::Str(s),
+                (other, _) => other,
+            },
+            Step::Affine { sub, div } => match cell {
+                Cell::Num(v) => Cell::Num((v - sub[j]) / div[j]),
+                other => other,
+            },
+            Step::Scale { mul, add, clip } => match cell {
+                Cell::Num(v) => {
+                    let y = v * mul[j] + add[j];
+                    Cell::Num(match clip {
+                        Some((lo, hi)) => y.clamp(*lo, *hi),
+                        None => y,
+                    })
+                }
+                other => other,
+            },
+            Step::Ordinal { cats, unknown, missing, origins } => match (cell, missing) {
+                (Cell::Missing, Some(m)) => Cell::Num(*m),
+                (Cell::Missing, None) => Cell::Missing,
+                _ => match (cats[j].lookup(cell), unknown) {
+                    (Some(i), _) => Cell::Num(i as f64),
+                    (None, Some(Some(u))) => Cell::Num(*u),
+                    (None, Some(None)) => Cell::Missing,
+                    (None, None) => {
+                        return Err(Error::UnknownCategory {
+                            row,
+                            column: self.columns[origins[j]].0.clone(),
+                            value: describe(cell),
+                        })
+                    }
+                },
+            },
+            // Its callers hand the one-hot encoder to `one_hot`, never here.
+            Step::OneHot { .. } => {
+                return Err(Error::manifest("preprocess", "a one-hot encoder in a per-value position"))
+            }
+        })
+    }
+
+    /// The position of `cell`'s category in column `j`'s one-hot group, `None` for all zeros
+    /// (the dropped category, or an unknown one under `ignore`).
+    #[allow(clippy::too_many_arguments)]
+    fn one_hot(
+        &self,
+        cats: &[Categories],
+        drop: &[Option<usize>],
+        ignore: bool,
+        origins: &[usize],
+        row: usize,
+        j: usize,
+        cell: Cell<'_>,
+    ) -> Result<Option<usize>> {
+        match (cats[j].lookup(cell), drop[j]) {
+            (Some(i), Some(d)) if i == d => Ok(None),
+            (Some(i), Some(d)) => Ok(Some(i - usize::from(i > d))),
+            (Some(i), None) => Ok(Some(i)),
+            (None, _) if ignore => Ok(None),
+            (None, _) => Err(Error::UnknownCategory {
+                row,
+                column: self.columns[origins[j]].0.clone(),
+                value: describe(cell),
+            }),
+        }
+    }
+
+    /// Step `step` on every value of one row's block.
     fn apply<'a>(
         &'a self,
         step: &'a Step,
@@ -647,72 +867,38 @@ impl TabularPipeline {
     ) -> Result<()> {
         next.clear();
         match step {
-            Step::Impute { fill } => next.extend(cur.iter().zip(fill).map(|(c, f)| match (c, f) {
-                (Cell::Missing, Value::Number(n)) => Cell::Num(*n),
-                (Cell::Missing, Value::String(s)) => Cell::Str(s),
-                (other, _) => *other,
-            })),
-            Step::Affine { sub, div } => {
-                next.extend(cur.iter().zip(sub.iter().zip(div)).map(|(c, (s, d))| match c {
-                    Cell::Num(v) => Cell::Num((v - s) / d),
-                    other => *other,
-                }))
-            }
-            Step::Scale { mul, add, clip } => {
-                next.extend(cur.iter().zip(mul.iter().zip(add)).map(|(c, (m, a))| match c {
-                    Cell::Num(v) => {
-                        let y = v * m + a;
-                        Cell::Num(match clip {
-                            Some((lo, hi)) => y.clamp(*lo, *hi),
-                            None => y,
-                        })
-                    }
-                    other => *other,
-                }))
-            }
             Step::OneHot { cats, drop, ignore, origins } => {
-                for (j, (cell, c)) in cur.iter().zip(cats).enumerate() {
-                    let width = c.len - usize::from(drop[j].is_some());
+                for (j, &cell) in cur.iter().enumerate() {
+                    let width = cats[j].len - usize::from(drop[j].is_some());
                     let start = next.len();
                     next.extend(std::iter::repeat_n(Cell::Num(0.0), width));
-                    match (c.lookup(*cell), drop[j]) {
-                        (Some(i), Some(d)) if i == d => {}
-                        (Some(i), Some(d)) => next[start + i - usize::from(i > d)] = Cell::Num(1.0),
-                        (Some(i), None) => next[start + i] = Cell::Num(1.0),
-                        (None, _) if *ignore => {}
-                        (None, _) => {
-                            return Err(Error::UnknownCategory {
-                                row,
-                                column: self.columns[origins[j]].0.clone(),
-                                value: describe(*cell),
-                            })
-                        }
+                    if let Some(i) = self.one_hot(cats, drop, *ignore, origins, row, j, cell)? {
+                        next[start + i] = Cell::Num(1.0);
                     }
                 }
             }
-            Step::Ordinal { cats, unknown, missing, origins } => {
-                for (j, (cell, c)) in cur.iter().zip(cats).enumerate() {
-                    let encoded = match (cell, missing) {
-                        (Cell::Missing, Some(m)) => Cell::Num(*m),
-                        (Cell::Missing, None) => Cell::Missing,
-                        _ => match (c.lookup(*cell), unknown) {
-                            (Some(i), _) => Cell::Num(i as f64),
-                            (None, Some(Some(u))) => Cell::Num(*u),
-                            (None, Some(None)) => Cell::Missing,
-                            (None, None) => {
-                                return Err(Error::UnknownCategory {
-                                    row,
-                                    column: self.columns[origins[j]].0.clone(),
-                                    value: describe(*cell),
-                                })
-                            }
-                        },
-                    };
-                    next.push(encoded);
+            other => {
+                for (j, &cell) in cur.iter().enumerate() {
+                    next.push(self.apply_one(other, row, j, cell)?);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// A batch checked against the signature, with what its call works out once
+/// ([`TabularPipeline::prepare`]).
+pub(crate) struct Batch<'a> {
+    rows: usize,
+    source: Source<'a>,
+    tables: columns::Tables<'a>,
+}
+
+impl Batch<'_> {
+    /// Number of rows.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
     }
 }
 
@@ -755,6 +941,7 @@ fn affine(field: &str, sub: Option<&[f64]>, div: Option<&[f64]>, w: usize, sub_n
 mod tests {
     use super::*;
     use crate::format::TransformerSpec;
+    use crate::input::{Frame, Offsets};
 
     fn spec(steps: Vec<TabularStepSpec>) -> (TabularSpec, Vec<TensorSpec>) {
         let inputs = (0..3)
@@ -837,6 +1024,223 @@ mod tests {
         wrong(p.transform(&Input::Dense(Dense::f32(&dense32, 2, 3).unwrap())));
         let whole = [1.0f32, 2.0, 2.0, 1.0, 3.0, -4.0];
         assert_eq!(p.transform(&Input::Dense(Dense::f32(&whole, 2, 3).unwrap())).unwrap().0, whole);
+    }
+
+    /// A pipeline with every kind of block: numbers imputed and scaled (one column integer),
+    /// strings imputed and one-hot encoded, an ordinal encoder then a clipping scaler, and a
+    /// one-hot encoder followed by a scaler (not columnwise).
+    fn mixed() -> TabularPipeline {
+        let num = |name: &str, dtype| TensorSpec { name: name.into(), dtype, shape: vec![-1] };
+        let inputs = vec![
+            num("a", ElementType::F64),
+            num("n", ElementType::I64),
+            num("s", ElementType::String),
+            num("t", ElementType::String),
+            num("u", ElementType::String),
+        ];
+        let cats = |c: &[&str]| c.iter().map(|&s| Value::from(s)).collect::<Vec<_>>();
+        let block = |columns: &[&str], steps| TransformerSpec {
+            name: "b".into(),
+            columns: columns.iter().map(|&c| c.into()).collect(),
+            steps,
+        };
+        let transformers = vec![
+            block(
+                &["a", "n"],
+                vec![
+                    TabularStepSpec::SimpleImputer { fill: vec![Value::from(0.5), Value::from(3.0)] },
+                    TabularStepSpec::StandardScaler {
+                        mean: Some(vec![1.5, 2.0]),
+                        scale: Some(vec![0.3, 7.0]),
+                    },
+                ],
+            ),
+            block(
+                &["s", "t"],
+                vec![
+                    TabularStepSpec::SimpleImputer { fill: vec![Value::from("x"), Value::from("q")] },
+                    TabularStepSpec::OneHotEncoder {
+                        categories: vec![cats(&["x", "y", "z"]), cats(&["p", "q"])],
+                        handle_unknown: HandleUnknown::Ignore,
+                        drop: Some(vec![None, Some(0)]),
+                    },
+                ],
+            ),
+            block(
+                &["u"],
+                vec![
+                    TabularStepSpec::OrdinalEncoder {
+                        categories: vec![cats(&["lo", "mid", "hi"])],
+                        handle_unknown: HandleUnknown::UseEncodedValue,
+                        unknown_value: Some(-1.0),
+                        encoded_missing_value: Some(9.0),
+                    },
+                    TabularStepSpec::MinMaxScaler {
+                        scale: vec![0.5],
+                        min: vec![0.0],
+                        clip: true,
+                        feature_range: [0.0, 1.0],
+                    },
+                ],
+            ),
+            block(
+                &["t"],
+                vec![
+                    TabularStepSpec::OneHotEncoder {
+                        categories: vec![cats(&["p", "q"])],
+                        handle_unknown: HandleUnknown::Error,
+                        drop: None,
+                    },
+                    TabularStepSpec::MaxAbsScaler { scale: vec![2.0, 4.0] },
+                ],
+            ),
+        ];
+        TabularPipeline::compile(&TabularSpec { transformers }, &inputs, "t").unwrap()
+    }
+
+    /// The reference path's features (or error) for the same input.
+    fn reference(p: &TabularPipeline, input: &Input<'_>) -> Result<Vec<f32>> {
+        let rows = input.rows()?;
+        let mut out = vec![0f32; rows * p.width];
+        p.rows_into(&p.source(input)?, 0, &mut out)?;
+        Ok(out)
+    }
+
+    proptest::proptest! {
+        /// Column by column, from a frame of any column types (strings as a slice, in Arrow's
+        /// layout or dictionary-encoded; floats or integers; missing masks), the features are the reference's bit for bit,
+        /// and a bad value anywhere gives the reference's error (the earliest bad row).
+        #[test]
+        fn the_column_path_is_the_reference(
+            rows in proptest::collection::vec(
+                (
+                    proptest::option::of(-1e3f64..1e3),
+                    0i64..6,
+                    0usize..5,
+                    0usize..4,
+                    0usize..5,
+                    proptest::bool::ANY,
+                ),
+                0..1400,
+            ),
+            form in 0u8..3,
+            int_as_float in proptest::bool::ANY,
+            bad_at in proptest::option::of(0usize..1400),
+        ) {
+            let p = mixed();
+            const S_VALS: [&str; 4] = ["x", "y", "z", "w"];
+            const T_VALS: [&str; 3] = ["p", "q", "r"];
+            const U_VALS: [&str; 4] = ["lo", "mid", "hi", "max"];
+            let (s_vals, t_vals, u_vals) = (&S_VALS[..], &T_VALS[..], &U_VALS[..]);
+            let mut a: Vec<f64> = rows.iter().map(|r| r.0.unwrap_or(f64::NAN)).collect();
+            let n: Vec<i64> = rows.iter().map(|r| r.1).collect();
+            let mut nf: Vec<f64> = n.iter().map(|&v| v as f64).collect();
+            let mask: Vec<bool> = rows.iter().map(|r| r.5).collect();
+            // Code 4 is missing; t is never missing (the last block refuses a missing t) and
+            // "r" only at the bad row.
+            let codes = |picked: Vec<usize>| picked.into_iter().map(|c| if c >= 4 { -1 } else { c as i32 }).collect::<Vec<i32>>();
+            let s_codes = codes(rows.iter().map(|r| r.2).collect());
+            let mut t_codes: Vec<i32> = rows.iter().map(|r| (r.3 % 2) as i32).collect();
+            let u_codes = codes(rows.iter().map(|r| r.4).collect());
+            if let Some(b) = bad_at.filter(|&b| b < rows.len()) {
+                match b % 3 {
+                    0 => nf[b] = 2.5,
+                    1 => a[b] = f64::INFINITY,
+                    _ => t_codes[b] = 2,
+                }
+            }
+            let strings = |codes: &[i32], vals: &[&'static str]| -> Vec<Option<&'static str>> {
+                codes.iter().map(|&c| usize::try_from(c).ok().map(|c| vals[c])).collect()
+            };
+            let (s_str, t_str, u_str) =
+                (strings(&s_codes, s_vals), strings(&t_codes, t_vals), strings(&u_codes, u_vals));
+            // Arrow's layout: the strings end to end, missing ones empty and marked.
+            let arrow = |values: &[Option<&str>]| {
+                let mut offsets = vec![0i64];
+                let mut data = String::new();
+                for v in values {
+                    data.push_str(v.unwrap_or_default());
+                    offsets.push(data.len() as i64);
+                }
+                (offsets, data, values.iter().map(Option::is_none).collect::<Vec<bool>>())
+            };
+            let (s_arrow, t_arrow, u_arrow) = (arrow(&s_str), arrow(&t_str), arrow(&u_str));
+            let col = |name: &'static str, values| FrameColumn { name, values, missing: None };
+            fn string_col<'a>(
+                form: u8,
+                name: &'a str,
+                keys: &'a [i32],
+                values: &'a [&'a str],
+                plain: &'a [Option<&'a str>],
+                (offsets, data, missing): &'a (Vec<i64>, String, Vec<bool>),
+            ) -> FrameColumn<'a> {
+                let (values, missing) = match form {
+                    0 => (ColumnValues::Dict { keys, values }, None),
+                    1 => (ColumnValues::Str(plain), None),
+                    _ => (ColumnValues::Utf8 { offsets: Offsets::I64(offsets), data }, Some(missing.as_slice())),
+                };
+                FrameColumn { name, values, missing }
+            }
+            let columns = vec![
+                FrameColumn { name: "a", values: ColumnValues::F64(&a), missing: Some(&mask) },
+                if int_as_float { col("n", ColumnValues::F64(&nf)) } else { col("n", ColumnValues::I64(&n)) },
+                string_col(form, "s", &s_codes, s_vals, &s_str, &s_arrow),
+                string_col(form, "t", &t_codes, t_vals, &t_str, &t_arrow),
+                string_col(form, "u", &u_codes, u_vals, &u_str, &u_arrow),
+            ];
+            let frame = Frame::new(columns).unwrap();
+            let input = Input::Frame(&frame);
+            let expected = reference(&p, &input);
+            // The column path alone: it succeeds exactly when the reference does.
+            let source = p.source(&input).unwrap();
+            let mut columns = vec![0f32; rows.len() * p.width];
+            let ok = p.columns_into(&source, &p.tables(&source), 0, &mut columns);
+            proptest::prop_assert_eq!(ok, expected.is_ok());
+            if let Ok(e) = &expected {
+                proptest::prop_assert!(e.iter().zip(&columns).all(|(x, y)| x.to_bits() == y.to_bits()));
+            }
+            let got = p.transform(&input).map(|(f, _)| f);
+            match (&expected, &got) {
+                (Ok(e), Ok(g)) => {
+                    proptest::prop_assert_eq!(e.len(), g.len());
+                    for (x, y) in e.iter().zip(g) {
+                        proptest::prop_assert_eq!(x.to_bits(), y.to_bits());
+                    }
+                }
+                (Err(e), Err(g)) => proptest::prop_assert_eq!(e.to_string(), g.to_string()),
+                _ => proptest::prop_assert!(false, "{expected:?} vs {got:?}"),
+            }
+        }
+    }
+
+    /// The one-load comparison finds what the hash finds: prefixes, trailing NULs, 16 and 17
+    /// bytes, the empty string, strings near the end of the data and unknown ones.
+    #[test]
+    fn short_strings_are_found_as_the_hash_finds_them() {
+        let known = ["", "a", "ab", "ab\0", "exactly16bytes!!", "seventeen bytes!!", "é"];
+        let cats = Categories::new(&known.map(Value::from), "t").unwrap();
+        assert_eq!(cats.short.len(), 6);
+        let probes = [known.as_slice(), &["b", "abc", "ab\0\0", "exactly16bytes!?", "e", "a"]].concat();
+        let data: String = probes.concat();
+        let mut start = 0;
+        for p in &probes {
+            let span = start..start + p.len();
+            start = span.end;
+            let by_hash = cats.strings.get(*p).copied();
+            assert_eq!(cats.find_in(&data, span), by_hash, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_reversed_clipping_range_is_refused() {
+        let (s, inputs) = spec(vec![TabularStepSpec::MinMaxScaler {
+            scale: vec![1.0; 3],
+            min: vec![0.0; 3],
+            clip: true,
+            feature_range: [1.0, 0.0],
+        }]);
+        let err = TabularPipeline::compile(&s, &inputs, "t").unwrap_err();
+        assert!(err.to_string().contains("feature_range"), "{err}");
     }
 
     #[test]
