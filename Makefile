@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 export INGOT_BIN := $(CURDIR)/target/debug/ingot
 
-.PHONY: help test test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare fuzz demo-model fixtures pre-commit check-fixme
+.PHONY: help test test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python fuzz demo-model fixtures pre-commit check-fixme
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,8 +41,12 @@ python-install: venv  ## Build the Python package (dev profile) and install it i
 	.venv-spark/bin/pip install --quiet --disable-pip-version-check -r requirements-spark.txt
 	touch $@
 
-test-spark: python-install .venv-spark/.installed  ## Spark local[2] mapInPandas scoring against model.predict (needs a JDK: apt-get install default-jre-headless)
-	@command -v java >/dev/null || { echo "test-spark needs java (apt-get install default-jre-headless)"; exit 1; }
+# Spark needs a JVM: Debian's default-jre-headless is installed when java is missing and this
+# runs as root; otherwise install one yourself.
+test-spark: python-install .venv-spark/.installed  ## Spark local[2] mapInPandas scoring against model.predict (installs a JDK from Debian if missing)
+	@command -v java >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends default-jre-headless; } || \
+	  { echo "test-spark needs java: apt-get install default-jre-headless"; exit 1; }
 	.venv-spark/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
 	  $$(ls -t target/wheels-dev/ingot_ml-*.whl | head -n 1)
 	PYSPARK_PYTHON=$(CURDIR)/.venv-spark/bin/python .venv-spark/bin/python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning tests/spark
@@ -91,6 +95,16 @@ bench-deps: $(VENV)/.bench-installed  ## Install comparison libraries (ONNX Runt
 bench-compare: bench-deps python-install  ## Ingot vs scikit-learn vs ONNX Runtime on the same pipelines, same run
 	$(CARGO) build --release --locked -p ingot-cli
 	$(PY) scripts/bench_compare.py --ingot target/release/ingot
+
+# The release wheel goes into .venv (and .venv-spark); `make test` puts the dev wheel back.
+bench-python: bench-deps .venv-spark/.installed  ## The Python package vs the Rust core, scikit-learn, ONNX Runtime and Spark (release wheel)
+	$(CARGO) build --release --locked -p ingot-cli
+	$(PY) -m maturin build --release --locked --interpreter $(PY) -o target/wheels-release
+	for venv in $(VENV) .venv-spark; do $$venv/bin/pip install --quiet --disable-pip-version-check \
+	  --force-reinstall --no-deps $$(ls -t target/wheels-release/ingot_ml-*.whl | head -n 1) || exit 1; done
+	$(PY) benches/python/bench_python.py --ingot target/release/ingot --bundle target/bench-mixed.ingot
+	PYSPARK_PYTHON=$(CURDIR)/.venv-spark/bin/python .venv-spark/bin/python benches/python/bench_python.py \
+	  --spark --bundle target/bench-mixed.ingot
 
 .venv-ref/.installed: requirements-ref.txt
 	$(PYTHON) -m venv .venv-ref

@@ -102,9 +102,16 @@ impl PyModel {
         })
     }
 
-    /// Predicts an Arrow stream (any object with ``__arrow_c_stream__``: a pyarrow Table or
-    /// RecordBatchReader); numeric columns are read in place, batch by batch.
-    fn predict_arrow(&self, py: Python<'_>, stream: &Bound<'_, PyAny>) -> PyResult<PyPrediction> {
+    /// Predicts an Arrow stream (any object with ``__arrow_c_stream__``: a pyarrow Table,
+    /// RecordBatch or RecordBatchReader); numeric columns and strings are read in place, batch
+    /// by batch. Errors number rows from ``row_offset`` (the stream's place in a larger file).
+    #[pyo3(signature = (stream, row_offset = 0))]
+    fn predict_arrow(
+        &self,
+        py: Python<'_>,
+        stream: &Bound<'_, PyAny>,
+        row_offset: usize,
+    ) -> PyResult<PyPrediction> {
         let capsule = stream.call_method0("__arrow_c_stream__")?;
         let capsule = capsule.cast::<PyCapsule>()?;
         let pointer = capsule.pointer_checked(Some(c"arrow_array_stream"))?;
@@ -120,7 +127,7 @@ impl PyModel {
                 let mut parts = Vec::new();
                 for batch in reader {
                     let batch = batch.map_err(|e| Error::usage(format!("arrow stream: {e}")))?;
-                    let offset: usize = parts.iter().map(|p: &Prediction| p.rows).sum();
+                    let offset = row_offset + parts.iter().map(|p: &Prediction| p.rows).sum::<usize>();
                     let columns = ingot::io::arrow::BatchColumns::new(&batch)?;
                     let frame = columns.frame()?;
                     parts.push(model.predict(Input::Frame(&frame)).map_err(|e| e.with_row_offset(offset))?);

@@ -21,6 +21,10 @@ use crate::value::{Record, Value};
 /// Rows processed per parallel task; small batches stay on the calling thread.
 const ROWS_PER_TASK: usize = 512;
 
+/// Batches from this many rows go through the column path ([`columns`]); smaller ones, row by
+/// row.
+const COLUMN_PATH_ROWS: usize = 16;
+
 /// Whether a column carries numbers or strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -515,11 +519,17 @@ impl TabularPipeline {
     pub(crate) fn prepare<'a>(&'a self, input: &Input<'a>) -> Result<Batch<'a>> {
         let rows = input.rows()?;
         let source = self.source(input)?;
-        let tables = match (&source, &self.affine) {
-            (Source::Dense(_), Some(_)) => Vec::new(),
-            _ => self.tables(&source),
-        };
-        Ok(Batch { rows, source, tables })
+        // Records are read row by row (each row is its own map: read column by column, a batch
+        // would walk every row's map once per column); so are small batches, where working out
+        // the tables would cost more than it saves.
+        let by_columns = rows >= COLUMN_PATH_ROWS
+            && match &source {
+                Source::Records(_) => false,
+                Source::Dense(_) => self.affine.is_none(),
+                Source::Columns(_) | Source::Frame(_) => true,
+            };
+        let tables = if by_columns { self.tables(&source) } else { Vec::new() };
+        Ok(Batch { rows, source, tables, by_columns })
     }
 
     /// Rows `first_row..` of a prepared batch into `out` (whole rows of features): column by
@@ -529,7 +539,7 @@ impl TabularPipeline {
         if let (Source::Dense(d), Some(affine)) = (&batch.source, &self.affine) {
             return self.dense_affine(d, affine, first_row, out);
         }
-        if self.columns_into(&batch.source, &batch.tables, first_row, out) {
+        if batch.by_columns && self.columns_into(&batch.source, &batch.tables, first_row, out) {
             Ok(())
         } else {
             self.rows_into(&batch.source, first_row, out)
@@ -653,6 +663,7 @@ impl TabularPipeline {
     }
 
     /// A number `v` for column `col`, refused when the column is integer and `v` is not.
+    #[inline(always)]
     fn number(&self, row: usize, col: usize, v: f64) -> Result<Cell<'static>> {
         if v.is_nan() {
             return Ok(Cell::Missing);
@@ -668,6 +679,7 @@ impl TabularPipeline {
         Ok(Cell::Num(v))
     }
 
+    #[inline(always)]
     fn cell<'a>(&'a self, source: &Source<'a>, row: usize, col: usize) -> Result<Cell<'a>> {
         let name = &self.columns[col].0;
         let value = match source {
@@ -682,6 +694,7 @@ impl TabularPipeline {
     }
 
     /// A [`Value`] of input column `col` in row `row`, checked against the column's type.
+    #[inline(always)]
     fn value_cell<'a>(&self, value: &'a Value, row: usize, col: usize) -> Result<Cell<'a>> {
         let (name, kind) = &self.columns[col];
         match (value, kind) {
@@ -704,6 +717,7 @@ impl TabularPipeline {
     }
 
     /// Row `row` of frame column `c`, the input column `col`.
+    #[inline(always)]
     fn frame_cell<'a>(&self, c: &FrameColumn<'a>, row: usize, col: usize) -> Result<Cell<'a>> {
         if c.is_missing(row) {
             return Ok(Cell::Missing);
@@ -748,6 +762,7 @@ impl TabularPipeline {
     }
 
     /// Row `row` of one block into `out` (the block's features), `cur` and `next` as scratch.
+    #[inline(always)]
     fn block_row<'a>(
         &'a self,
         block: &'a Block,
@@ -773,6 +788,7 @@ impl TabularPipeline {
 
     /// A finished cell as a feature value: a finite number, else an error naming input column
     /// `origin`.
+    #[inline(always)]
     fn finish(&self, cell: Cell<'_>, row: usize, origin: usize) -> Result<f32> {
         match cell {
             Cell::Num(v) if v.is_finite() => Ok(v as f32),
@@ -787,6 +803,7 @@ impl TabularPipeline {
     }
 
     /// Step `step` on column `j`'s value of one row, for every step but the one-hot encoder.
+    #[inline(always)]
     fn apply_one<'a>(&'a self, step: &'a Step, row: usize, j: usize, cell: Cell<'a>) -> Result<Cell<'a>> {
         Ok(match step {
             Step::Impute { fill } => match (cell, &fill[j]) {
@@ -893,6 +910,8 @@ pub(crate) struct Batch<'a> {
     rows: usize,
     source: Source<'a>,
     tables: columns::Tables<'a>,
+    /// Whether the column path runs (else the reference).
+    by_columns: bool,
 }
 
 impl Batch<'_> {
