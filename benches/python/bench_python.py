@@ -12,11 +12,13 @@
 2. A mixed-dtype DataFrame of ``--rows`` rows (numbers with NaN, strings with unseen
    categories; pandas' default string dtype): ``model.predict(df)`` against the pipeline's
    ``predict_proba(df)`` and ONNX Runtime on its skl2onnx conversion fed the same frame's
-   columns; per round the median of ``--reps`` calls of each, the engines interleaved.
+   columns; per round, each engine's median of ``--reps`` back-to-back calls after a warm-up
+   call, the engines one after another in each round.
 3. Two Python threads sharing one model (loaded with ``threads=1``, so each call stays on its
    thread) against one thread, on batches of 256 rows of the digits MLP.
-4. ``--spark``: Spark ``local[2]`` ``mapInPandas`` scoring of ``--rows`` rows (``ingot.spark``)
-   against plain pandas scoring of the same frame in chunks.
+4. ``--spark``: Spark ``local[2]`` ``mapInPandas`` scoring of ``--rows`` rows read from Parquet
+   (``ingot.spark``, the bundle shipped with ``addFile``) against plain pandas scoring of the
+   same frame in chunks of 65 536 rows; one uncounted warm-up round first.
 """
 
 from __future__ import annotations
@@ -168,8 +170,12 @@ def bench_frame(args, tmp: str, results: list) -> None:
     for r in range(args.rounds):
         row = {"round": r}
         times: dict[str, list[float]] = {name: [] for name in engines}
-        for _ in range(args.reps):
-            for name, fn in engines.items():
+        # Each engine's calls back to back after one warm-up call: a call that follows another
+        # engine's 0.3 s single-threaded run finds the second core idle and runs 10-25 % slower
+        # (measured on Ingot: 27-31 ms after 0.3 s of sleep, 24.7 ms back to back).
+        for name, fn in engines.items():
+            fn()
+            for _ in range(args.reps):
                 t = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t)
@@ -233,6 +239,7 @@ def bench_spark(args) -> None:
         SparkSession.builder.master("local[2]")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
     model = ingot.load(args.bundle)
@@ -243,7 +250,8 @@ def bench_spark(args) -> None:
         df.to_parquet(parquet)
         spark.sparkContext.addFile(args.bundle)
         name = os.path.basename(args.bundle)
-        for r in range(args.rounds):
+        # Round 0 warms the JVM and the Python workers up (the model loads there); not counted.
+        for r in range(args.rounds + 1):
             sdf = spark.read.parquet(parquet)
             t = time.perf_counter()
             out = sdf.mapInPandas(
@@ -256,6 +264,8 @@ def bench_spark(args) -> None:
             for start in range(0, len(df), 65_536):
                 model.predict(df.iloc[start : start + 65_536])
             pandas_s = time.perf_counter() - t
+            if r == 0:
+                continue
             print(
                 f"spark round {r}: local[2] {n / spark_s:,.0f} rows/s ({spark_s:.2f} s), "
                 f"pandas chunks {args.rows / pandas_s:,.0f} rows/s ({pandas_s:.2f} s), "

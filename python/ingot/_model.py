@@ -170,13 +170,8 @@ class Model:
         if any(_arrow_backed(df[name]) for name in used):
             # Arrow-backed columns (pandas' default strings since 3.0) cross as Arrow, read in
             # place; numpy columns go along without a copy.
-            import pyarrow as pa
-
-            try:
-                table = pa.Table.from_pandas(df[used], preserve_index=False)
-            except (pa.ArrowException, TypeError, ValueError):
-                pass  # a column Arrow cannot hold (mixed objects): the column path below reports it
-            else:
+            table = _arrow_table(df, used)
+            if table is not None:
                 return self._model.predict_arrow(table)
         names, values, missing = [], [], []
         for name in used:
@@ -260,6 +255,28 @@ def _arrow_backed(s: Any) -> bool:
     if getattr(pd, "ArrowDtype", None) is not None and isinstance(dtype, pd.ArrowDtype):
         return True
     return isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+
+
+def _arrow_table(df: Any, used: list) -> Any:
+    """Columns ``used`` of ``df`` as a pyarrow Table, or None if Arrow cannot hold one (mixed
+    objects: the column path reports it). Arrow-backed and numpy numeric columns are wrapped
+    where they lie (a float NaN stays NaN, which the core reads as missing, so no validity
+    bitmap is computed); other columns go through ``pa.Table.from_pandas``."""
+    import pyarrow as pa
+
+    try:
+        if all(_arrow_backed(df[n]) or df[n].dtype.type in _NUMERIC for n in used):
+            return pa.table(
+                {
+                    str(n): pa.array(df[n])
+                    if _arrow_backed(df[n])
+                    else pa.array(df[n].to_numpy(copy=False), from_pandas=False)
+                    for n in used
+                }
+            )
+        return pa.Table.from_pandas(df[used], preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
 
 
 def _strings(s: Any, values: np.ndarray) -> Any:
