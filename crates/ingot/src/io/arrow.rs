@@ -318,6 +318,28 @@ mod tests {
     }
 
     #[test]
+    fn numbers_and_strings_are_read_where_arrow_keeps_them() {
+        let numbers = Float64Array::from(vec![1.0, f64::NAN, 3.0]);
+        let strings = StringArray::from(vec![Some("red"), None, Some("blue")]);
+        let (numbers_at, strings_at) = (numbers.values().as_ptr(), strings.values().as_ptr());
+        let batch = RecordBatch::try_from_iter([
+            ("x", Arc::new(numbers) as ArrayRef),
+            ("s", Arc::new(strings) as ArrayRef),
+        ])
+        .unwrap();
+        let columns = BatchColumns::new(&batch).unwrap();
+        let frame = columns.frame().unwrap();
+        match frame.column("x").unwrap().values {
+            ColumnValues::F64(v) => assert_eq!(v.as_ptr(), numbers_at),
+            other => panic!("x read as {other:?}"),
+        }
+        match frame.column("s").unwrap().values {
+            ColumnValues::Utf8 { data, .. } => assert_eq!(data.as_ptr(), strings_at),
+            other => panic!("s read as {other:?}"),
+        }
+    }
+
+    #[test]
     fn every_string_layout_reads_the_same_values() {
         let values = vec![Some("red"), None, Some("ünïcode"), Some(""), Some("red")];
         let expected: Vec<Option<String>> = values.iter().map(|v| v.map(str::to_owned)).collect();
