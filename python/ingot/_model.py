@@ -264,14 +264,15 @@ def _arrow_table(df: Any, used: list) -> Any:
     bitmap is computed); other columns go through ``pa.Table.from_pandas``."""
     import pyarrow as pa
 
+    columns = {n: df[n] for n in used}
     try:
-        if all(_arrow_backed(df[n]) or df[n].dtype.type in _NUMERIC for n in used):
+        if all(_arrow_backed(s) or s.dtype.type in _NUMERIC for s in columns.values()):
             return pa.table(
                 {
-                    str(n): pa.array(df[n])
-                    if _arrow_backed(df[n])
-                    else pa.array(df[n].to_numpy(copy=False), from_pandas=False)
-                    for n in used
+                    str(n): pa.array(s)
+                    if _arrow_backed(s)
+                    else pa.array(s.to_numpy(copy=False), from_pandas=False)
+                    for n, s in columns.items()
                 }
             )
         return pa.Table.from_pandas(df[used], preserve_index=False)

@@ -10,7 +10,7 @@ use pyo3::types::{PyCapsule, PyCapsuleMethods, PyList};
 
 use crate::convert::{self, Matrix, NamedColumn};
 use crate::error::to_py;
-use crate::prediction::{py_value, PyPrediction};
+use crate::prediction::{py_list, PyPrediction};
 
 /// A loaded model; safe to share between threads (calls release the GIL).
 #[pyclass(frozen, module = "ingot._ingot", name = "Model")]
@@ -185,10 +185,7 @@ impl PyModel {
     /// The class labels as trained, or None.
     #[getter]
     fn classes<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        self.inner
-            .classes()
-            .map(|c| PyList::new(py, c.iter().map(|v| py_value(py, v)).collect::<PyResult<Vec<_>>>()?))
-            .transpose()
+        self.inner.classes().map(|c| py_list(py, c)).transpose()
     }
 
     /// Input column names, in signature order.

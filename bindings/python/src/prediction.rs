@@ -18,6 +18,11 @@ pub(crate) fn py_value(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
     }
 }
 
+/// Values as a Python list of [`py_value`]s.
+pub(crate) fn py_list<'py>(py: Python<'py>, values: &[Value]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, values.iter().map(|v| py_value(py, v)).collect::<PyResult<Vec<_>>>()?)
+}
+
 /// A `[rows, cols]` matrix as a 2-D float32 array (the values move, no copy).
 fn array2(py: Python<'_>, m: Matrix) -> PyResult<Py<PyArray2<f32>>> {
     let (rows, cols) = (m.rows(), m.cols());
@@ -106,10 +111,7 @@ impl PyPrediction {
     /// The class labels as trained, or None.
     #[getter]
     fn classes<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        self.classes
-            .as_ref()
-            .map(|c| PyList::new(py, c.iter().map(|v| py_value(py, v)).collect::<PyResult<Vec<_>>>()?))
-            .transpose()
+        self.classes.as_deref().map(|c| py_list(py, c)).transpose()
     }
 
     /// Regression values, ``float32 [rows, targets]``, or None.
