@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
+use ingot::signing::{signature_path, SignatureFile, VerifyingKey};
 use ingot::{Bundle, Model};
 
 /// Prints the model card, signature, pipeline and tensors.
@@ -121,14 +122,21 @@ fn step_name(step: &ingot::format::TabularStepSpec) -> String {
     serde_json::to_value(step).ok().and_then(|v| v["type"].as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-/// Runs every check and reports each stage; an error ends with a non-zero exit code.
-pub(crate) fn verify(path: &Path) -> Result<(), ingot::Error> {
+/// Runs every check and reports each stage; an error ends with a non-zero exit code. With a
+/// public key, the signature file must also verify, over the very bytes that were checked.
+pub(crate) fn verify(path: &Path, key: Option<&Path>) -> Result<(), ingot::Error> {
+    let key = key.map(VerifyingKey::read).transpose()?;
     let bundle = Bundle::open(path)?;
     println!("ok  container: header, offsets, alignment, dtypes ({} tensors)", bundle.tensor_entries().len());
     println!("ok  format version {}", bundle.format_version());
     println!("ok  checksum (blake3) {}", bundle.manifest().checksum.as_deref().unwrap_or(""));
     let model = Model::from_bundle(bundle, &ingot::LoadOptions::default())?;
     println!("ok  manifest, pipeline and graph (opset {})", model.manifest().graph.opset);
+    if let Some(key) = key {
+        let signature = SignatureFile::read(signature_path(path))?;
+        let verified = signature.verify(model.bundle().as_bytes(), &key)?;
+        println!("ok  signature (ed25519) by key {} over blake3 {}", verified.key_id(), verified.file_hash());
+    }
     println!("{} {} is valid", model.metadata().name, model.metadata().version);
     Ok(())
 }

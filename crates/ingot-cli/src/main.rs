@@ -1,8 +1,9 @@
-//! `ingot`: inspect, verify, predict, bench, pack and unpack `.ingot` bundles.
+//! `ingot`: inspect, verify, sign, predict, bench, pack and unpack `.ingot` bundles.
 
 mod bench;
 mod inspect;
 mod predict;
+mod sign;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,27 @@ enum Command {
     Verify {
         /// The `.ingot` file.
         model: PathBuf,
+        /// Also check the signature in `MODEL.sig` against this public key file: a missing,
+        /// malformed or non-matching signature fails.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Generate an ed25519 key pair: PREFIX.key (secret, mode 0600) and PREFIX.pub (public).
+    Keygen {
+        /// Path prefix of the two key files.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Replace existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign an `.ingot` file with a secret key, writing the signature to MODEL.sig.
+    Sign {
+        /// The `.ingot` file.
+        model: PathBuf,
+        /// The secret key file (written by `ingot keygen`).
+        #[arg(long)]
+        key: PathBuf,
     },
     /// Batch scoring: predict on a CSV, JSONL or Parquet file (or `-` for stdin), streaming in
     /// chunks, with input columns kept beside the predictions and a run record.
@@ -84,7 +106,9 @@ enum ImportKind {
 fn run(cli: Cli) -> Result<(), ingot::Error> {
     match cli.command {
         Command::Inspect { model, json } => inspect::inspect(&model, json),
-        Command::Verify { model } => inspect::verify(&model),
+        Command::Verify { model, key } => inspect::verify(&model, key.as_deref()),
+        Command::Keygen { output, force } => sign::keygen(&output, force),
+        Command::Sign { model, key } => sign::sign(&model, &key),
         Command::Predict(args) => predict::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Pack { dir, output } => {

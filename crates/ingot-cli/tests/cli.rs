@@ -335,3 +335,82 @@ fn every_kernel_level_gives_the_same_predictions() {
     let report: serde_json::Value = serde_json::from_slice(&bench.stdout).unwrap();
     assert_eq!(report["isa"], "scalar");
 }
+
+#[test]
+fn keygen_sign_and_verify_with_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(dir.path());
+    let p = |name: &str| dir.path().join(name).display().to_string();
+
+    let out = ingot(&["keygen", "-o", &p("release")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key_id = ingot::signing::VerifyingKey::read(p("release.pub")).unwrap().key_id();
+    assert!(stderr(&out).contains(&key_id), "{}", stderr(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p("release.key")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let again = ingot(&["keygen", "-o", &p("release")]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("error [IngotUsageError]") && stderr(&again).contains("--force"));
+    let secret = std::fs::read(p("release.key")).unwrap();
+    assert!(ingot(&["keygen", "-o", &p("release"), "--force"]).status.success());
+    assert_ne!(std::fs::read(p("release.key")).unwrap(), secret, "--force writes a new key");
+    let key_id = ingot::signing::VerifyingKey::read(p("release.pub")).unwrap().key_id();
+
+    let signed = ingot(&["sign", &m, "--key", &p("release.key")]);
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    assert!(stderr(&signed).contains(&p("m.ingot.sig")) && stderr(&signed).contains(&key_id));
+
+    let ok = ingot(&["verify", &m, "--key", &p("release.pub")]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(stdout.contains(&format!("ok  signature (ed25519) by key {key_id}")), "{stdout}");
+    assert!(stdout.contains("logistic 1.0.0 is valid"), "{stdout}");
+    let plain = ingot(&["verify", &m]);
+    assert!(plain.status.success() && !String::from_utf8_lossy(&plain.stdout).contains("signature"));
+
+    // The secret key where the public one belongs.
+    let swapped = ingot(&["verify", &m, "--key", &p("release.key")]);
+    assert!(!swapped.status.success());
+    assert!(stderr(&swapped).contains("this is a secret key file"), "{}", stderr(&swapped));
+}
+
+#[test]
+fn verify_with_a_key_fails_on_a_changed_bundle_another_key_or_no_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(dir.path());
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    for prefix in ["a", "b"] {
+        assert!(ingot(&["keygen", "-o", &p(prefix)]).status.success());
+    }
+    assert!(ingot(&["sign", &m, "--key", &p("a.key")]).status.success());
+    let fails = |key: &str, expected: &str| {
+        let out = ingot(&["verify", &m, "--key", key]);
+        assert!(!out.status.success(), "{expected}");
+        assert!(stderr(&out).contains("error [IngotSignatureError]"), "{}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    };
+
+    let key_id = |prefix: &str| ingot::signing::VerifyingKey::read(p(prefix)).unwrap().key_id();
+    fails(
+        &p("b.pub"),
+        &format!("signed by key `{}`, not by the given key `{}`", key_id("a.pub"), key_id("b.pub")),
+    );
+
+    // An edit to the manifest (the producer's name) that the checksum does not cover.
+    let original = std::fs::read(&m).unwrap();
+    let mut edited = original.clone();
+    let at = edited.windows(6).position(|w| w == b"\\\"test").unwrap() + 2;
+    edited[at] = b'T';
+    std::fs::write(&m, &edited).unwrap();
+    assert!(ingot(&["verify", &m]).status.success(), "the checksum does not cover the manifest");
+    fails(&p("a.pub"), "the bundle changed after it was signed");
+
+    std::fs::write(&m, &original).unwrap();
+    assert!(ingot(&["verify", &m, "--key", &p("a.pub")]).status.success());
+    std::fs::remove_file(p("m.ingot.sig")).unwrap();
+    fails(&p("a.pub"), "the bundle is not signed");
+}

@@ -38,7 +38,11 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Starts writing `path`; nothing is visible there until [`AtomicFile::commit`].
     pub fn create(path: impl AsRef<Path>) -> Result<AtomicFile> {
-        let path = path.as_ref().to_path_buf();
+        Self::create_with(path.as_ref(), Access::Shared)
+    }
+
+    fn create_with(path: &Path, access: Access) -> Result<AtomicFile> {
+        let path = path.to_path_buf();
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -46,7 +50,12 @@ impl AtomicFile {
         let mut builder = tempfile::Builder::new();
         builder.prefix(".ingot-tmp-");
         #[cfg(unix)]
-        builder.permissions(target_permissions(&path));
+        builder.permissions(match access {
+            Access::Shared => target_permissions(&path),
+            Access::OwnerOnly => owner_only(),
+        });
+        #[cfg(not(unix))]
+        let _ = access;
         let tmp = builder.tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
         Ok(AtomicFile { path, writer: BufWriter::with_capacity(1 << 20, tmp) })
     }
@@ -80,11 +89,38 @@ impl Write for AtomicFile {
     }
 }
 
+/// Who may read the file once written.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    /// What a plain `File::create` gives: the umask's mode, or the replaced file's.
+    Shared,
+    /// Only the owner (`0o600` on Unix, from the moment the temporary file exists), whatever
+    /// the mode of a file it replaces: for secret keys.
+    OwnerOnly,
+}
+
 /// Writes `bytes` to `path` atomically.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = AtomicFile::create(path)?;
+    write_with(path, bytes, Access::Shared)
+}
+
+/// Writes `bytes` to `path` atomically, readable and writable by the owner only (`0o600` on
+/// Unix).
+pub(crate) fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_with(path, bytes, Access::OwnerOnly)
+}
+
+fn write_with(path: &Path, bytes: &[u8], access: Access) -> Result<()> {
+    let mut file = AtomicFile::create_with(path, access)?;
     file.write_all(bytes).map_err(|e| Error::io(path, e))?;
     file.commit()
+}
+
+/// `0o600`: read and write for the owner, nothing for anyone else.
+#[cfg(unix)]
+fn owner_only() -> Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    Permissions::from_mode(0o600)
 }
 
 /// The mode of the file being replaced, or `0o666` (the OS applies the umask at creation).
@@ -122,6 +158,23 @@ mod tests {
         std::fs::set_permissions(&kept, Permissions::from_mode(0o640)).unwrap();
         write_atomic(&kept, b"new").unwrap();
         assert_eq!((mode(&kept), std::fs::read(&kept).unwrap()), (0o640, b"new".to_vec()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_owner_only_even_when_replacing_a_shared_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let new = dir.path().join("new.key");
+        write_atomic_private(&new, b"secret").unwrap();
+        assert_eq!(mode(&new), 0o600);
+
+        let replaced = dir.path().join("replaced.key");
+        std::fs::write(&replaced, b"old").unwrap();
+        std::fs::set_permissions(&replaced, Permissions::from_mode(0o644)).unwrap();
+        write_atomic_private(&replaced, b"new").unwrap();
+        assert_eq!((mode(&replaced), std::fs::read(&replaced).unwrap()), (0o600, b"new".to_vec()));
     }
 
     #[test]

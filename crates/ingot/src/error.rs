@@ -1,6 +1,6 @@
 //! The one error type of the core, [`Error`], and its [`Result`] alias.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Result alias used throughout Ingot.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -148,6 +148,15 @@ pub enum Error {
         /// What is wrong and what to do instead.
         what: String,
     },
+    /// A bundle's signature (docs/format.md §7) is missing or malformed, was made with another
+    /// key, or does not match the bundle; or a key file is malformed.
+    #[error("signature error{}: {detail}", in_file(path.as_deref()))]
+    Signature {
+        /// The signature or key file involved, when one was read from disk.
+        path: Option<PathBuf>,
+        /// What is wrong, with the line number for a malformed file.
+        detail: String,
+    },
     /// An I/O operation on a path failed.
     #[error("i/o error on `{path}`: {source}")]
     Io {
@@ -189,6 +198,7 @@ impl Error {
             | Error::Text { .. } => "IngotInputError",
             Error::Unsupported { .. } => "IngotUnsupportedError",
             Error::Usage { .. } => "IngotUsageError",
+            Error::Signature { .. } => "IngotSignatureError",
             Error::Io { .. } => "IngotIoError",
             Error::Backend { .. } => "IngotBackendError",
         }
@@ -266,6 +276,10 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
+    pub(crate) fn signature(path: Option<&Path>, detail: impl Into<String>) -> Self {
+        Error::Signature { path: path.map(Path::to_path_buf), detail: detail.into() }
+    }
+
     pub(crate) fn backend(op: impl Into<String>) -> impl FnOnce(candle_core::Error) -> Self {
         let op = op.into();
         move |source| Error::Backend { op, source }
@@ -280,4 +294,9 @@ impl Error {
         }
         self
     }
+}
+
+/// The ` in `path`` of a message about a file; empty when the text came from memory.
+fn in_file(path: Option<&Path>) -> String {
+    path.map(|p| format!(" in `{}`", p.display())).unwrap_or_default()
 }

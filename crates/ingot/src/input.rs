@@ -112,6 +112,31 @@ impl DenseRows {
         Ok(DenseRows { data, rows: rows.len(), cols })
     }
 
+    /// Wraps row-major `data` of `cols` columns (called `what` in errors); its length must be a
+    /// multiple of `cols`.
+    ///
+    /// ```
+    /// let m = ingot::DenseRows::new("inputs", vec![1.0, 2.0, 3.0, 4.0], 2).unwrap();
+    /// assert_eq!((m.rows(), m.as_slice()), (2, &[1.0, 2.0, 3.0, 4.0][..]));
+    /// assert!(ingot::DenseRows::new("inputs", vec![1.0, 2.0, 3.0], 2).is_err());
+    /// ```
+    pub fn new(what: &str, data: Vec<f64>, cols: usize) -> Result<DenseRows> {
+        let rows = match cols {
+            0 if data.is_empty() => Some(0),
+            0 => None,
+            _ if data.len().is_multiple_of(cols) => Some(data.len() / cols),
+            _ => None,
+        };
+        let Some(rows) = rows else {
+            return Err(Error::ShapeMismatch {
+                what: what.to_owned(),
+                expected: format!("a multiple of {cols} values (rows × {cols} columns)"),
+                got: format!("{} values", data.len()),
+            });
+        };
+        Ok(DenseRows { data, rows, cols })
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.rows
@@ -120,6 +145,28 @@ impl DenseRows {
     /// Number of columns.
     pub fn cols(&self) -> usize {
         self.cols
+    }
+
+    /// All values, row-major.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.data
+    }
+
+    /// Appends `other`'s rows; an error when the widths differ.
+    pub fn append(&mut self, other: &DenseRows) -> Result<()> {
+        if other.cols != self.cols && other.rows > 0 && self.rows > 0 {
+            return Err(Error::ShapeMismatch {
+                what: "appended rows".into(),
+                expected: format!("{} columns", self.cols),
+                got: format!("{} columns", other.cols),
+            });
+        }
+        if self.rows == 0 {
+            self.cols = other.cols;
+        }
+        self.data.extend_from_slice(&other.data);
+        self.rows += other.rows;
+        Ok(())
     }
 
     /// The matrix as a dense input.

@@ -18,6 +18,7 @@ mod parallel;
 mod postprocess;
 mod preprocess;
 mod save;
+pub mod signing;
 mod storage;
 #[doc(hidden)]
 pub mod testing;

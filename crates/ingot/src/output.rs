@@ -82,6 +82,11 @@ impl Labels {
         debug_assert_eq!(self.classes, other.classes);
         self.indices.extend(other.indices);
     }
+
+    /// Rows `range` (panics if out of range, like slice indexing).
+    fn slice(&self, range: std::ops::Range<usize>) -> Labels {
+        Labels { classes: Arc::clone(&self.classes), indices: self.indices[range].to_vec() }
+    }
 }
 
 impl std::ops::Index<usize> for Labels {
@@ -145,6 +150,17 @@ impl Matrix {
     /// Consumes the matrix, returning its row-major values.
     pub fn into_vec(self) -> Vec<f32> {
         self.data
+    }
+
+    /// Rows `range` as a new matrix (panics if out of range, like slice indexing).
+    ///
+    /// ```
+    /// let m = ingot::Matrix::new(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 2).unwrap();
+    /// assert_eq!(m.slice_rows(1..3).as_slice(), &[3.0, 4.0, 5.0, 6.0]);
+    /// ```
+    pub fn slice_rows(&self, range: std::ops::Range<usize>) -> Matrix {
+        let data = self.data[range.start * self.cols..range.end * self.cols].to_vec();
+        Matrix { data, rows: range.len(), cols: self.cols }
     }
 }
 
@@ -338,6 +354,30 @@ impl Prediction {
             }
         }
         Some(all)
+    }
+
+    /// Rows `range` as a prediction of their own (panics if out of range, like slice indexing):
+    /// the inverse of [`Prediction::concat`], used to hand each caller its part of a batch.
+    ///
+    /// ```
+    /// # fn main() -> ingot::Result<()> {
+    /// # let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+    /// let all = model.predict_dense(&[3.0, 1.0, 0.0, 0.0, 1.0, 1.0], 3, 2)?;
+    /// assert_eq!(all.slice(1..3), model.predict_dense(&[0.0, 0.0, 1.0, 1.0], 2, 2)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Prediction {
+        let rows = |m: &Matrix| m.slice_rows(range.clone());
+        Prediction {
+            rows: range.len(),
+            scores: rows(&self.scores),
+            probabilities: self.probabilities.as_ref().map(rows),
+            labels: self.labels.as_ref().map(|l| l.slice(range.clone())),
+            classes: self.classes.clone(),
+            values: self.values.as_ref().map(rows),
+            embeddings: self.embeddings.as_ref().map(rows),
+            targets: self.targets.clone(),
+        }
     }
 
     /// Every row, in input order.
