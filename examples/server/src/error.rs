@@ -1,6 +1,7 @@
 //! JSON errors: every failure leaves the server as `{"error": {"code": …, "message": …}}`.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -19,12 +20,75 @@ pub struct ApiError {
     pub code: Cow<'static, str>,
     /// Human-readable explanation.
     pub message: String,
+    /// Sent as `Retry-After` (whole seconds, at least 1) with 429 and 503 answers.
+    pub retry_after: Option<Duration>,
+    /// The version that failed, sent as `x-ingot-version` when a version was chosen.
+    pub version: Option<String>,
 }
 
 impl ApiError {
     /// An error with an explicit status, code and message.
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into() }
+        ApiError { status, code: code.into(), message: message.into(), retry_after: None, version: None }
+    }
+
+    /// The same error, naming the version that failed.
+    pub fn from_version(mut self, version: &str) -> Self {
+        self.version = Some(version.to_owned());
+        self
+    }
+
+    /// The same error, telling the client to retry after `after`.
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// 503 `Overloaded`: the version's queue is full.
+    pub fn overloaded(model: &str, version: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Overloaded",
+            format!("model `{model}` version {version} has too many requests waiting; retry shortly"),
+        )
+        .with_retry_after(Duration::from_secs(1))
+    }
+
+    /// Maps a refused key: 401 without or with an unknown key, 403 without the scope, 429
+    /// past the rate limit.
+    pub fn denied(denied: &crate::auth::Denied) -> Self {
+        use crate::auth::Denied;
+        match denied {
+            Denied::Missing => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "this server needs an API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`",
+            ),
+            Denied::Invalid => {
+                Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "the API key is not valid")
+            }
+            Denied::Forbidden { key, scope } => Self::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!("key `{key}` does not have the `{}` scope", scope.name()),
+            ),
+            Denied::RateLimited { key, retry_after } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RateLimited",
+                format!("key `{key}` is over its rate limit; retry after the time in Retry-After"),
+            )
+            .with_retry_after(*retry_after),
+        }
+    }
+
+    /// Maps a refused admin call.
+    pub fn admin(err: crate::registry::AdminError) -> Self {
+        use crate::registry::AdminError;
+        match err {
+            AdminError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "NotFound", m),
+            AdminError::Conflict(m) => Self::new(StatusCode::CONFLICT, "Conflict", m),
+            AdminError::Invalid(m) => Self::invalid_request(m),
+        }
     }
 
     /// 404 `ModelNotFound`.
@@ -143,7 +207,21 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({
             "error": { "code": self.code, "message": self.message }
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        if let Some(version) = self.version.as_deref().and_then(|v| axum::http::HeaderValue::from_str(v).ok())
+        {
+            response.headers_mut().insert(crate::routes::VERSION_HEADER, version);
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 

@@ -1,32 +1,50 @@
-//! `ingot-server`: a minimal HTTP server for a repository of `.ingot` models.
+//! `ingot-server`: serves a repository of `.ingot` models over HTTP (the Ingot REST API,
+//! KServe V1, the Open Inference Protocol V2) and gRPC (V2), with hot reload, canary and
+//! shadow releases with automatic rollback, dynamic batching, API keys and rate limits,
+//! Prometheus metrics and input drift. docs/server.md documents every endpoint, flag and
+//! configuration key.
 //!
-//! The repository is a directory laid out `<name>/<version>/model.ingot`; every version is loaded
-//! at start and the highest semantic version of each model is its default.
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use ingot_server::{router, AppState, Auth, Limits, Metrics, Registry, RegistryOptions};
 //!
-//! | Route | |
-//! |---|---|
-//! | `GET /healthz` | `{"status":"ok"}` |
-//! | `GET /v1/models` | `{"models":[{"name", "versions", "default_version"}]}` |
-//! | `GET /v1/models/{name}` | model card, signature and versions of the default version |
-//! | `GET /v1/models/{name}/versions/{version}` | the same for one version |
-//! | `POST /v1/models/{name}/predict` | predict with the default version |
-//! | `POST /v1/models/{name}/versions/{version}/predict` | predict with one version |
-//!
-//! A predict body is `{"records": [{column: value, …}, …]}` or `{"instances": [[number, …], …]}`
-//! (columns in signature order); the answer is `{"model", "version", "predictions": [...]}`.
-//! Errors are `{"error": {"code", "message"}}`.
+//! let registry = Registry::open("models", RegistryOptions::default(), Arc::new(Metrics::new()))?;
+//! let app = router(AppState::new(Arc::new(registry), Limits::default(), Auth::default()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! ingot_server::serve(listener, app, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
 
+pub mod admin;
+pub mod auth;
+pub mod batcher;
+pub mod config;
+pub mod drift;
 pub mod error;
+pub mod grpc;
+pub mod metrics;
+pub mod openapi;
+pub mod payload;
+pub mod registry;
+pub mod release;
 pub mod repository;
 pub mod routes;
+pub mod stats;
+pub mod v2;
 
 use std::future::Future;
 
+pub use auth::Auth;
+pub use config::{CanaryConfig, CanaryMode, Limits, ModelConfig};
 pub use error::ApiError;
-pub use repository::{ModelEntry, ModelVersion, Repository, RepositoryError};
-pub use routes::{example_curl, router, Limits};
+pub use metrics::Metrics;
+pub use payload::Payload;
+pub use registry::{Registry, RegistryOptions, RepositoryError};
+pub use routes::{example_curl, router, AppState};
 
-/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves `app` on `listener` until `shutdown` completes, then finishes the requests already
+/// accepted.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,

@@ -1,223 +1,131 @@
-//! The model repository: `<root>/<name>/<version>/model.ingot`, scanned and loaded once at start.
+//! The model repository on disk: `<root>/<name>/<version>/model.ingot`, with an optional
+//! `<root>/<name>/config.toml` and, when signatures are required, `model.ingot.sig` beside each
+//! bundle. This module lists what is there and loads one bundle; [`crate::registry`] keeps what
+//! is served.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::time::SystemTime;
 
-use ingot::{compare_versions, is_model_name, is_semver, LoadOptions, Model};
+use ingot::signing::{signature_path, SignatureFile, VerifyingKey};
+use ingot::{is_model_name, is_semver, Bundle, LoadOptions, Model, ReadOptions};
+
+use crate::config::ModelConfig;
 
 /// File name of the bundle inside each version directory.
 pub const BUNDLE_FILE: &str = "model.ingot";
 
-/// One loaded version of a model.
+/// What identifies a file's content cheaply: size and modification time (of the bundle and of
+/// its signature). A rescan reloads a version only when this changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileIdentity {
+    len: u64,
+    modified: Option<SystemTime>,
+    signature: Option<(u64, Option<SystemTime>)>,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        let meta = std::fs::metadata(path)?;
+        let signature = std::fs::metadata(signature_path(path)).ok().map(|m| (m.len(), m.modified().ok()));
+        Ok(FileIdentity { len: meta.len(), modified: meta.modified().ok(), signature })
+    }
+}
+
+/// One version directory found by a scan.
 #[derive(Debug, Clone)]
-pub struct ModelVersion {
-    /// Version, as named by its directory (a semantic version).
+pub struct FoundVersion {
+    /// Its name (a semantic version).
     pub version: String,
-    /// Path of the `.ingot` file it was loaded from.
+    /// The bundle.
     pub path: PathBuf,
-    /// The loaded model, shared with the prediction tasks.
-    pub model: Arc<Model>,
+    /// The bundle's identity when scanned.
+    pub identity: FileIdentity,
 }
 
-/// Every loaded version of one model.
+/// One model directory found by a scan.
 #[derive(Debug, Clone)]
-pub struct ModelEntry {
-    name: String,
-    /// Sorted by ascending semantic-version precedence; never empty.
-    versions: Vec<ModelVersion>,
-    /// The highest version (also the last of `versions`).
-    default: ModelVersion,
+pub struct FoundModel {
+    /// Its name.
+    pub name: String,
+    /// Its `config.toml`, parsed (with the text, to tell changes), or why it could not be.
+    pub config: Result<(ModelConfig, Option<String>), String>,
+    /// Its version directories with a bundle, in directory-name order.
+    pub versions: Vec<FoundVersion>,
 }
 
-impl ModelEntry {
-    /// Builds an entry from loaded versions; `None` when `versions` is empty.
-    pub fn new(name: impl Into<String>, mut versions: Vec<ModelVersion>) -> Option<ModelEntry> {
-        versions.sort_by(|a, b| compare_versions(&a.version, &b.version));
-        let default = versions.last()?.clone();
-        Some(ModelEntry { name: name.into(), versions, default })
-    }
-
-    /// Model name (its directory name).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// All versions, lowest to highest.
-    pub fn versions(&self) -> &[ModelVersion] {
-        &self.versions
-    }
-
-    /// Version names, lowest to highest.
-    pub fn version_names(&self) -> Vec<&str> {
-        self.versions.iter().map(|v| v.version.as_str()).collect()
-    }
-
-    /// The version served when a request names none: the highest semantic version.
-    pub fn default_version(&self) -> &ModelVersion {
-        &self.default
-    }
-
-    /// A version by exact name.
-    pub fn version(&self, version: &str) -> Option<&ModelVersion> {
-        self.versions.iter().find(|v| v.version == version)
-    }
+/// Something a scan passed over, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The directory or file.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
 }
 
-/// All models of a repository, by name.
-#[derive(Debug, Clone, Default)]
-pub struct Repository {
-    root: PathBuf,
-    models: BTreeMap<String, ModelEntry>,
-}
-
-/// Why a repository could not be served at all.
-#[derive(Debug)]
-pub enum RepositoryError {
-    /// The root directory could not be read.
-    Unreadable {
-        /// The directory.
-        root: PathBuf,
-        /// Underlying error.
-        source: std::io::Error,
-    },
-    /// Nothing in the directory loaded.
-    Empty {
-        /// The directory.
-        root: PathBuf,
-        /// How many bundles were found but failed to load.
-        failed: usize,
-    },
-}
-
-impl fmt::Display for RepositoryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RepositoryError::Unreadable { root, source } => {
-                write!(f, "cannot read model repository `{}`: {source}", root.display())
-            }
-            RepositoryError::Empty { root, failed } => write!(
-                f,
-                "no model loaded from `{}` ({failed} bundle(s) failed to load); expected \
-                 <name>/<version>/{BUNDLE_FILE}",
-                root.display()
-            ),
+/// Lists the models of `root`. Fails only when `root` itself cannot be read.
+pub fn scan(root: &Path) -> std::io::Result<(Vec<FoundModel>, Vec<Skipped>)> {
+    let mut models = Vec::new();
+    let mut skipped = Vec::new();
+    for (name, model_dir) in sorted_subdirs(root, &mut skipped)? {
+        if !is_model_name(&name) {
+            skipped
+                .push(Skipped { path: model_dir, reason: "not a model name ([A-Za-z0-9._-]{1,128})".into() });
+            continue;
         }
-    }
-}
-
-impl std::error::Error for RepositoryError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RepositoryError::Unreadable { source, .. } => Some(source),
-            RepositoryError::Empty { .. } => None,
-        }
-    }
-}
-
-impl Repository {
-    /// Scans `root` and loads every `<name>/<version>/model.ingot`.
-    ///
-    /// A directory whose name is not a valid model name or semantic version, a version without
-    /// a bundle, or a bundle that fails to load is logged and skipped. Fails only when `root`
-    /// cannot be read or nothing loads.
-    pub fn scan(root: impl AsRef<Path>) -> Result<Repository, RepositoryError> {
-        Self::scan_with(root, &LoadOptions::default())
-    }
-
-    /// [`Repository::scan`], loading every bundle with `options` (threads per call, checksum).
-    pub fn scan_with(root: impl AsRef<Path>, options: &LoadOptions) -> Result<Repository, RepositoryError> {
-        let root = root.as_ref().to_path_buf();
-        let unreadable = |source| RepositoryError::Unreadable { root: root.clone(), source };
-        let mut failed = 0;
-        let mut models = BTreeMap::new();
-        for (name, model_dir) in sorted_subdirs(&root).map_err(unreadable)? {
-            if !is_model_name(&name) {
-                tracing::warn!(dir = %model_dir.display(), "skipped: not a model name ([A-Za-z0-9._-]{{1,128}})");
+        let version_dirs = match sorted_subdirs(&model_dir, &mut skipped) {
+            Ok(dirs) => dirs,
+            Err(err) => {
+                skipped.push(Skipped { path: model_dir, reason: err.to_string() });
                 continue;
             }
-            let version_dirs = match sorted_subdirs(&model_dir) {
-                Ok(dirs) => dirs,
-                Err(err) => {
-                    tracing::warn!(dir = %model_dir.display(), "skipped: {err}");
-                    continue;
-                }
-            };
-            let mut versions = Vec::new();
-            for (version, version_dir) in version_dirs {
-                if !is_semver(&version) {
-                    tracing::warn!(dir = %version_dir.display(), "skipped: not a MAJOR.MINOR.PATCH version");
-                    continue;
-                }
-                let path = version_dir.join(BUNDLE_FILE);
-                if !path.is_file() {
-                    tracing::warn!(dir = %version_dir.display(), "skipped: no {BUNDLE_FILE}");
-                    continue;
-                }
-                match Model::load_with(&path, options) {
-                    Ok(model) => {
-                        let card = model.metadata();
-                        if card.name != name || card.version != version {
-                            tracing::warn!(
-                                path = %path.display(),
-                                "model card says {} {}; serving it as {name} {version}",
-                                card.name,
-                                card.version
-                            );
-                        }
-                        tracing::info!(model = %name, %version, path = %path.display(), "loaded");
-                        versions.push(ModelVersion { version, path, model: Arc::new(model) });
-                    }
-                    Err(err) => {
-                        failed += 1;
-                        tracing::error!(path = %path.display(), code = err.code(), "skipped: {err}");
-                    }
-                }
+        };
+        let mut versions = Vec::new();
+        for (version, version_dir) in version_dirs {
+            if !is_semver(&version) {
+                skipped.push(Skipped { path: version_dir, reason: "not a MAJOR.MINOR.PATCH version".into() });
+                continue;
             }
-            if let Some(entry) = ModelEntry::new(name.clone(), versions) {
-                models.insert(name, entry);
+            let path = version_dir.join(BUNDLE_FILE);
+            match FileIdentity::of(&path) {
+                Ok(identity) if path.is_file() => versions.push(FoundVersion { version, path, identity }),
+                _ => skipped.push(Skipped { path: version_dir, reason: format!("no {BUNDLE_FILE}") }),
             }
         }
-        if models.is_empty() {
-            return Err(RepositoryError::Empty { root, failed });
-        }
-        Ok(Repository { root, models })
+        let config = ModelConfig::read(&model_dir);
+        models.push(FoundModel { name, config, versions });
     }
+    Ok((models, skipped))
+}
 
-    /// A repository of already loaded models (for tests and embedding).
-    pub fn from_entries(root: impl Into<PathBuf>, entries: Vec<ModelEntry>) -> Repository {
-        Repository { root: root.into(), models: entries.into_iter().map(|e| (e.name.clone(), e)).collect() }
+/// Loads `path` as version `version` of model `name`: maps it, checks its signature against
+/// `trusted` over exactly the mapped bytes (when a key is given), validates and prepares it.
+/// The message of the error is what the status endpoint and the logs show.
+pub fn load(
+    name: &str,
+    version: &str,
+    path: &Path,
+    options: &LoadOptions,
+    trusted: Option<&VerifyingKey>,
+) -> Result<Model, ingot::Error> {
+    let bundle = Bundle::open_with(path, ReadOptions { verify_checksum: options.verify_checksum })?;
+    if let Some(key) = trusted {
+        SignatureFile::read(signature_path(path))?.verify(bundle.as_bytes(), key)?;
     }
-
-    /// The directory the models were loaded from.
-    pub fn root(&self) -> &Path {
-        &self.root
+    let model = Model::from_bundle(bundle, options)?;
+    let card = model.metadata();
+    if card.name != name || card.version != version {
+        tracing::warn!(
+            path = %path.display(),
+            "model card says {} {}; serving it as {name} {version}",
+            card.name,
+            card.version
+        );
     }
-
-    /// A model by name.
-    pub fn get(&self, name: &str) -> Option<&ModelEntry> {
-        self.models.get(name)
-    }
-
-    /// All models, by name.
-    pub fn models(&self) -> impl Iterator<Item = &ModelEntry> {
-        self.models.values()
-    }
-
-    /// Number of models.
-    pub fn len(&self) -> usize {
-        self.models.len()
-    }
-
-    /// Whether the repository holds no model.
-    pub fn is_empty(&self) -> bool {
-        self.models.is_empty()
-    }
+    Ok(model)
 }
 
 /// Subdirectories of `dir` as (UTF-8 name, path), sorted by name; other entries are ignored.
-fn sorted_subdirs(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+fn sorted_subdirs(dir: &Path, skipped: &mut Vec<Skipped>) -> std::io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -227,9 +135,7 @@ fn sorted_subdirs(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
         }
         match entry.file_name().into_string() {
             Ok(name) => out.push((name, path)),
-            Err(name) => {
-                tracing::warn!(dir = %path.display(), "skipped: name {name:?} is not UTF-8");
-            }
+            Err(name) => skipped.push(Skipped { path, reason: format!("name {name:?} is not UTF-8") }),
         }
     }
     out.sort();

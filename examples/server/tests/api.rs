@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -10,7 +11,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use ingot::format::{to_bytes, Reference};
 use ingot::{Bundle, Record, TensorData, Value};
-use ingot_server::{example_curl, router, Limits, Repository};
+use ingot_server::{example_curl, router, AppState, Auth, Limits, Metrics, Registry, RegistryOptions};
 use serde_json::{json, Value as Json};
 use tower::ServiceExt;
 
@@ -45,7 +46,7 @@ fn write(root: &Path, rel: &str, bytes: &[u8]) {
 
 /// A repository with `logistic` 1.0.0 (with a reference sample), 1.10.0 and 1.9.0 — so the
 /// default must compare numerically — plus a broken bundle and stray entries that are skipped.
-fn repository() -> (tempfile::TempDir, Repository) {
+fn repository() -> (tempfile::TempDir, Registry) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(root, "logistic/1.0.0/model.ingot", &logistic("1.0.0", Some(record(3.0, 1.0))));
@@ -54,13 +55,17 @@ fn repository() -> (tempfile::TempDir, Repository) {
     write(root, "logistic/latest/model.ingot", &logistic("1.0.0", None));
     write(root, "broken/1.0.0/model.ingot", b"not a bundle");
     write(root, "README.md", b"models live here");
-    let repo = Repository::scan(root).unwrap();
-    (dir, repo)
+    let registry = open(root).unwrap();
+    (dir, registry)
+}
+
+fn open(root: &Path) -> Result<Registry, ingot_server::RepositoryError> {
+    Registry::open(root, RegistryOptions::default(), Arc::new(Metrics::new()))
 }
 
 fn app_with(limits: Limits) -> (tempfile::TempDir, Router) {
-    let (dir, repo) = repository();
-    (dir, router(repo, limits))
+    let (dir, registry) = repository();
+    (dir, router(AppState::new(Arc::new(registry), limits, Auth::default())))
 }
 
 fn app() -> (tempfile::TempDir, Router) {
@@ -281,9 +286,9 @@ async fn too_many_rows_is_413() {
 fn nothing_loadable_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "broken/1.0.0/model.ingot", b"junk");
-    let err = Repository::scan(dir.path()).unwrap_err();
+    let err = open(dir.path()).unwrap_err();
     assert!(err.to_string().contains("1 bundle(s) failed"), "{err}");
-    assert!(Repository::scan(dir.path().join("missing")).is_err());
+    assert!(open(&dir.path().join("missing")).is_err());
 }
 
 #[test]
@@ -293,10 +298,11 @@ fn example_curl_uses_the_reference_sample_and_quotes_it() {
     row.insert("note".into(), Value::from("it's"));
     write(dir.path(), "m/1.0.0/model.ingot", &logistic("1.0.0", Some(row)));
     write(dir.path(), "z/1.0.0/model.ingot", &logistic("1.0.0", None));
-    let repo = Repository::scan(dir.path()).unwrap();
+    let registry = open(dir.path()).unwrap();
+    let snapshot = registry.snapshot();
     let addr = "0.0.0.0:9000".parse().unwrap();
 
-    let mut models = repo.models();
+    let mut models = snapshot.models.values();
     let line = example_curl(addr, models.next().unwrap());
     assert_eq!(
         line,
