@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 export INGOT_BIN := $(CURDIR)/target/debug/ingot
 
-.PHONY: help test test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python fuzz demo-model fixtures pre-commit check-fixme
+.PHONY: help test test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server fuzz demo-model fixtures pre-commit check-fixme
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -122,11 +122,20 @@ bench-text: ref-deps  ## Ingot vs sentence-transformers vs ONNX Runtime vs candl
 	$(CARGO) build --release --locked --manifest-path benches/candle-bert/Cargo.toml --target-dir target
 	.venv-ref/bin/python scripts/bench_text.py --ingot target/release/ingot --candle target/release/candle-bert-bench
 
+# Needs Debian's wrk (apt-get install wrk). BENCH_SERVER_ARGS passes options, e.g. "--text",
+# "--soak 600", "--rounds 5 -d 20" (scripts/bench_server.py --help).
+BENCH_SERVER_ARGS ?=
+
+bench-server: bench-deps  ## ingot-server vs FastAPI + uvicorn vs a bare axum handler under wrk, same run
+	$(CARGO) build --release --locked -p ingot-server -p ingot-cli
+	$(CARGO) build --release --locked -p ingot-server --example bare_handler
+	$(PY) scripts/bench_server.py $(BENCH_SERVER_ARGS)
+
 FUZZ_SECONDS ?= 60
 
 fuzz:  ## Run every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz)
 	mkdir -p fuzz/corpus/hf_config
 	for i in 0 1; do arch=$$( [ $$i = 0 ] && echo distilbert || echo roberta ); \
 	  { printf "\\$$i"; cat tests/fixtures/arch/$$arch/model/config.json; } > fuzz/corpus/hf_config/$$arch; done
-	cd fuzz && for t in bundle npy records hf_config arrow_frame; do \
+	cd fuzz && for t in bundle npy records hf_config arrow_frame signature_file; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
