@@ -6,6 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CARGO  ?= cargo
 export INGOT_BIN := $(CURDIR)/target/debug/ingot
+export INGOT_SERVER_BIN := $(CURDIR)/target/debug/ingot-server
 
 .PHONY: help test test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server fuzz demo-model fixtures pre-commit check-fixme
 
@@ -55,7 +56,7 @@ wheel: venv  ## Build the release wheel into dist/ (what `pip install .` builds)
 	$(PY) -m maturin build --release --locked --interpreter $(PY) -o dist
 
 test-python: python-install  ## Python tests against the installed package (parity with scikit-learn, the CLI, MiniLM)
-	$(CARGO) build --locked -p ingot-cli
+	$(CARGO) build --locked -p ingot-cli -p ingot-server
 	$(PY) -m ruff check python scripts tests/python tests/spark benches/python
 	$(PY) -m ruff format --check python scripts tests/python tests/spark benches/python
 	INGOT_REQUIRE_CLI=1 INGOT_MINILM_DIR="$(MINILM_DIR)" $(PY) -m pytest -q tests/python

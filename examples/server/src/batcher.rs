@@ -57,8 +57,9 @@ pub struct Executor {
 
 #[derive(Debug)]
 enum Mode {
-    /// Every request on the blocking pool, at most `limit` at a time (running or waiting).
-    Direct { in_flight: Arc<AtomicUsize>, limit: usize },
+    /// Every request on its own, at most `limit` at a time (running or waiting): on the async
+    /// worker when it has at most `inline_rows` rows, else on the blocking pool.
+    Direct { in_flight: Arc<AtomicUsize>, limit: usize, inline_rows: usize },
     /// Requests queued for the batching threads.
     Batched { queue: SyncSender<Job> },
 }
@@ -71,9 +72,15 @@ impl std::fmt::Debug for Job {
 
 impl Executor {
     /// An executor for `model` as `config` says: batching threads (`instances` of them) when
-    /// `max_batch_size > 1`, else direct calls. The threads end when the executor is dropped
-    /// and the queue has drained.
-    pub fn new(model: Arc<Model>, config: &ModelConfig, metrics: ExecutorMetrics) -> Executor {
+    /// `max_batch_size > 1`, else direct calls, those of at most `inline_rows` rows on the
+    /// calling async worker. The threads end when the executor is dropped and the queue has
+    /// drained.
+    pub fn new(
+        model: Arc<Model>,
+        config: &ModelConfig,
+        metrics: ExecutorMetrics,
+        inline_rows: usize,
+    ) -> Executor {
         let mode = if config.batching() {
             let (queue, receiver) = std::sync::mpsc::sync_channel(config.max_queue_size);
             let shared = Arc::new(Mutex::new(Intake { receiver, carry: None }));
@@ -92,7 +99,11 @@ impl Executor {
             }
             Mode::Batched { queue }
         } else {
-            Mode::Direct { in_flight: Arc::new(AtomicUsize::new(0)), limit: config.max_queue_size }
+            Mode::Direct {
+                in_flight: Arc::new(AtomicUsize::new(0)),
+                limit: config.max_queue_size,
+                inline_rows,
+            }
         };
         Executor { model, mode, metrics }
     }
@@ -105,12 +116,18 @@ impl Executor {
     /// Runs `payload`, waiting for its batch when batching.
     pub async fn run(&self, payload: Payload) -> Result<Prediction, RunError> {
         let answer = match &self.mode {
-            Mode::Direct { in_flight, limit } => {
+            Mode::Direct { in_flight, limit, inline_rows } => {
                 if in_flight.fetch_add(1, Ordering::AcqRel) >= *limit {
                     in_flight.fetch_sub(1, Ordering::AcqRel);
                     return Err(RunError::Overloaded);
                 }
                 let guard = InFlight(Arc::clone(in_flight));
+                if payload.rows() <= *inline_rows {
+                    self.metrics.batch_size.observe(payload.rows() as f64);
+                    let answer = payload.predict(&self.model);
+                    drop(guard);
+                    return answer.map_err(RunError::Model);
+                }
                 let model = Arc::clone(&self.model);
                 let batch_size = self.metrics.batch_size.clone();
                 let answer = tokio::task::spawn_blocking(move || {
@@ -272,7 +289,7 @@ mod tests {
     async fn concurrent_requests_share_batches_and_get_their_own_rows() {
         let config = ModelConfig { max_batch_size: 8, max_queue_delay_us: 20_000, ..ModelConfig::default() };
         let m = metrics();
-        let executor = Arc::new(Executor::new(model(), &config, m.clone()));
+        let executor = Arc::new(Executor::new(model(), &config, m.clone(), 0));
         let mut tasks = Vec::new();
         for i in 0..16 {
             let executor = Arc::clone(&executor);
@@ -296,7 +313,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_bad_request_fails_alone() {
         let config = ModelConfig { max_batch_size: 8, max_queue_delay_us: 50_000, ..ModelConfig::default() };
-        let executor = Arc::new(Executor::new(model(), &config, metrics()));
+        let executor = Arc::new(Executor::new(model(), &config, metrics(), 0));
         let good = |a: f64| {
             Payload::Records(vec![Record::from([
                 ("a".into(), Value::from(a)),
@@ -315,7 +332,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses() {
         let config = ModelConfig { max_queue_size: 1, ..ModelConfig::default() };
-        let executor = Arc::new(Executor::new(model(), &config, metrics()));
+        let executor = Arc::new(Executor::new(model(), &config, metrics(), 0));
         let Mode::Direct { in_flight, .. } = &executor.mode else { panic!("direct mode expected") };
         in_flight.store(1, Ordering::SeqCst);
         assert!(matches!(executor.run(row(1.0, 2.0)).await, Err(RunError::Overloaded)));

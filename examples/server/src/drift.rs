@@ -80,9 +80,16 @@ struct Window {
 pub struct Drift {
     /// For each signature input column, the index of its monitored feature.
     column_feature: Vec<Option<usize>>,
-    columns: Vec<String>,
+    /// Monitored column names with their feature index, sorted by name (the order records
+    /// iterate in).
+    by_name: Vec<(String, usize)>,
     features: Vec<Feature>,
     window: Mutex<Window>,
+}
+
+thread_local! {
+    /// (feature, bin) of the values of one request, gathered before the window is locked.
+    static BINS: std::cell::RefCell<Vec<(u32, u32)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Drift {
@@ -90,10 +97,9 @@ impl Drift {
     /// when it has none (text models, bundles exported without statistics).
     pub fn new(model: &Model) -> Option<Drift> {
         let stats = &model.manifest().reference.as_ref()?.columns;
-        let columns: Vec<String> = model.signature().inputs.iter().map(|i| i.name.clone()).collect();
         let mut features = Vec::new();
-        let mut column_feature = Vec::with_capacity(columns.len());
-        for name in &columns {
+        let mut column_feature = Vec::new();
+        for name in model.signature().inputs.iter().map(|i| &i.name) {
             let feature = stats.get(name).and_then(|s| Feature::from_quantiles(name, &s.quantiles));
             column_feature.push(feature.map(|f| {
                 features.push(f);
@@ -105,7 +111,10 @@ impl Drift {
         }
         let empty = features.iter().map(|f| vec![0; f.expected.len()]).collect();
         let window = Mutex::new(Window { current: empty, ..Window::default() });
-        Some(Drift { column_feature, columns, features, window })
+        let mut by_name: Vec<(String, usize)> =
+            features.iter().enumerate().map(|(i, f)| (f.name.clone(), i)).collect();
+        by_name.sort();
+        Some(Drift { column_feature, by_name, features, window })
     }
 
     /// Names of the monitored columns.
@@ -120,16 +129,61 @@ impl Drift {
         if rows == 0 {
             return None;
         }
-        let mut window = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let w = &mut *window;
-        payload.for_each_number(&self.columns, |column, x| {
-            if let Some(&Some(f)) = self.column_feature.get(column) {
-                if !x.is_nan() {
-                    w.current[f][self.features[f].bin(x)] += 1;
+        BINS.with_borrow_mut(|bins| {
+            bins.clear();
+            self.bins(payload, bins);
+            let mut window = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let w = &mut *window;
+            for &(f, b) in bins.iter() {
+                w.current[f as usize][b as usize] += 1;
+            }
+            w.current_rows += rows;
+            self.roll(w)
+        })
+    }
+
+    /// The (feature, bin) of every monitored, non-missing value of `payload`.
+    fn bins(&self, payload: &Payload, out: &mut Vec<(u32, u32)>) {
+        let mut push = |f: usize, x: f64| {
+            if !x.is_nan() {
+                out.push((f as u32, self.features[f].bin(x) as u32));
+            }
+        };
+        match payload {
+            Payload::Records(records) => {
+                for record in records {
+                    // Both sorted by name: one merge walk.
+                    let mut wanted = self.by_name.iter().peekable();
+                    for (name, value) in record {
+                        while wanted.next_if(|(w, _)| w.as_str() < name.as_str()).is_some() {}
+                        match wanted.peek() {
+                            Some((w, f)) if w == name => {
+                                if let ingot::Value::Number(x) = value {
+                                    push(*f, *x);
+                                }
+                                wanted.next();
+                            }
+                            Some(_) => {}
+                            None => break,
+                        }
+                    }
                 }
             }
-        });
-        w.current_rows += rows;
+            Payload::Dense(rows) if rows.cols() == self.column_feature.len() => {
+                for row in rows.as_slice().chunks_exact(rows.cols().max(1)) {
+                    for (x, f) in row.iter().zip(&self.column_feature) {
+                        if let Some(f) = f {
+                            push(*f, *x);
+                        }
+                    }
+                }
+            }
+            Payload::Dense(_) | Payload::Texts(_) => {}
+        }
+    }
+
+    /// Closes the current bucket once it is full; the PSI of every feature then.
+    fn roll(&self, w: &mut Window) -> Option<Vec<f64>> {
         if w.current_rows < BUCKET_ROWS {
             return None;
         }

@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod auth;
 pub mod batcher;
+pub mod cache;
 pub mod config;
 pub mod drift;
 pub mod error;

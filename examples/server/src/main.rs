@@ -68,6 +68,12 @@ struct Args {
     /// Log format
     #[arg(long, value_enum, env = "INGOT_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Log every request (method, path, status, latency, request id) at info level
+    #[arg(long, env = "INGOT_ACCESS_LOG")]
+    access_log: bool,
+    /// Keep up to N answers for repeated inputs (0: no cache)
+    #[arg(long, value_name = "N", env = "INGOT_CACHE_ENTRIES", default_value_t = 0)]
+    cache_entries: usize,
     /// Check URL instead of serving: exit 0 when it answers 200 (container health checks)
     #[arg(long, value_name = "URL", conflicts_with_all = ["promote", "rollback"])]
     probe: Option<String>,
@@ -171,7 +177,8 @@ async fn run(args: Args) -> Result<(), String> {
     let registry = Arc::new(registry);
     let limits = Limits { max_body_bytes: args.max_body_bytes, max_batch_rows: args.max_batch_rows };
     let keys = auth.len();
-    let state = AppState::new(Arc::clone(&registry), limits, auth);
+    let mut state = AppState::new(Arc::clone(&registry), limits, auth).with_cache(args.cache_entries);
+    state.access_log = args.access_log;
     let mut app = router(state.clone());
     if !args.cors_origins.is_empty() {
         app = app.layer(cors(&args.cors_origins)?);

@@ -1,7 +1,7 @@
 //! The rows of one request, whatever protocol brought them: what the batcher merges and the
 //! model runs.
 
-use ingot::{DenseRows, Input, Model, Prediction, Record, Value};
+use ingot::{DenseRows, Input, Model, Prediction, Record};
 
 /// The input rows of one request.
 ///
@@ -59,30 +59,6 @@ impl Payload {
                 let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
                 model.predict(Input::Texts(&texts))
             }
-        }
-    }
-
-    /// Calls `f(column, value)` for every numeric value of row `row`, `columns` being the
-    /// signature's column names in order (for dense rows). Used by drift monitoring.
-    pub fn for_each_number(&self, columns: &[String], mut f: impl FnMut(usize, f64)) {
-        match self {
-            Payload::Records(records) => {
-                for record in records {
-                    for (i, name) in columns.iter().enumerate() {
-                        if let Some(Value::Number(x)) = record.get(name) {
-                            f(i, *x);
-                        }
-                    }
-                }
-            }
-            Payload::Dense(rows) if rows.cols() == columns.len() => {
-                for row in rows.as_slice().chunks_exact(rows.cols().max(1)) {
-                    for (i, &x) in row.iter().enumerate() {
-                        f(i, x);
-                    }
-                }
-            }
-            Payload::Dense(_) | Payload::Texts(_) => {}
         }
     }
 }

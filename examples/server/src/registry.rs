@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use ingot::signing::VerifyingKey;
@@ -48,6 +48,8 @@ pub struct Deployed {
     metrics: Arc<Metrics>,
     /// When it was loaded (seconds since the Unix epoch).
     pub loaded_at: u64,
+    /// A number no other load in this process has (cache keys use it).
+    pub serial: u64,
 }
 
 impl Deployed {
@@ -63,7 +65,7 @@ impl Deployed {
         config: &ModelConfig,
         metrics: &Arc<Metrics>,
     ) -> Result<Deployed, ingot::Error> {
-        warm_up(&model, &config.warmup_sizes())?;
+        let batch1 = warm_up(&model, &config.warmup_sizes())?;
         let labels = VersionLabels { model: name.to_owned(), version: version.to_owned() };
         let executor_metrics = ExecutorMetrics {
             batch_size: metrics.batch_size.get_or_create_owned(&labels),
@@ -76,11 +78,12 @@ impl Deployed {
             identity,
             config: config.clone(),
             drift: Drift::new(&model),
-            executor: Executor::new(model, config, executor_metrics),
+            executor: Executor::new(model, config, executor_metrics, inline_rows(batch1)),
             stats: Stats::new(config.canary.window_s),
             latency: metrics.latency.get_or_create_owned(&labels),
             metrics: Arc::clone(metrics),
             loaded_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -118,24 +121,50 @@ impl Deployed {
     }
 }
 
-/// Runs the reference sample (or a row of zeros) at each batch size.
-fn warm_up(model: &Model, sizes: &[usize]) -> Result<(), ingot::Error> {
+/// The next [`Deployed::serial`].
+static SERIAL: AtomicU64 = AtomicU64::new(0);
+
+/// Runs the reference sample (or a row of zeros) at each batch size, and three more times at
+/// batch 1; returns the fastest batch-1 call.
+fn warm_up(model: &Model, sizes: &[usize]) -> Result<Duration, ingot::Error> {
     let sample: Vec<Record> =
         model.manifest().reference.as_ref().map(|r| r.sample.clone()).unwrap_or_default();
-    for &size in sizes {
-        let payload = if !sample.is_empty() {
+    let rows = |size: usize| -> Result<Payload, ingot::Error> {
+        Ok(if !sample.is_empty() {
             Payload::Records(sample.iter().cycle().take(size).cloned().collect())
         } else if matches!(model.task(), ingot::Task::Embedding) {
             Payload::Texts(vec!["warm-up".to_owned(); size])
         } else {
             let width = model.input_width();
             Payload::Dense(ingot::DenseRows::new("warm-up", vec![0.0; width * size], width)?)
-        };
-        payload
-            .predict(model)
-            .map_err(|err| ingot::Error::usage(format!("warm-up at batch {size} failed: {err}")))?;
+        })
+    };
+    let failed =
+        |size: usize| move |err| ingot::Error::usage(format!("warm-up at batch {size} failed: {err}"));
+    for &size in sizes {
+        rows(size)?.predict(model).map_err(failed(size))?;
     }
-    Ok(())
+    let one = rows(1)?;
+    let mut fastest = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        one.predict(model).map_err(failed(1))?;
+        fastest = fastest.min(start.elapsed());
+    }
+    Ok(fastest)
+}
+
+/// Calls expected to take less than this run on the async worker that received them; longer
+/// ones go to the blocking pool (handing a call over costs two thread wake-ups, more than a
+/// small tabular model takes to answer).
+const INLINE_BUDGET: Duration = Duration::from_micros(100);
+
+/// The most rows a call may have to run inline, given the batch-1 time.
+fn inline_rows(batch1: Duration) -> usize {
+    if batch1.is_zero() {
+        return 1024;
+    }
+    ((INLINE_BUDGET.as_secs_f64() / batch1.as_secs_f64()) as usize).min(1024)
 }
 
 /// Every served version of one model and its release.

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{presented_key, Auth, Scope};
 use crate::batcher::RunError;
+use crate::cache::AnswerCache;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -49,6 +50,14 @@ pub const ROUTES: &[&str] = &[
     "POST /admin/models/{name}/promote",
     "POST /admin/models/{name}/rollback",
     "POST /admin/models/{name}/canary",
+    "GET /v2",
+    "GET /v2/models/{name}",
+    "GET /v2/models/{name}/versions/{version}",
+    "GET /v2/models/{name}/ready",
+    "GET /v2/models/{name}/versions/{version}/ready",
+    "POST /v2/models/{name}/infer",
+    "POST /v2/models/{name}/versions/{version}/infer",
+    "POST /v2/repository/index",
 ];
 /// Shadow copies allowed in flight at once; more are dropped (and counted).
 const SHADOW_SLOTS: usize = 256;
@@ -62,6 +71,11 @@ pub struct AppState {
     pub limits: Limits,
     /// API keys (none: open, admin API off).
     pub auth: Arc<Auth>,
+    /// Answers to repeated inputs, when enabled.
+    pub cache: Option<Arc<AnswerCache>>,
+    /// Log one line per request (method, path, status, latency, request id) at info level;
+    /// otherwise at debug level.
+    pub access_log: bool,
     shadow_slots: Arc<Semaphore>,
 }
 
@@ -81,8 +95,16 @@ impl AppState {
             registry,
             limits,
             auth: Arc::new(auth),
+            cache: None,
+            access_log: false,
             shadow_slots: Arc::new(Semaphore::new(SHADOW_SLOTS)),
         }
+    }
+
+    /// The same state with a cache of `entries` answers (0: none).
+    pub fn with_cache(mut self, entries: usize) -> AppState {
+        self.cache = (entries > 0).then(|| Arc::new(AnswerCache::new(entries)));
+        self
     }
 
     /// The metrics.
@@ -140,9 +162,23 @@ impl AppState {
         if rows > self.limits.max_batch_rows {
             return Err(fail(ApiError::too_many_rows(rows, self.limits.max_batch_rows)));
         }
+        let cached = self.cache.as_ref().map(|cache| {
+            let key = AnswerCache::key(model, &deployed.version, deployed.serial, &payload);
+            (cache, key)
+        });
+        if let Some((cache, key)) = &cached {
+            if let Some(prediction) = cache.get(key) {
+                self.metrics().cache_hits.inc();
+                return Ok(Inferred { deployed, prediction });
+            }
+            self.metrics().cache_misses.inc();
+        }
         let copy = shadow_to.as_ref().map(|_| payload.clone());
         match deployed.run(payload).await {
             Ok(prediction) => {
+                if let Some((cache, key)) = cached {
+                    cache.put(key, &prediction);
+                }
                 if let (Some(canary), Some(copy)) = (shadow_to, copy) {
                     self.spawn_shadow(canary, copy, &prediction);
                 }
@@ -203,7 +239,7 @@ pub fn router(state: AppState) -> Router {
     app.method_not_allowed_fallback(method_not_allowed)
         .fallback(route_not_found)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
-        .layer(middleware::from_fn(request_id_and_log))
+        .layer(middleware::from_fn_with_state(state.clone(), request_id_and_log))
         .with_state(state)
 }
 
@@ -213,7 +249,7 @@ async fn check_scope(state: &AppState, scope: Scope, req: Request, next: Next) -
             if matches!(denied, crate::auth::Denied::RateLimited { .. }) {
                 state.metrics().rate_limited.inc();
             }
-            return ApiError::denied(&denied).into_response();
+            return in_protocol_shape(req.uri(), ApiError::denied(&denied));
         }
     }
     next.run(req).await
@@ -504,21 +540,37 @@ fn kserve_instances(body: &serde_json::Value, width: usize) -> Result<Payload, A
     }
 }
 
-async fn route_not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("no route for {method} {}", uri.path()))
+/// `err` as the protocol of `uri` writes errors: `{"error": message}` under `/v2`, our
+/// `{"error": {"code", "message"}}` elsewhere.
+fn in_protocol_shape(uri: &Uri, err: ApiError) -> Response {
+    let path = uri.path();
+    if path == "/v2" || path.starts_with("/v2/") {
+        crate::v2::V2Error(err).into_response()
+    } else {
+        err.into_response()
+    }
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
+async fn route_not_found(method: Method, uri: Uri) -> Response {
+    let err =
+        ApiError::new(StatusCode::NOT_FOUND, "NotFound", format!("no route for {method} {}", uri.path()));
+    in_protocol_shape(&uri, err)
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let err = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",
         format!("{method} is not allowed on {}", uri.path()),
-    )
+    );
+    in_protocol_shape(&uri, err)
 }
 
 /// Gives every request an id (its `x-request-id` if it sent a sane one, else a new one),
-/// returns it in the response and logs method, path, status and latency under it.
-async fn request_id_and_log(mut req: Request, next: Next) -> Response {
+/// returns it in the response, runs the request in a span carrying it (so every log line of the
+/// request names it) and logs method, path, status and latency.
+async fn request_id_and_log(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    use tracing::Instrument;
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let id = req
         .headers()
@@ -536,15 +588,17 @@ async fn request_id_and_log(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let start = Instant::now();
-    let mut response = next.run(req).await;
-    tracing::info!(
-        request_id = %id,
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        ms = format_args!("{:.2}", start.elapsed().as_secs_f64() * 1e3),
-        "request"
-    );
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    span.in_scope(|| {
+        if state.access_log {
+            tracing::info!(%method, %path, status, ms, "request");
+        } else {
+            tracing::debug!(%method, %path, status, ms, "request");
+        }
+    });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }

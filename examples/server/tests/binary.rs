@@ -769,3 +769,24 @@ fn the_openapi_document_lists_every_route() {
         assert!(!a.body.contains("no route for"), "{route} is listed but not routed");
     }
 }
+
+#[test]
+fn repeated_inputs_are_answered_from_the_cache_when_enabled() {
+    let dir = repo(&[("m/1.0.0/model.ingot", good("1.0.0"))]);
+    let server = Server::start(dir.path(), &["--cache-entries", "100"]);
+    let first = server.predict(None);
+    let again = server.predict(None);
+    assert_eq!((first.status, again.status), (200, 200));
+    assert_eq!(first.json()["predictions"], again.json()["predictions"]);
+    assert_eq!(server.metric("ingot_cache_hits_total"), 1.0);
+    assert_eq!(server.metric("ingot_cache_misses_total"), 1.0);
+    let other = server.post("/v1/models/m/predict", None, r#"{"records":[{"a":0,"b":4}]}"#);
+    assert_eq!(other.json()["predictions"][0]["label"], "no");
+    assert_eq!(server.metric("ingot_cache_misses_total"), 2.0);
+
+    // Off by default.
+    let plain = Server::start(dir.path(), &[]);
+    plain.predict(None);
+    plain.predict(None);
+    assert_eq!(plain.metric("ingot_cache_hits_total"), 0.0);
+}

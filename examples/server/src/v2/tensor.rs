@@ -150,7 +150,8 @@ pub fn element_count(tensor: &str, shape: &[i64], max_rows: usize) -> Result<usi
     let bad = |what: String| ApiError::invalid_request(format!("input `{tensor}`: {what}"));
     let mut count: usize = 1;
     for &dim in shape {
-        let dim = usize::try_from(dim).map_err(|_| bad(format!("shape {shape:?} has a negative dimension")))?;
+        let dim =
+            usize::try_from(dim).map_err(|_| bad(format!("shape {shape:?} has a negative dimension")))?;
         count = count.checked_mul(dim).ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
     }
     if let Some(&rows) = shape.first() {
@@ -195,7 +196,12 @@ pub struct InputTensor {
 
 impl InputTensor {
     /// A tensor from decoded `elements`; 400 when their number is not what `shape` holds.
-    pub fn new(name: String, datatype: DataType, shape: &[i64], elements: Elements) -> Result<Self, ApiError> {
+    pub fn new(
+        name: String,
+        datatype: DataType,
+        shape: &[i64],
+        elements: Elements,
+    ) -> Result<Self, ApiError> {
         let shape: Vec<usize> = shape.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
         let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         if expected != Some(elements.len()) {
@@ -224,7 +230,12 @@ pub fn strings(tensor: &str, items: Vec<Vec<u8>>) -> Result<Elements, ApiError> 
 /// Decodes the raw little-endian contents of a tensor of `count` elements (the binary tensor
 /// extension; gRPC `raw_input_contents`). Every length is checked against the bytes at hand
 /// before anything is allocated.
-pub fn decode_raw(tensor: &str, datatype: DataType, count: usize, bytes: &[u8]) -> Result<Elements, ApiError> {
+pub fn decode_raw(
+    tensor: &str,
+    datatype: DataType,
+    count: usize,
+    bytes: &[u8],
+) -> Result<Elements, ApiError> {
     let bad = |what: String| ApiError::invalid_request(format!("input `{tensor}`: {what}"));
     let Some(size) = datatype.size() else {
         return decode_raw_bytes(tensor, count, bytes).map(Elements::Strings);
@@ -270,7 +281,10 @@ fn decode_raw_bytes(tensor: &str, count: usize, bytes: &[u8]) -> Result<Vec<Stri
     while !rest.is_empty() {
         let index = out.len();
         if index == count {
-            return Err(bad(format!("{} bytes are left after the {count} BYTES elements of its shape", rest.len())));
+            return Err(bad(format!(
+                "{} bytes are left after the {count} BYTES elements of its shape",
+                rest.len()
+            )));
         }
         let Some((prefix, tail)) = rest.split_first_chunk::<4>() else {
             return Err(bad(format!("BYTES element {index} is cut off inside its 4-byte length")));
@@ -287,7 +301,10 @@ fn decode_raw_bytes(tensor: &str, count: usize, bytes: &[u8]) -> Result<Vec<Stri
         rest = tail;
     }
     if out.len() != count {
-        return Err(bad(format!("its shape holds {count} BYTES elements; the binary data has {}", out.len())));
+        return Err(bad(format!(
+            "its shape holds {count} BYTES elements; the binary data has {}",
+            out.len()
+        )));
     }
     Ok(out)
 }
@@ -496,9 +513,15 @@ pub fn to_payload(model: &Model, inputs: Vec<InputTensor>) -> Result<Payload, Ap
     }
 }
 
+/// The first column names, for error messages.
 fn column_list(columns: &[TensorSpec]) -> String {
-    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-    names.join(", ")
+    const SHOWN: usize = 8;
+    let names: Vec<&str> = columns.iter().take(SHOWN).map(|c| c.name.as_str()).collect();
+    if columns.len() > SHOWN {
+        format!("{}, … ({} in all: GET the model's metadata)", names.join(", "), columns.len())
+    } else {
+        names.join(", ")
+    }
 }
 
 fn one(inputs: Vec<InputTensor>, what: &str) -> Result<[InputTensor; 1], ApiError> {
@@ -529,7 +552,9 @@ fn dense(input: InputTensor, width: usize, hint: &str) -> Result<Payload, ApiErr
         )));
     }
     match input.elements {
-        Elements::Numbers(values) => Ok(Payload::Dense(DenseRows::new(&format!("input `{name}`"), values, width)?)),
+        Elements::Numbers(values) => {
+            Ok(Payload::Dense(DenseRows::new(&format!("input `{name}`"), values, width)?))
+        }
         Elements::Strings(_) => Err(ApiError::invalid_request(format!(
             "input `{name}`: datatype BYTES for a dense numeric input; send FP32, FP64 or an integer type"
         ))),
@@ -693,7 +718,8 @@ fn output(p: &Prediction, name: &str) -> Option<OutputTensor> {
                         .collect(),
                 )
             };
-            let datatype = if matches!(data, OutputData::Int64(_)) { DataType::Int64 } else { DataType::Bytes };
+            let datatype =
+                if matches!(data, OutputData::Int64(_)) { DataType::Int64 } else { DataType::Bytes };
             Some(OutputTensor { name: "label", datatype, shape: vec![rows], data })
         }
         "probabilities" => p.probabilities.as_ref().map(|m| matrix("probabilities", m)),
@@ -723,7 +749,10 @@ pub fn check_requested(model: &Model, requested: &[String]) -> Result<(), ApiErr
 
 fn unknown_output<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> ApiError {
     let known: Vec<&str> = known.collect();
-    ApiError::invalid_request(format!("unknown output `{name}`; this model's outputs are {}", known.join(", ")))
+    ApiError::invalid_request(format!(
+        "unknown output `{name}`; this model's outputs are {}",
+        known.join(", ")
+    ))
 }
 
 /// The output tensors of `p`: those `requested`, in that order, else all of them.
@@ -793,7 +822,10 @@ mod tests {
     fn shapes_are_checked() {
         assert_eq!(element_count("t", &[2, 3], 10).unwrap(), 6);
         assert!(element_count("t", &[2, -1], 10).unwrap_err().message.contains("negative"));
-        assert!(element_count("t", &[i64::MAX, i64::MAX], usize::MAX).unwrap_err().message.contains("too large"));
+        assert!(element_count("t", &[i64::MAX, i64::MAX], usize::MAX)
+            .unwrap_err()
+            .message
+            .contains("too large"));
         assert_eq!(element_count("t", &[11, 1], 10).unwrap_err().status.as_u16(), 413);
         assert_eq!(DataType::parse("BYTES").and_then(DataType::size), None);
         assert!(parse_datatype("t", "FLOAT").unwrap_err().message.contains("unknown datatype `FLOAT`"));
