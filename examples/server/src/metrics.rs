@@ -31,6 +31,14 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Every protocol label, in the order of [`protocol_index`].
+pub const PROTOCOLS: [&str; 4] = ["ingot", "kserve-v1", "v2", "grpc"];
+
+/// The position of `protocol` in [`PROTOCOLS`].
+pub fn protocol_index(protocol: &str) -> Option<usize> {
+    PROTOCOLS.iter().position(|p| *p == protocol)
+}
+
 /// Labels of a drift gauge.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeatureLabels {
@@ -226,6 +234,18 @@ impl Metrics {
             status,
         };
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// The counter of successful requests of `model` `version` under `protocol`, to keep
+    /// instead of looking the series up on every request.
+    pub fn ok_counter(&self, model: &str, version: &str, protocol: &str) -> Counter {
+        let labels = RequestLabels {
+            model: model.to_owned(),
+            version: version.to_owned(),
+            protocol: protocol.to_owned(),
+            status: 200,
+        };
+        self.requests.get_or_create_owned(&labels)
     }
 
     /// Removes the series of a version that no longer serves.

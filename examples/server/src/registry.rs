@@ -16,13 +16,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use ingot::signing::VerifyingKey;
 use ingot::{compare_versions, LoadOptions, Model, Prediction, Record};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 
 use crate::batcher::{Executor, ExecutorMetrics, RunError};
 use crate::config::{CanaryMode, ModelConfig};
 use crate::drift::Drift;
-use crate::metrics::{FeatureLabels, Metrics, ModelLabels, OutcomeLabels, VersionLabels};
+use crate::metrics::{
+    protocol_index, FeatureLabels, Metrics, ModelLabels, OutcomeLabels, VersionLabels, PROTOCOLS,
+};
 use crate::payload::Payload;
 use crate::release::{compare, splitmix, unit, Canary, Release, Route};
 use crate::repository::{self, FileIdentity, FoundModel, Skipped};
@@ -45,6 +48,8 @@ pub struct Deployed {
     pub stats: Stats,
     drift: Option<Drift>,
     latency: Histogram,
+    /// `ingot_requests_total{status="200"}` of each protocol (in `metrics::PROTOCOLS` order).
+    ok: [Counter; PROTOCOLS.len()],
     metrics: Arc<Metrics>,
     /// When it was loaded (seconds since the Unix epoch).
     pub loaded_at: u64,
@@ -81,6 +86,7 @@ impl Deployed {
             executor: Executor::new(model, config, executor_metrics, inline_rows(batch1)),
             stats: Stats::new(config.canary.window_s),
             latency: metrics.latency.get_or_create_owned(&labels),
+            ok: PROTOCOLS.map(|p| metrics.ok_counter(name, version, p)),
             metrics: Arc::clone(metrics),
             loaded_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
@@ -110,6 +116,16 @@ impl Deployed {
         self.latency.observe(elapsed.as_secs_f64());
         self.stats.record(elapsed, out.is_err());
         out
+    }
+
+    /// Counts a successful request under `protocol`.
+    pub fn count_ok(&self, protocol: &str) {
+        match protocol_index(protocol) {
+            Some(i) => {
+                self.ok[i].inc();
+            }
+            None => self.metrics.request(&self.name, &self.version, protocol, 200),
+        }
     }
 
     fn labels(&self) -> VersionLabels {

@@ -137,11 +137,10 @@ impl AppState {
         payload: Payload,
     ) -> Result<Inferred, ApiError> {
         let result = self.infer_inner(model, version, routing_key, payload).await;
-        let (answered_by, status) = match &result {
-            Ok(inferred) => (inferred.deployed.version.as_str(), 200),
-            Err((version, err)) => (version.as_str(), err.status.as_u16()),
-        };
-        self.metrics().request(model, answered_by, protocol, status);
+        match &result {
+            Ok(inferred) => inferred.deployed.count_ok(protocol),
+            Err((version, err)) => self.metrics().request(model, version, protocol, err.status.as_u16()),
+        }
         result.map_err(|(_, err)| err)
     }
 
