@@ -138,5 +138,10 @@ fuzz:  ## Run every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz)
 	mkdir -p fuzz/corpus/hf_config
 	for i in 0 1; do arch=$$( [ $$i = 0 ] && echo distilbert || echo roberta ); \
 	  { printf "\\$$i"; cat tests/fixtures/arch/$$arch/model/config.json; } > fuzz/corpus/hf_config/$$arch; done
-	cd fuzz && for t in bundle npy records hf_config arrow_frame signature_file; do \
+	mkdir -p fuzz/corpus/v2_infer
+	printf '\377\377{"inputs":[{"name":"a","shape":[2],"datatype":"FP64","data":[1,2]},{"name":"b","shape":[2,1],"datatype":"INT32","data":[[3],[4]]}]}' \
+	  > fuzz/corpus/v2_infer/columns
+	printf '\135\000{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}\000\000\200\077\000\000\000\100' \
+	  > fuzz/corpus/v2_infer/binary
+	cd fuzz && for t in bundle npy records hf_config arrow_frame signature_file v2_infer server_config; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod batcher;
 pub mod cache;
 pub mod config;
+pub mod deployed;
 pub mod drift;
 pub mod error;
 pub mod grpc;

@@ -22,10 +22,11 @@ use crate::auth::{presented_key, Auth, Scope};
 use crate::batcher::RunError;
 use crate::cache::AnswerCache;
 use crate::config::Limits;
+use crate::deployed::{shadow, Deployed};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::payload::Payload;
-use crate::registry::{shadow, Deployed, ModelState, Registry};
+use crate::registry::{ModelState, Registry};
 
 /// Header naming the version that answered.
 pub const VERSION_HEADER: &str = "x-ingot-version";

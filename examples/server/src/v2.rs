@@ -27,8 +27,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::deployed::Deployed;
 use crate::error::ApiError;
-use crate::registry::{Deployed, ModelState};
+use crate::registry::ModelState;
 use crate::routes::{routing_key, versioned, AppState};
 use tensor::{InputTensor, OutputData, OutputTensor, TensorMetadata};
 
@@ -231,7 +232,7 @@ fn flag(parameters: &Parameters, key: &str, of: &str) -> Result<Option<bool>, Ap
 
 /// `$inference_request`.
 #[derive(Debug, Deserialize)]
-struct InferRequest {
+pub struct InferRequest {
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
@@ -386,6 +387,31 @@ fn decode_input(input: RequestInput, binary: &mut &[u8], max_rows: usize) -> Res
     InputTensor::new(name, datatype, &input.shape, elements)
 }
 
+/// Reads an inference body: the JSON request (alone, or as the first
+/// `Inference-Header-Content-Length` bytes) and its input tensors, inline or from the binary
+/// part; every length is checked against what is left and `max_rows`. The request is returned
+/// with its inputs taken out. This is the parser of the request's bytes (the fuzz target
+/// `v2_infer` runs it on arbitrary input).
+pub fn decode(
+    headers: &HeaderMap,
+    body: &[u8],
+    max_rows: usize,
+) -> Result<(InferRequest, Vec<InputTensor>), ApiError> {
+    let (json, mut binary) = split_body(headers, body)?;
+    let mut request = parse_request(json)?;
+    let mut inputs = Vec::with_capacity(request.inputs.len());
+    for input in std::mem::take(&mut request.inputs) {
+        inputs.push(decode_input(input, &mut binary, max_rows)?);
+    }
+    if !binary.is_empty() {
+        return Err(ApiError::invalid_request(format!(
+            "{} bytes of binary data follow the inputs' binary_data_size",
+            binary.len()
+        )));
+    }
+    Ok((request, inputs))
+}
+
 async fn infer(
     state: &AppState,
     name: &str,
@@ -394,20 +420,8 @@ async fn infer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, V2Error> {
     let body = body.map_err(|r| body_error(&r, state.limits.max_body_bytes))?;
-    let (json, mut binary) = split_body(headers, &body)?;
-    let request = parse_request(json)?;
+    let (request, inputs) = decode(headers, &body, state.limits.max_batch_rows)?;
     let binary_default = flag(&request.parameters, "binary_data_output", "the request")?.unwrap_or(false);
-    let mut inputs = Vec::with_capacity(request.inputs.len());
-    for input in request.inputs {
-        inputs.push(decode_input(input, &mut binary, state.limits.max_batch_rows)?);
-    }
-    if !binary.is_empty() {
-        return Err(ApiError::invalid_request(format!(
-            "{} bytes of binary data follow the inputs' binary_data_size",
-            binary.len()
-        ))
-        .into());
-    }
     // No `outputs`, or an empty list: every output, each binary as `binary_data_output` says.
     let (requested, binary_flags) = match &request.outputs {
         Some(outputs) if !outputs.is_empty() => {
