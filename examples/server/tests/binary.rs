@@ -88,13 +88,18 @@ struct Server {
 
 impl Server {
     fn start(models: &Path, extra: &[&str]) -> Server {
+        Self::start_logging(models, extra, Stdio::null(), "warn")
+    }
+
+    /// Starts the server with its standard error going to `stderr` at level `level`.
+    fn start_logging(models: &Path, extra: &[&str], stderr: impl Into<Stdio>, level: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ingot-server"))
             .args(["--models", models.to_str().unwrap(), "--addr", "127.0.0.1:0"])
             .args(if extra.contains(&"--poll-interval") { &[][..] } else { &["--poll-interval", "0"][..] })
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -789,4 +794,56 @@ fn repeated_inputs_are_answered_from_the_cache_when_enabled() {
     plain.predict(None);
     plain.predict(None);
     assert_eq!(plain.metric("ingot_cache_hits_total"), 0.0);
+}
+
+#[test]
+fn json_logs_carry_the_request_id() {
+    let dir = repo(&[("m/1.0.0/model.ingot", good("1.0.0"))]);
+    let log = dir.path().join("server.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut server =
+        Server::start_logging(dir.path(), &["--log-format", "json", "--access-log"], file, "info");
+    let answer = http(
+        server.addr,
+        "POST",
+        "/v1/models/m/predict",
+        None,
+        &[("x-request-id", "req-42")],
+        r#"{"records":[{"a":3,"b":1}]}"#,
+    );
+    assert_eq!(answer.headers.get("x-request-id").map(String::as_str), Some("req-42"));
+    let generated = server.predict(None);
+    assert_eq!(generated.headers.get("x-request-id").map_or(0, String::len), 16);
+    server.signal("TERM");
+    server.child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Json> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let access = lines
+        .iter()
+        .find(|l| l["message"] == "request" && l["span"]["request_id"] == "req-42")
+        .unwrap_or_else(|| panic!("no access line for req-42 in\n{text}"));
+    assert_eq!(
+        (access["status"].as_u64(), access["path"].as_str()),
+        (Some(200), Some("/v1/models/m/predict"))
+    );
+}
+
+#[test]
+fn cors_is_off_unless_an_origin_is_allowed() {
+    let dir = repo(&[("m/1.0.0/model.ingot", good("1.0.0"))]);
+    let preflight = |server: &Server| {
+        let headers = [("Origin", "https://app.example"), ("Access-Control-Request-Method", "POST")];
+        http(server.addr, "OPTIONS", "/v1/models/m/predict", None, &headers, "")
+    };
+    let closed = Server::start(dir.path(), &[]);
+    assert!(preflight(&closed).headers.get("access-control-allow-origin").is_none());
+    let open = Server::start(dir.path(), &["--cors-origin", "https://app.example"]);
+    let answer = preflight(&open);
+    assert_eq!(
+        answer.headers.get("access-control-allow-origin").map(String::as_str),
+        Some("https://app.example")
+    );
+    let other = Server::start(dir.path(), &["--cors-origin", "https://other.example"]);
+    assert!(preflight(&other).headers.get("access-control-allow-origin").is_none());
 }
