@@ -837,7 +837,7 @@ fn cors_is_off_unless_an_origin_is_allowed() {
         http(server.addr, "OPTIONS", "/v1/models/m/predict", None, &headers, "")
     };
     let closed = Server::start(dir.path(), &[]);
-    assert!(preflight(&closed).headers.get("access-control-allow-origin").is_none());
+    assert!(!preflight(&closed).headers.contains_key("access-control-allow-origin"));
     let open = Server::start(dir.path(), &["--cors-origin", "https://app.example"]);
     let answer = preflight(&open);
     assert_eq!(
@@ -845,5 +845,5 @@ fn cors_is_off_unless_an_origin_is_allowed() {
         Some("https://app.example")
     );
     let other = Server::start(dir.path(), &["--cors-origin", "https://other.example"]);
-    assert!(preflight(&other).headers.get("access-control-allow-origin").is_none());
+    assert!(!preflight(&other).headers.contains_key("access-control-allow-origin"));
 }
