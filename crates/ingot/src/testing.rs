@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::Result;
+use crate::format::Bundle;
 use crate::format::{
     to_bytes, Activation, ElementType, GraphSpec, Manifest, ModelCard, NodeSpec, PostprocessSpec,
     PreprocessSpec, Producer, RequestForm, Signature, TabularSpec, TabularStepSpec, TensorData, TensorSpec,
@@ -85,4 +86,27 @@ pub fn logistic_bundle() -> Result<Vec<u8>> {
         ("intercept".to_string(), TensorData::from_f32(vec![1], &[0.5])?),
     ];
     to_bytes(&m, &tensors)
+}
+
+/// The test logistic model ([`logistic_bundle`]) re-encoded with `edit` applied to its manifest:
+/// another version, column names, a reference sample…
+///
+/// ```
+/// # fn main() -> ingot::Result<()> {
+/// let bytes = ingot::testing::logistic_with(|m| m.model.version = "2.0.0".into())?;
+/// assert_eq!(ingot::Model::from_bytes(bytes)?.metadata().version, "2.0.0");
+/// # Ok(()) }
+/// ```
+pub fn logistic_with(edit: impl FnOnce(&mut Manifest)) -> Result<Vec<u8>> {
+    let bundle = Bundle::from_bytes(logistic_bundle()?)?;
+    let mut manifest = bundle.manifest().clone();
+    edit(&mut manifest);
+    let mut tensors = Vec::new();
+    for name in bundle.tensor_entries().keys() {
+        if let Some(view) = bundle.tensor(name) {
+            tensors
+                .push((name.clone(), TensorData::new(view.dtype, view.shape.to_vec(), view.data.to_vec())?));
+        }
+    }
+    to_bytes(&manifest, &tensors)
 }

@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use ingot::format::{to_bytes, Reference};
-use ingot::{Bundle, Record, TensorData, Value};
+use ingot::format::Reference;
+use ingot::{Record, Value};
 use ingot_server::{example_curl, router, AppState, Auth, Limits, Metrics, Registry, RegistryOptions};
 use serde_json::{json, Value as Json};
 use tower::ServiceExt;
@@ -18,20 +18,11 @@ use tower::ServiceExt;
 /// The test logistic model with its card version set to `version` and, optionally, a reference
 /// sample.
 fn logistic(version: &str, sample: Option<Record>) -> Vec<u8> {
-    let bundle = Bundle::from_bytes(ingot::testing::logistic_bundle().unwrap()).unwrap();
-    let mut manifest = bundle.manifest().clone();
-    manifest.model.version = version.into();
-    manifest.reference = sample.map(|row| Reference { sample: vec![row], ..Reference::default() });
-    let tensors: Vec<(String, TensorData)> = bundle
-        .tensor_entries()
-        .keys()
-        .map(|name| {
-            let view = bundle.tensor(name).unwrap();
-            let data = TensorData::new(view.dtype, view.shape.to_vec(), view.data.to_vec());
-            (name.clone(), data.unwrap())
-        })
-        .collect();
-    to_bytes(&manifest, &tensors).unwrap()
+    ingot::testing::logistic_with(|manifest| {
+        manifest.model.version = version.into();
+        manifest.reference = sample.map(|row| Reference { sample: vec![row], ..Reference::default() });
+    })
+    .unwrap()
 }
 
 fn record(a: f64, b: f64) -> Record {

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ingot::format::{to_bytes, Reference};
-use ingot::{Bundle, Record, TensorData, Value};
+use ingot::format::Reference;
+use ingot::{Bundle, Record, Value};
 use serde_json::{json, Value as Json};
 
 /// sha256("admin-key"), sha256("user-key"), sha256("metrics-key"), sha256("slow-key").
@@ -42,24 +42,18 @@ fn keys_file(dir: &Path) -> PathBuf {
 /// The test logistic model, renamed to `version`, reading columns `cols` (the second one in
 /// place of `b`), with a reference sample of one row.
 fn bundle(version: &str, cols: [&str; 2]) -> Vec<u8> {
-    let bundle = Bundle::from_bytes(ingot::testing::logistic_bundle().unwrap()).unwrap();
-    let mut manifest = bundle.manifest().clone();
-    manifest.model.version = version.into();
-    manifest.signature.inputs[1].name = cols[1].into();
-    let ingot::format::PreprocessSpec::Tabular(spec) = &mut manifest.preprocess[0] else { panic!("tabular") };
-    spec.transformers[0].columns = vec![cols[0].into(), cols[1].into()];
-    let row =
-        Record::from([(cols[0].to_string(), Value::from(3.0)), (cols[1].to_string(), Value::from(1.0))]);
-    manifest.reference = Some(Reference { sample: vec![row], ..Reference::default() });
-    let tensors: Vec<(String, TensorData)> = bundle
-        .tensor_entries()
-        .keys()
-        .map(|name| {
-            let view = bundle.tensor(name).unwrap();
-            (name.clone(), TensorData::new(view.dtype, view.shape.to_vec(), view.data.to_vec()).unwrap())
-        })
-        .collect();
-    to_bytes(&manifest, &tensors).unwrap()
+    ingot::testing::logistic_with(|manifest| {
+        manifest.model.version = version.into();
+        manifest.signature.inputs[1].name = cols[1].into();
+        let ingot::format::PreprocessSpec::Tabular(spec) = &mut manifest.preprocess[0] else {
+            panic!("tabular")
+        };
+        spec.transformers[0].columns = vec![cols[0].into(), cols[1].into()];
+        let row =
+            Record::from([(cols[0].to_string(), Value::from(3.0)), (cols[1].to_string(), Value::from(1.0))]);
+        manifest.reference = Some(Reference { sample: vec![row], ..Reference::default() });
+    })
+    .unwrap()
 }
 
 fn good(version: &str) -> Vec<u8> {

@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use ingot::format::{to_bytes, PostprocessSpec, Reference};
-use ingot::{Bundle, Manifest, Record, TensorData, Value};
+use ingot::{Manifest, Record, Value};
 use ingot_server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use ingot_server::grpc::proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use ingot_server::grpc::proto::{
@@ -26,18 +26,7 @@ const TEST_KEY_HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15
 
 /// A bundle of the test logistic model with `edit` applied to its manifest.
 fn logistic_with(edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
-    let bundle = Bundle::from_bytes(ingot::testing::logistic_bundle().unwrap()).unwrap();
-    let mut manifest = bundle.manifest().clone();
-    edit(&mut manifest);
-    let tensors: Vec<(String, TensorData)> = bundle
-        .tensor_entries()
-        .keys()
-        .map(|name| {
-            let view = bundle.tensor(name).unwrap();
-            (name.clone(), TensorData::new(view.dtype, view.shape.to_vec(), view.data.to_vec()).unwrap())
-        })
-        .collect();
-    to_bytes(&manifest, &tensors).unwrap()
+    ingot::testing::logistic_with(edit).unwrap()
 }
 
 fn record(a: f64, b: f64) -> Record {
