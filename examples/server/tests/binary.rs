@@ -841,3 +841,35 @@ fn cors_is_off_unless_an_origin_is_allowed() {
     let other = Server::start(dir.path(), &["--cors-origin", "https://other.example"]);
     assert!(!preflight(&other).headers.contains_key("access-control-allow-origin"));
 }
+
+#[test]
+fn the_binary_probes_and_changes_releases_as_a_client() {
+    let dir = repo(&[
+        ("models/m/1.0.0/model.ingot", good("1.0.0")),
+        ("models/m/1.1.0/model.ingot", good("1.1.0")),
+        ("models/m/config.toml", CANARY.as_bytes().to_vec()),
+    ]);
+    let models = dir.path().join("models");
+    let server = Server::start(&models, &["--api-keys", &with_keys(&dir)]);
+    let client = |args: &[&str], key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ingot-server"))
+            .args(args)
+            .env("INGOT_ADMIN_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let url = format!("http://{}", server.addr);
+    assert!(client(&["--probe", &format!("{url}/v2/health/ready")], "").status.success());
+    assert!(!client(&["--probe", &format!("{url}/nowhere")], "").status.success());
+    assert!(!client(&["--probe", "http://127.0.0.1:1/v2/health/ready"], "").status.success());
+
+    let refused = client(&["--server", &url, "--promote", "m"], "user-key");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"), "{refused:?}");
+    let promoted = client(&["--server", &url, "--promote", "m"], "admin-key");
+    assert!(promoted.status.success(), "{promoted:?}");
+    assert_eq!(server.predict(Some("user-key")).version(), "1.1.0");
+    let rolled = client(&["--server", &url, "--rollback", "m", "--to", "1.0.0"], "admin-key");
+    assert!(rolled.status.success(), "{rolled:?}");
+    assert_eq!(server.predict(Some("user-key")).version(), "1.0.0");
+}
