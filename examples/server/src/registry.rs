@@ -321,17 +321,25 @@ impl Registry {
         let (config, config_text) = match found.config {
             Ok(config) => config,
             Err(reason) => {
-                // A broken config.toml keeps the model as it is served.
-                let failure = LoadFailure {
-                    model: name.clone(),
-                    version: String::new(),
-                    reason,
-                    previous_serving: old_state.is_some(),
-                    at: now,
+                // A broken config.toml keeps the model as it is served; the same error is
+                // reported once, not on every rescan.
+                let key = self.root.join(&name);
+                let failure = match old.failed.get(&key).filter(|(_, f)| f.reason == reason) {
+                    Some((_, before)) => before.clone(),
+                    None => {
+                        let failure = LoadFailure {
+                            model: name.clone(),
+                            version: String::new(),
+                            reason,
+                            previous_serving: old_state.is_some(),
+                            at: now,
+                        };
+                        self.report_failure(&failure);
+                        report.failed.push(failure.clone());
+                        failure
+                    }
                 };
-                self.report_failure(&failure);
-                report.failed.push(failure.clone());
-                next.failed.insert(self.root.join(&name), (FileIdentity::default(), failure));
+                next.failed.insert(key, (FileIdentity::default(), failure));
                 return old_state.map(|s| s.rebuild_same());
             }
         };
@@ -491,7 +499,7 @@ impl Registry {
         mode: Option<CanaryMode>,
     ) -> Result<Release, AdminError> {
         let state = self.model(model)?;
-        let version = state.exact(version).map(|d| d.version.clone()).ok_or_else(|| {
+        let deployed = state.exact(version).ok_or_else(|| {
             AdminError::NotFound(format!(
                 "model `{model}` has no version `{version}`; loaded: {}",
                 state.version_names().join(", ")
@@ -505,6 +513,9 @@ impl Registry {
         if !(0.0..=1.0).contains(&weight) {
             return Err(AdminError::Invalid(format!("weight must be within 0..=1, not {weight}")));
         }
+        // Judged afresh: errors from an earlier trial do not count against it.
+        deployed.stats.clear();
+        let version = deployed.version.clone();
         release.canary =
             Some(Canary { version, weight, mode: mode.unwrap_or(state.config.canary.mode), retired: None });
         release.pinned = true;

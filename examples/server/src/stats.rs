@@ -78,6 +78,11 @@ impl Stats {
         self.epoch.elapsed().as_secs()
     }
 
+    /// Forgets every recorded request (a canary started again is judged afresh).
+    pub fn clear(&self) {
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
     /// Records one answered request.
     pub fn record(&self, latency: Duration, error: bool) {
         self.record_at(self.now_s(), latency, error);
@@ -145,6 +150,10 @@ mod tests {
         assert!((s.error_rate() - 0.1).abs() < 1e-12);
         // 1 % of requests took 50 ms: the 99th percentile is still the 1 ms bucket.
         assert!(s.p99_ms >= 1.0 && s.p99_ms < 1.25 * 1.01, "{}", s.p99_ms);
+        let copy = Stats::new(60);
+        copy.record_at(10, Duration::from_millis(1), true);
+        copy.clear();
+        assert_eq!(copy.summary_at(10, 60).count, 0);
         // Seconds older than the window are left out.
         assert_eq!(stats.summary_at(80, 60).count, 0);
         stats.record_at(80, Duration::from_millis(40), false);

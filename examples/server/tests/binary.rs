@@ -873,3 +873,21 @@ fn the_binary_probes_and_changes_releases_as_a_client() {
     assert!(rolled.status.success(), "{rolled:?}");
     assert_eq!(server.predict(Some("user-key")).version(), "1.0.0");
 }
+
+#[test]
+fn a_broken_config_keeps_the_model_as_served_and_is_reported_once() {
+    let dir = repo(&[("models/m/1.0.0/model.ingot", good("1.0.0"))]);
+    let models = dir.path().join("models");
+    let server = Server::start(&models, &["--api-keys", &with_keys(&dir)]);
+    put(&models, "m/config.toml", b"max_batch = 4\n");
+    let report = server.reload();
+    assert!(report["failed"][0]["reason"].as_str().unwrap().contains("unknown field"), "{report}");
+    assert_eq!(server.reload()["failed"], json!([]), "reported again");
+    assert_eq!(server.metric("ingot_model_load_failures_total{model=\"m\"}"), 1.0);
+    assert_eq!(server.predict(Some("user-key")).version(), "1.0.0");
+    let status = server.get("/admin/status", Some("admin-key")).json();
+    assert_eq!(status["failures"][0]["previous_serving"], true, "{status}");
+    put(&models, "m/config.toml", b"max_batch_size = 4\n");
+    assert_eq!(server.reload()["loaded"], json!(["m@1.0.0"]));
+    assert_eq!(server.get("/admin/status", Some("admin-key")).json()["failures"], json!([]));
+}
