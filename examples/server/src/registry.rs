@@ -42,7 +42,12 @@ pub struct ModelState {
 impl ModelState {
     /// The current release (a copy).
     pub fn release(&self) -> Release {
-        self.release.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.read_release().clone()
+    }
+
+    /// The current release, read in place (requests route through this without copying it).
+    fn read_release(&self) -> std::sync::RwLockReadGuard<'_, Release> {
+        self.release.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn set_release(&self, release: Release) {
@@ -64,20 +69,24 @@ impl ModelState {
         if let Some(v) = self.exact(name) {
             return Some(v);
         }
-        let release = self.release();
+        let release = self.read_release();
         let target = match name {
-            "stable" => Some(release.stable),
-            "canary" => release.active_canary().map(|c| c.version.clone()),
-            alias => self.config.aliases.get(alias).cloned(),
+            "stable" => Some(release.stable.as_str()),
+            "canary" => release.active_canary().map(|c| c.version.as_str()),
+            alias => self.config.aliases.get(alias).map(String::as_str),
         }?;
-        self.exact(&target)
+        self.exact(target)
     }
 
     /// The version stable answers with.
     pub fn stable(&self) -> &Arc<Deployed> {
-        let stable = self.release().stable;
-        // The release only ever names loaded versions; the highest is the fallback.
-        self.exact(&stable).unwrap_or_else(|| self.highest())
+        self.stable_of(&self.read_release())
+    }
+
+    /// The version `release` names stable; the release only ever names loaded versions, the
+    /// highest is the fallback.
+    fn stable_of(&self, release: &Release) -> &Arc<Deployed> {
+        self.exact(&release.stable).unwrap_or_else(|| self.highest())
     }
 
     fn highest(&self) -> &Arc<Deployed> {
@@ -86,9 +95,9 @@ impl ModelState {
 
     /// Picks who answers a request with routing key `key`, and who gets a shadow copy.
     pub fn pick(&self, key: Option<&str>) -> (Arc<Deployed>, Option<Arc<Deployed>>) {
-        let release = self.release();
+        let release = self.read_release();
         let draw = unit(splitmix(self.draws.fetch_add(1, Ordering::Relaxed)));
-        let stable = || Arc::clone(self.exact(&release.stable).unwrap_or_else(|| self.highest()));
+        let stable = || Arc::clone(self.stable_of(&release));
         let canary = || release.active_canary().and_then(|c| self.exact(&c.version)).map(Arc::clone);
         match release.route(key, draw) {
             Route::Stable => (stable(), None),

@@ -3,7 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use ingot::Prediction;
+use ingot::{Matrix, Prediction};
 use serde::Serialize;
 
 use crate::config::{CanaryConfig, CanaryMode};
@@ -141,13 +141,9 @@ pub const NUMERIC_TOLERANCE: f64 = 1e-4;
 /// Compares a shadow answer with stable's, row by row.
 pub fn compare(stable: &Prediction, shadow: &Prediction) -> Comparison {
     let rows = stable.rows.min(shadow.rows);
-    let numbers = |p: &Prediction| {
-        p.probabilities
-            .clone()
-            .or_else(|| p.values.clone())
-            .or_else(|| p.embeddings.clone())
-            .unwrap_or_else(|| p.scores.clone())
-    };
+    fn numbers(p: &Prediction) -> &Matrix {
+        p.probabilities.as_ref().or(p.values.as_ref()).or(p.embeddings.as_ref()).unwrap_or(&p.scores)
+    }
     let (a, b) = (numbers(stable), numbers(shadow));
     let mut distance = 0.0f64;
     let mut disagreements = 0;

@@ -507,10 +507,9 @@ async fn kserve_v1(
 
 fn kserve_instances(body: &serde_json::Value, width: usize) -> Result<Payload, ApiError> {
     let bad = |m: String| ApiError::invalid_request(m);
-    let instances = body
-        .get("instances")
-        .and_then(|v| v.as_array())
-        .ok_or_else(|| bad("KServe V1 expects {\"instances\": [...]}".into()))?;
+    let Some(value @ serde_json::Value::Array(instances)) = body.get("instances") else {
+        return Err(bad("KServe V1 expects {\"instances\": [...]}".into()));
+    };
     let form = instances.first().map(|first| match first {
         serde_json::Value::Object(_) => 0,
         serde_json::Value::Array(_) => 1,
@@ -520,19 +519,18 @@ fn kserve_instances(body: &serde_json::Value, width: usize) -> Result<Payload, A
     match form {
         None => Ok(Payload::Dense(DenseRows::from_rows::<Vec<f64>>("instances", &[], width)?)),
         Some(0) => {
-            let records: Vec<Record> = serde_json::from_value(serde_json::Value::Array(instances.clone()))
-                .map_err(|e| {
-                    bad(format!("instances: every instance must be an object of column values: {e}"))
-                })?;
+            let records: Vec<Record> = Deserialize::deserialize(value).map_err(|e| {
+                bad(format!("instances: every instance must be an object of column values: {e}"))
+            })?;
             Ok(Payload::Records(records))
         }
         Some(1) => {
-            let rows: Vec<Vec<f64>> = serde_json::from_value(serde_json::Value::Array(instances.clone()))
+            let rows: Vec<Vec<f64>> = Deserialize::deserialize(value)
                 .map_err(|e| bad(format!("instances: every instance must be a list of numbers: {e}")))?;
             Ok(Payload::Dense(DenseRows::from_rows("instances", &rows, width)?))
         }
         Some(2) => {
-            let texts: Vec<String> = serde_json::from_value(serde_json::Value::Array(instances.clone()))
+            let texts: Vec<String> = Deserialize::deserialize(value)
                 .map_err(|e| bad(format!("instances: every instance must be a string: {e}")))?;
             Ok(Payload::Texts(texts))
         }

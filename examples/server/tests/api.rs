@@ -340,3 +340,30 @@ async fn serves_over_tcp() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn kserve_v1_predicts_objects_and_number_lists() {
+    let (_dir, app) = app();
+    let uri = "/v1/models/logistic:predict";
+    let (status, json) = post(&app, uri, r#"{"instances":[{"a":3,"b":1},{"a":0,"b":4}]}"#).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json, json!({"predictions": ["yes", "no"]}));
+    let (status, json) = post(&app, uri, r#"{"instances":[[3,1],[0,4]]}"#).await;
+    assert_eq!((status, json), (StatusCode::OK, json!({"predictions": ["yes", "no"]})));
+
+    let (status, json) = post(&app, uri, r#"{"instances":[[3,1],{"a":0,"b":4}]}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&json, "InvalidRequest", &["list of numbers"]);
+    let (status, json) = post(&app, uri, r#"{"instances":{"a":3}}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&json, "InvalidRequest", &["instances"]);
+    let (status, json) = post(&app, uri, r#"{"instances":[{"a":3}]}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&json, "IngotInputError", &["`b`"]);
+    let (status, json) = post(&app, "/v1/models/logistic:explain", r#"{"instances":[]}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&json, "NotFound", &[":predict"]);
+    let (status, json) = post(&app, "/v1/models/nope:predict", r#"{"instances":[]}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&json, "ModelNotFound", &["nope"]);
+}
