@@ -1,6 +1,8 @@
 //! Drives the router in memory (`tower::ServiceExt::oneshot`) and once over a real socket.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
+use common::{record, write};
 use http_body_util::BodyExt;
 use ingot::format::Reference;
 use ingot::{Record, Value};
@@ -23,16 +26,6 @@ fn logistic(version: &str, sample: Option<Record>) -> Vec<u8> {
         manifest.reference = sample.map(|row| Reference { sample: vec![row], ..Reference::default() });
     })
     .unwrap()
-}
-
-fn record(a: f64, b: f64) -> Record {
-    Record::from([("a".to_string(), Value::from(a)), ("b".to_string(), Value::from(b))])
-}
-
-fn write(root: &Path, rel: &str, bytes: &[u8]) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
 }
 
 /// A repository with `logistic` 1.0.0 (with a reference sample), 1.10.0 and 1.9.0 — so the

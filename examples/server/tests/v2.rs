@@ -2,15 +2,18 @@
 //! real socket with the generated client.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
+use common::{record, write};
 use http_body_util::BodyExt;
 use ingot::format::{to_bytes, PostprocessSpec, Reference};
-use ingot::{Manifest, Record, Value};
+use ingot::Manifest;
 use ingot_server::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use ingot_server::grpc::proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use ingot_server::grpc::proto::{
@@ -27,16 +30,6 @@ const TEST_KEY_HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15
 /// A bundle of the test logistic model with `edit` applied to its manifest.
 fn logistic_with(edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
     ingot::testing::logistic_with(edit).unwrap()
-}
-
-fn record(a: f64, b: f64) -> Record {
-    Record::from([("a".to_string(), Value::from(a)), ("b".to_string(), Value::from(b))])
-}
-
-fn write(root: &Path, rel: &str, bytes: &[u8]) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
 }
 
 /// The text encoder of `tests/fixtures/arch/distilbert` (random weights, own tokenizer).
