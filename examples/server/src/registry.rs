@@ -260,12 +260,9 @@ impl Registry {
 
     /// Whether the first load has finished and every model found has a version serving.
     pub fn ready(&self) -> bool {
+        let snapshot = self.current.load();
         self.ready.load(Ordering::Acquire)
-            && self
-                .snapshot()
-                .failures
-                .iter()
-                .all(|f| f.previous_serving || self.snapshot().get(&f.model).is_some())
+            && snapshot.failures.iter().all(|f| f.previous_serving || snapshot.get(&f.model).is_some())
     }
 
     /// Rescans the repository: loads new and changed versions (warm-up included) on the
