@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 CARGO  ?= cargo
+# Incremental caches only pay off across edits; a test run from a clean tree builds once.
+export CARGO_INCREMENTAL ?= 0
 export INGOT_BIN := $(CURDIR)/target/debug/ingot
 export INGOT_SERVER_BIN := $(CURDIR)/target/debug/ingot-server
 
-.PHONY: help test test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server fuzz demo-model fixtures pre-commit check-fixme
+.PHONY: help test test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server bench-gemm fuzz demo-model fixtures pre-commit check-fixme
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -131,6 +133,9 @@ bench-server: bench-deps  ## ingot-server vs FastAPI + uvicorn vs a bare axum ha
 	$(CARGO) build --release --locked -p ingot-server -p ingot-cli
 	$(CARGO) build --release --locked -p ingot-server --example bare_handler
 	$(PY) scripts/bench_server.py $(BENCH_SERVER_ARGS)
+
+bench-gemm: bench-deps  ## int8/f16/bf16/f32 GEMM kernels per path vs ONNX Runtime MatMulInteger and NumPy, same run
+	$(PY) scripts/bench_gemm.py
 
 FUZZ_SECONDS ?= 60
 

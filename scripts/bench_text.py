@@ -12,6 +12,10 @@ interleaved rounds (default 3) whose medians are reported, with the per-round ra
   attention, opset 17, dynamic batch and sequence axes) to a temporary directory; HF fast
   tokenizer padding to the longest sentence of each batch, mean pooling + L2 normalize in numpy
   (checked against sentence-transformers: the max |diff| is printed);
+* ONNX Runtime dynamic int8: ``onnxruntime.quantization.quantize_dynamic`` (QInt8 weights) of
+  that export, same session options; its per-sentence cosine to the f32 export is printed;
+* Ingot int8, f16 and bf16: ``ingot quantize --to … --data bench_sentences.txt`` of the
+  imported bundle (the minimum and mean cosine it stores, and the file size, are printed);
 * Ingot: ``ingot import hf`` then ``ingot bench --input bench_sentences.txt --batch 1,32`` with
   the binary given by ``--ingot`` (skipped with a note when it does not exist). Ingot's figures
   come from its own bench loop (batch-32 throughput = mean over the calls of a timed window, batch
@@ -120,7 +124,6 @@ def cpu_model() -> str:
 
 
 def onnx_encoder(model_dir: str, tmp: str, max_length: int) -> Encode:
-    import onnxruntime as ort
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -154,6 +157,23 @@ def onnx_encoder(model_dir: str, tmp: str, max_length: int) -> Encode:
             opset_version=17,
             dynamo=False,
         )
+    return ort_encoder(tok, path, max_length)
+
+
+def ort_int8_encoder(model_dir: str, tmp: str, max_length: int) -> Encode:
+    """ONNX Runtime's dynamic int8 (``quantize_dynamic``, QInt8 weights) of the f32 export that
+    ``onnx_encoder`` wrote to ``tmp``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoTokenizer
+
+    path = f"{tmp}/minilm-int8.onnx"
+    quantize_dynamic(f"{tmp}/minilm.onnx", path, weight_type=QuantType.QInt8)
+    return ort_encoder(AutoTokenizer.from_pretrained(model_dir), path, max_length)
+
+
+def ort_encoder(tok, path: str, max_length: int) -> Encode:
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = THREADS
     opts.inter_op_num_threads = 1
@@ -261,6 +281,16 @@ def main() -> None:
         got = np.concatenate([onnx(b) for b in batches(sents, 32)])
         print(f"ONNX Runtime vs sentence-transformers: max |diff| {np.abs(got - ref).max():.2e}")
         engines[f"ONNX Runtime f32 ({THREADS} threads)"] = partial(measure, onnx, sents)
+        ort_int8 = ort_int8_encoder(model_dir, tmp, st.max_seq_length)
+        got8 = np.concatenate([ort_int8(b) for b in batches(sents, 32)])
+        cos8 = (got8 * got).sum(1)
+        notes.append(
+            "ONNX Runtime dynamic int8 vs its f32 export, per-sentence cosine: "
+            f"min {cos8.min():.4f}, mean {cos8.mean():.4f} (nothing reports this to the user)."
+        )
+        engines[f"ONNX Runtime dynamic int8 ({THREADS} threads)"] = partial(
+            measure, ort_int8, sents
+        )
         if Path(args.candle).is_file():
             engines[CANDLE] = partial(
                 candle_row, args.candle, model_dir, st.max_seq_length, tmp, ref
@@ -284,6 +314,30 @@ def main() -> None:
             bundle = f"{tmp}/minilm.ingot"
             subprocess.run([args.ingot, "import", "hf", model_dir, "-o", bundle], check=True)
             engines["Ingot"] = partial(ingot_row, args.ingot, bundle)
+            for precision in ["int8", "f16", "bf16"]:
+                reduced = f"{tmp}/minilm-{precision}.ingot"
+                subprocess.run(
+                    [args.ingot, "quantize", bundle, "-o", reduced, "--to", precision]
+                    + ["--data", str(SENTENCES), "--no-sensitivity"],
+                    check=True,
+                    capture_output=True,
+                )
+                card = json.loads(
+                    subprocess.run(
+                        [args.ingot, "inspect", reduced, "--json"],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                )
+                acc = card["manifest"]["quantization"]["accuracy"]
+                size = card["file_bytes"] / Path(bundle).stat().st_size
+                notes.append(
+                    f"Ingot {precision} vs Ingot f32, per-sentence cosine: min "
+                    f"{acc['min_cosine']:.4f}, mean {acc['mean_cosine']:.4f} (stored in the "
+                    f"bundle); file {100 * size:.1f} % of the f32 bundle."
+                )
+                engines[f"Ingot {precision}"] = partial(ingot_row, args.ingot, reduced)
         # Shared machines drift by ±20 % within minutes: interleave the engines, report medians.
         rounds = [{name: run() for name, run in engines.items()} for _ in range(args.rounds)]
     rows = {
@@ -292,13 +346,26 @@ def main() -> None:
     }
     if "Ingot" in rows:
         notes.append(f"Ingot cold load of the bundle: {rows['Ingot']['load_ms']:.1f} ms (median).")
-        st_name, ort_name = list(engines)[:2]
+        st_name, ort_name, ort8_name = list(engines)[:3]
         notes.append(
             "Per round, Ingot batch-32 throughput / sentence-transformers': "
             + ", ".join(f"{r['Ingot']['b32'] / r[st_name]['b32']:.2f}×" for r in rounds)
             + "; Ingot batch-1 median / ONNX Runtime's: "
             + ", ".join(f"{r['Ingot']['b1_ms'] / r[ort_name]['b1_ms']:.2f}×" for r in rounds)
         )
+        if "Ingot int8" in rows:
+            notes.append(
+                "Per round, Ingot int8 batch-32 throughput / sentence-transformers': "
+                + ", ".join(f"{r['Ingot int8']['b32'] / r[st_name]['b32']:.2f}×" for r in rounds)
+                + "; Ingot int8 batch-1 median / ONNX Runtime f32's: "
+                + ", ".join(
+                    f"{r['Ingot int8']['b1_ms'] / r[ort_name]['b1_ms']:.2f}×" for r in rounds
+                )
+                + "; / ONNX Runtime int8's: "
+                + ", ".join(
+                    f"{r['Ingot int8']['b1_ms'] / r[ort8_name]['b1_ms']:.2f}×" for r in rounds
+                )
+            )
         if CANDLE in rows:
             notes.append(
                 "Per round, Ingot / candle: batch-32 throughput "

@@ -102,6 +102,9 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
     for post in &manifest.postprocess {
         let _ = writeln!(out, "  post {}", serde_json::to_string(post).unwrap_or_default());
     }
+    if let Some(q) = &manifest.quantization {
+        quantization(&mut out, q);
+    }
     let _ = writeln!(out, "tensors");
     for t in tensors {
         let _ = writeln!(
@@ -118,6 +121,28 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
     Ok(())
 }
 
+/// The `quantization` section: scheme, accuracy, and each layer's sensitivity.
+fn quantization(out: &mut String, q: &ingot::format::Quantization) {
+    let source = q.source.as_ref().map(|s| format!(" from {s}")).unwrap_or_default();
+    let _ = writeln!(out, "quantization {}{source} ({} reduced weights)", q.scheme, q.weights.len());
+    if let Some(a) = &q.activations {
+        let _ = writeln!(out, "  activations  {a}");
+    }
+    if !q.accuracy.is_empty() {
+        let on = q.calibration.as_ref().map(|c| format!(" on {c}")).unwrap_or_default();
+        let figures: Vec<String> = q.accuracy.iter().map(|(k, v)| format!("{k} {v:.6}")).collect();
+        let _ = writeln!(out, "  accuracy{on}: {}", figures.join(", "));
+    }
+    for l in &q.layers {
+        let state = if l.reduced { q.scheme.as_str() } else { "f32" };
+        let _ = writeln!(
+            out,
+            "  layer {:<28} {:<5} alone: cosine min {:.6} mean {:.6}, max abs error {:.3e}",
+            l.node, state, l.min_cosine, l.mean_cosine, l.max_abs_error
+        );
+    }
+}
+
 fn step_name(step: &ingot::format::TabularStepSpec) -> String {
     serde_json::to_value(step).ok().and_then(|v| v["type"].as_str().map(str::to_owned)).unwrap_or_default()
 }
@@ -132,6 +157,10 @@ pub(crate) fn verify(path: &Path, key: Option<&Path>) -> Result<(), ingot::Error
     println!("ok  checksum (blake3) {}", bundle.manifest().checksum.as_deref().unwrap_or(""));
     let model = Model::from_bundle(bundle, &ingot::LoadOptions::default())?;
     println!("ok  manifest, pipeline and graph (opset {})", model.manifest().graph.opset);
+    ingot::quantize::check_scheme(model.bundle())?;
+    if let Some(q) = &model.manifest().quantization {
+        println!("ok  quantization {}: {} reduced weights match their tensors", q.scheme, q.weights.len());
+    }
     if let Some(key) = key {
         let signature = SignatureFile::read(signature_path(path))?;
         let verified = signature.verify(model.bundle().as_bytes(), &key)?;

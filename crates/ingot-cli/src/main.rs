@@ -3,6 +3,7 @@
 mod bench;
 mod inspect;
 mod predict;
+mod quantize;
 mod sign;
 
 use std::path::PathBuf;
@@ -59,6 +60,9 @@ enum Command {
     Predict(predict::Args),
     /// Measure latency percentiles and throughput at given batch sizes.
     Bench(bench::Args),
+    /// Write a copy with int8, f16 or bf16 weights and print its accuracy against the source
+    /// (also stored in the new bundle's manifest).
+    Quantize(quantize::Args),
     /// Pack an unpacked directory (manifest.json + tensors/*.npy) into an `.ingot` file.
     Pack {
         /// Directory written by an exporter or `ingot unpack`.
@@ -111,6 +115,7 @@ fn run(cli: Cli) -> Result<(), ingot::Error> {
         Command::Sign { model, key } => sign::sign(&model, &key),
         Command::Predict(args) => predict::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Quantize(args) => quantize::run(&args),
         Command::Pack { dir, output } => {
             ingot::pack(&dir, &output)?;
             eprintln!("packed {} -> {}", dir.display(), output.display());

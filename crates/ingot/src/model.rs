@@ -237,6 +237,14 @@ impl Model {
         Ok(p.embeddings.unwrap_or(p.scores))
     }
 
+    /// From now on, records the largest `|x|` of every input column of every linear layer
+    /// (by node name) in what it returns: the activation statistics of int8 calibration.
+    pub(crate) fn record_linear_inputs(&mut self) -> Result<std::sync::Arc<exec::LinearInputs>> {
+        self.plan
+            .record_linear_inputs()
+            .ok_or_else(|| Error::usage("layer statistics are recorded on the CPU only"))
+    }
+
     /// Runs pre-processing, the graph and post-processing on a batch.
     pub fn predict(&self, input: Input<'_>) -> Result<Prediction> {
         parallel::call(|| parallel::with_threads(self.threads, || self.predict_now(input)))

@@ -53,6 +53,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("save", &["error", "format", "model"]),
+    // Reduced-precision copies of a model, measured against it; one layer on its own.
+    ("quantize", &["error", "value", "version", "input", "output", "format", "kernels", "model"]),
+    ("layer", &["error", "kernels", "parallel", "quantize"]),
     // Signatures over whole files: sign only what passes the container checks.
     ("signing", &["error", "atomic_file", "format"]),
     // Test and doc helpers, and the crate root, may use anything.

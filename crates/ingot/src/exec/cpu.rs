@@ -1,6 +1,9 @@
 //! Running a lowered plan on the CPU: values live in buffers leased from the model's [`Arena`],
 //! so a stream of calls reuses memory instead of faulting in fresh pages.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
 use super::lower::transpose;
 use super::Feed;
 use crate::arena::{Arena, Lease};
@@ -87,6 +90,34 @@ pub(crate) struct CpuPlan {
     pub(crate) row_wise: bool,
     /// Kernel level of the steps that pack weights at predict time.
     pub(crate) isa: Isa,
+    /// Where the input ranges of the linear layers are recorded, when asked to
+    /// ([`CpuPlan::record_linear_inputs`]; calibration only).
+    pub(crate) observer: Option<Arc<LinearInputs>>,
+}
+
+/// The largest `|x|` seen in each input column of each linear layer, by step (node) name: the
+/// activation statistics int8 calibration needs.
+#[derive(Debug, Default)]
+pub(crate) struct LinearInputs {
+    columns: Mutex<BTreeMap<String, Vec<f32>>>,
+}
+
+impl LinearInputs {
+    /// Folds the rows `x` (of `k` columns) into `step`'s column maxima.
+    fn record(&self, step: &str, x: &[f32], k: usize) {
+        let Ok(mut columns) = self.columns.lock() else { return };
+        let max = columns.entry(step.to_owned()).or_insert_with(|| vec![0.0; k]);
+        for row in x.chunks_exact(k) {
+            for (m, v) in max.iter_mut().zip(row) {
+                *m = m.max(v.abs());
+            }
+        }
+    }
+
+    /// The column maxima recorded so far, by step name.
+    pub(crate) fn take(&self) -> BTreeMap<String, Vec<f32>> {
+        self.columns.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+    }
 }
 
 /// A value during a run.
@@ -147,6 +178,11 @@ impl CpuPlan {
                 _ => None,
             })
             .collect()
+    }
+
+    /// From now on, records the input ranges of every linear layer.
+    pub(crate) fn record_linear_inputs(&mut self) -> Arc<LinearInputs> {
+        Arc::clone(self.observer.get_or_insert_with(Default::default))
     }
 
     /// Runs the plan on `feeds` (one per graph input, in order) and returns the first output's
@@ -218,6 +254,9 @@ impl CpuPlan {
             Kernel::Linear(k) => {
                 let (x, shape) = f32_arg(0)?;
                 let n = rows_of(shape, k.in_features())?;
+                if let Some(observer) = &self.observer {
+                    observer.record(&step.name, x, k.in_features());
+                }
                 Ok(output(arena, vec![n, k.out_features()], |o| k.forward(x, n, o)))
             }
             Kernel::LinearDynamic { layout } => {

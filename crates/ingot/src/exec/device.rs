@@ -29,7 +29,10 @@ impl DevicePlan {
         for node in &graph.nodes {
             if matches!(
                 node.op,
-                Op::Gather | Op::LayerNorm { .. } | Op::MultiHeadAttention { .. } | Op::SequencePool { .. }
+                Op::Gather { .. }
+                    | Op::LayerNorm { .. }
+                    | Op::MultiHeadAttention { .. }
+                    | Op::SequencePool { .. }
             ) {
                 return Err(Error::Unsupported {
                     what: format!(
@@ -47,9 +50,15 @@ impl DevicePlan {
                     name: info.name.clone(),
                     needed_by: node.name.clone(),
                 })?;
-                let mut values = view.to_f32_vec()?;
+                let mut values = match (&node.op, i) {
+                    // int8 weights run dequantized on a device: q · scale per output row.
+                    (Op::Linear { scale: Some(scale), input_scale, .. }, 1) => {
+                        dequantize(bundle, view, scale, input_scale.as_deref())?
+                    }
+                    _ => view.to_f32_vec()?,
+                };
                 let mut shape = view.shape.to_vec();
-                if let (Op::Linear { layout: WeightLayout::Packed16 { out_features } }, 1, [_, k, _]) =
+                if let (Op::Linear { layout: WeightLayout::Packed16 { out_features }, .. }, 1, [_, k, _]) =
                     (&node.op, i, shape.as_slice())
                 {
                     let k = *k;
@@ -127,6 +136,34 @@ fn release_plan(graph: &Graph) -> Vec<Vec<usize>> {
     release
 }
 
+/// The f32 values `q · scale` of an int8 weight `[m, k]` with its per-row scales `scale`, times
+/// the per-column `input_scale` when there is one.
+fn dequantize(
+    bundle: &Bundle,
+    weight: crate::format::TensorView<'_>,
+    scale: &str,
+    input_scale: Option<&str>,
+) -> Result<Vec<f32>> {
+    let read = |name: &str| {
+        bundle
+            .tensor(name)
+            .ok_or_else(|| Error::TensorMissing { name: name.into(), needed_by: "an int8 weight".into() })?
+            .to_f32_vec()
+    };
+    let scales = read(scale)?;
+    let k = weight.shape.get(1).copied().unwrap_or(1).max(1);
+    let columns = match input_scale {
+        Some(name) => read(name)?,
+        None => vec![1.0; k],
+    };
+    Ok(weight
+        .data
+        .chunks(k)
+        .zip(&scales)
+        .flat_map(|(row, &s)| row.iter().zip(&columns).map(move |(&q, &c)| f32::from(q as i8) * s * c))
+        .collect())
+}
+
 fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
     let x = args[0];
     Ok(match op {
@@ -174,7 +211,10 @@ fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
             let dims = super::cpu::resolve_reshape(x.dims(), shape).map_err(candle_core::Error::Msg)?;
             x.reshape(dims)?
         }
-        Op::Gather | Op::LayerNorm { .. } | Op::MultiHeadAttention { .. } | Op::SequencePool { .. } => {
+        Op::Gather { .. }
+        | Op::LayerNorm { .. }
+        | Op::MultiHeadAttention { .. }
+        | Op::SequencePool { .. } => {
             candle_core::bail!("{op:?} has no device implementation (refused at load)")
         }
     })

@@ -5,17 +5,19 @@
 
 use super::cpu::{Constant, CpuPlan, Kernel, Step};
 use crate::error::{Error, Result};
-use crate::format::Bundle;
+use crate::format::{Bundle, DType};
 use crate::graph::{Graph, Node, Op, PoolMode, WeightLayout};
 use crate::kernels::activation::Act;
 use crate::kernels::attention::Attention;
 use crate::kernels::elementwise::Binary;
 use crate::kernels::embedding::Embedding;
 use crate::kernels::gemm::PackedWeight;
+use crate::kernels::hgemm::{Half, HalfWeight};
 use crate::kernels::isa::Isa;
 use crate::kernels::layernorm::LayerNorm;
 use crate::kernels::linear::LinearKernel;
 use crate::kernels::pool::SequencePool;
+use crate::kernels::qgemm::QuantWeight;
 use crate::storage::F32Data;
 
 /// Lowers `graph` for the CPU, reading stored tensors from `bundle`.
@@ -37,6 +39,7 @@ pub(crate) fn lower(graph: &Graph, bundle: &Bundle, isa: Isa) -> Result<CpuPlan>
         release_after: Vec::new(),
         row_wise: false,
         isa,
+        observer: None,
     };
     fuse_activations(&mut plan);
     mark_relu_inputs(&mut plan);
@@ -54,6 +57,39 @@ fn stored(graph: &Graph, bundle: &Bundle, v: usize) -> Result<F32Data, String> {
         .f32_data(name)
         .ok_or_else(|| format!("stored tensor `{name}` is not in the file"))?
         .map_err(|e| format!("stored tensor `{name}`: {e}"))
+}
+
+/// An int8 embedding table as f32 (`q · scale` per row): the file keeps a quarter of the
+/// bytes, the lookups read f32 rows as for any table.
+fn dequantized_table(
+    graph: &Graph,
+    bundle: &Bundle,
+    v: usize,
+    scale: &str,
+    dim: usize,
+) -> Result<F32Data, String> {
+    let name = &graph.values[v].name;
+    let view = bundle.tensor(name).ok_or_else(|| format!("stored tensor `{name}` is not in the file"))?;
+    let scales = positive_scales(bundle, scale, "weight scales")?;
+    let values: Vec<f32> = view
+        .data
+        .chunks_exact(dim.max(1))
+        .zip(scales.as_slice())
+        .flat_map(|(row, &s)| row.iter().map(move |&q| f32::from(q as i8) * s))
+        .collect();
+    Ok(values.into())
+}
+
+/// The stored scales `name`, every one finite and positive.
+fn positive_scales(bundle: &Bundle, name: &str, what: &str) -> Result<F32Data, String> {
+    let scales = bundle
+        .f32_data(name)
+        .ok_or_else(|| format!("{what} `{name}` are not in the file"))?
+        .map_err(|e| format!("{what} `{name}`: {e}"))?;
+    if let Some(bad) = scales.as_slice().iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(format!("{what} `{name}`: value {bad} is not a positive number"));
+    }
+    Ok(scales)
 }
 
 /// The stored bias of a linear layer: `m` values, or `None` when the node has no bias.
@@ -75,12 +111,60 @@ fn stored_bias(
     Ok(Some(values))
 }
 
+/// The kernel of a `Linear` whose stored weight is int8, f16 or bf16 (`None` for f32 weights).
+///
+/// The weights are packed here, once, into the layout their kernel reads; the bias stays f32.
+fn reduced_precision(
+    graph: &Graph,
+    bundle: &Bundle,
+    node: &Node,
+    (scale, input_scale): (Option<&str>, Option<&str>),
+    isa: Isa,
+) -> Result<Option<LinearKernel>, String> {
+    let name = &graph.values[node.inputs[1]].name;
+    let view = bundle.tensor(name).ok_or_else(|| format!("stored tensor `{name}` is not in the file"))?;
+    let (dtype, shape) = (view.dtype, view.shape);
+    if !matches!(dtype, DType::I8 | DType::F16 | DType::BF16) {
+        return Ok(None);
+    }
+    let &[m, k] = shape else {
+        return Err(format!("{} weight `{name}` must be 2-D [out, in], got {shape:?}", dtype.name()));
+    };
+    let bias = match stored_bias(graph, bundle, node, m) {
+        Ok(bias) => bias,
+        Err(Some(e)) => return Err(e),
+        Err(None) => return Err(format!("the bias of {} weight `{name}` must be stored", dtype.name())),
+    };
+    let kernel = match dtype {
+        DType::I8 => {
+            let scale = scale.ok_or_else(|| format!("int8 weight `{name}` has no `weight_scale`"))?;
+            let scales = positive_scales(bundle, scale, "weight scales")?;
+            let q: Vec<i8> = view.data.iter().map(|&b| b as i8).collect();
+            let w = QuantWeight::pack(&q, scales.as_slice(), m, k).map_err(|e| format!("`{name}`: {e}"))?;
+            let input_scale = input_scale.map(|s| positive_scales(bundle, s, "input scales")).transpose()?;
+            LinearKernel::int8(isa, w, input_scale.map(|s| s.as_slice().to_vec()), bias, Act::Identity)
+        }
+        _ => {
+            let kind = if dtype == DType::F16 { Half::F16 } else { Half::Bf16 };
+            let bits: Vec<u16> =
+                view.data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            let w = HalfWeight::pack(&bits, kind, m, k).map_err(|e| format!("`{name}`: {e}"))?;
+            LinearKernel::half(isa, w, bias, Act::Identity)
+        }
+    };
+    Ok(Some(kernel))
+}
+
 /// The kernel for one node and the values it still reads at predict time.
 fn bind(node: &Node, graph: &Graph, bundle: &Bundle, isa: Isa) -> Result<(Kernel, Vec<usize>), String> {
     let inputs = node.inputs.clone();
     let dims = |v: usize| graph.values[v].shape.iter().map(|d| d.fixed()).collect::<Option<Vec<usize>>>();
     let kernel = match &node.op {
-        Op::Linear { layout } if graph.is_initializer(inputs[1]) => {
+        Op::Linear { layout, scale, input_scale } if graph.is_initializer(inputs[1]) => {
+            let scales = (scale.as_deref(), input_scale.as_deref());
+            if let Some(kernel) = reduced_precision(graph, bundle, node, scales, isa)? {
+                return Ok((Kernel::Linear(kernel), vec![inputs[0]]));
+            }
             let weight = stored(graph, bundle, inputs[1])?;
             let shape = dims(inputs[1]).unwrap_or_default();
             let (m, k) = match (layout, shape.as_slice()) {
@@ -105,7 +189,7 @@ fn bind(node: &Node, graph: &Graph, bundle: &Bundle, isa: Isa) -> Result<(Kernel
             };
             return Ok((Kernel::Linear(kernel), vec![inputs[0]]));
         }
-        Op::Linear { layout } => Kernel::LinearDynamic { layout: *layout },
+        Op::Linear { layout, .. } => Kernel::LinearDynamic { layout: *layout },
         // `x · B + C` with a stored B and a bias-shaped C is a linear layer with weight Bᵀ.
         Op::Gemm { alpha, beta, trans_a: false, trans_b }
             if *alpha == 1.0 && *beta == 1.0 && graph.is_initializer(inputs[1]) =>
@@ -152,10 +236,13 @@ fn bind(node: &Node, graph: &Graph, bundle: &Bundle, isa: Isa) -> Result<(Kernel
         Op::Softmax { axis } => Kernel::Softmax { axis: *axis },
         Op::Concat { axis } => Kernel::Concat { axis: *axis },
         Op::Reshape { shape } => Kernel::Reshape { shape: shape.clone() },
-        Op::Gather => {
+        Op::Gather { scale } => {
             let shape = dims(inputs[0]).unwrap_or_default();
             let [rows, dim] = shape.as_slice() else { return Err("the table must be 2-D".into()) };
-            let table = stored(graph, bundle, inputs[0])?;
+            let table = match scale {
+                Some(scale) => dequantized_table(graph, bundle, inputs[0], scale, *dim)?,
+                None => stored(graph, bundle, inputs[0])?,
+            };
             return Ok((Kernel::Embedding(Embedding { table, rows: *rows, dim: *dim }), vec![inputs[1]]));
         }
         Op::LayerNorm { eps } => {

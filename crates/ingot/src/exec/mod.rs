@@ -6,6 +6,8 @@
 //! The device is chosen here, once, at load.
 
 mod cpu;
+
+pub(crate) use cpu::LinearInputs;
 mod device;
 mod lower;
 
@@ -46,6 +48,15 @@ impl Plan {
             Ok(Plan::Cpu(lower::lower(graph, bundle, Isa::detect())?))
         } else {
             Ok(Plan::Device(device::DevicePlan::lower(graph, bundle, device)?))
+        }
+    }
+
+    /// Records the input ranges of every linear layer from now on (CPU plans; `None` on a
+    /// device).
+    pub(crate) fn record_linear_inputs(&mut self) -> Option<std::sync::Arc<cpu::LinearInputs>> {
+        match self {
+            Plan::Cpu(p) => Some(p.record_linear_inputs()),
+            Plan::Device(_) => None,
         }
     }
 

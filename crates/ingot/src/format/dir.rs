@@ -54,7 +54,7 @@ pub fn unpack(bundle: &Bundle, dir: impl AsRef<Path>) -> Result<()> {
     for name in bundle.tensor_entries().keys() {
         if let Some(view) = bundle.tensor(name) {
             let tensor = TensorData::new(view.dtype, view.shape.to_vec(), view.data.to_vec())?;
-            write_atomic(&tensor_dir.join(format!("{name}.npy")), &npy::to_bytes(&tensor))?;
+            write_atomic(&tensor_dir.join(format!("{name}.npy")), &npy::to_bytes(&tensor)?)?;
         }
     }
     Ok(())

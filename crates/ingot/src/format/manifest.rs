@@ -341,14 +341,72 @@ pub enum PostprocessSpec {
     },
 }
 
-/// Weight storage scheme and the accuracy measured when it was applied.
+/// Weight storage scheme and the accuracy measured when it was applied (docs/format.md §6).
+///
+/// ```
+/// let q: ingot::format::Quantization = serde_json::from_str(
+///     r#"{"scheme":"int8","weights":{"fc.weight":"int8-per-channel"},"accuracy":{"min_cosine":0.997}}"#,
+/// ).unwrap();
+/// assert_eq!(q.weights["fc.weight"], "int8-per-channel");
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quantization {
-    /// `f32`, `f16` or `int8-per-channel`.
+    /// `f32`, `f16`, `bf16` or `int8`: the precision the weights were reduced to.
     pub scheme: String,
-    /// Accuracy figures measured at quantization time.
+    /// Accuracy against the source measured at quantization time: `rows`, `min_cosine`,
+    /// `mean_cosine`, `max_abs_error`, and for classifiers `label_agreement` and
+    /// `max_probability_error`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub accuracy: BTreeMap<String, f64>,
+    /// How each reduced weight is stored: tensor name → `int8-per-channel` (Linear weights, one
+    /// scale per output), `int8-per-row` (embedding tables), `f16` or `bf16`. Weights not listed
+    /// are f32.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, String>,
+    /// How activations are treated, e.g. `u8 per row, dynamic` for int8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activations: Option<String>,
+    /// `name@version` of the bundle the weights were reduced from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// What the accuracy was measured on, e.g. `200 lines of calib.txt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<String>,
+    /// Per-layer sensitivity: the accuracy with each layer alone reduced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerAccuracy>,
+}
+
+impl Quantization {
+    /// Full-precision weights, nothing measured.
+    pub fn f32() -> Quantization {
+        Quantization {
+            scheme: "f32".into(),
+            accuracy: BTreeMap::new(),
+            weights: BTreeMap::new(),
+            activations: None,
+            source: None,
+            calibration: None,
+            layers: Vec::new(),
+        }
+    }
+}
+
+/// The accuracy of a bundle with one layer alone reduced ([`Quantization::layers`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerAccuracy {
+    /// Graph node name.
+    pub node: String,
+    /// The node's weight tensor.
+    pub weight: String,
+    /// Whether the written bundle stores this layer reduced (`false`: kept f32).
+    pub reduced: bool,
+    /// Lowest per-row cosine to the source's output.
+    pub min_cosine: f64,
+    /// Mean per-row cosine.
+    pub mean_cosine: f64,
+    /// Largest absolute output difference.
+    pub max_abs_error: f64,
 }
 
 /// Training-data reference: a few sample rows and per-column statistics.

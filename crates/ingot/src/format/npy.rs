@@ -11,7 +11,7 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 /// # fn main() -> ingot::Result<()> {
 /// use ingot::format::npy;
 /// let t = ingot::TensorData::from_f32(vec![2, 3], &[1.0; 6])?;
-/// let bytes = npy::to_bytes(&t);
+/// let bytes = npy::to_bytes(&t)?;
 /// assert_eq!(npy::from_bytes(&bytes, "t.npy")?, t);
 /// # Ok(()) }
 /// ```
@@ -47,8 +47,9 @@ pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorData> {
         "<i8" => DType::I64,
         "<i4" => DType::I32,
         "|u1" | "<u1" => DType::U8,
+        "|i1" | "<i1" => DType::I8,
         other => {
-            return Err(bad(format!("unsupported dtype {other} (little-endian f8/f4/f2/i8/i4/u1 only)")))
+            return Err(bad(format!("unsupported dtype {other} (little-endian f8/f4/f2/i8/i4/u1/i1 only)")))
         }
     };
     let fortran =
@@ -89,8 +90,8 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
-/// Serializes a tensor as a version 1.0 `.npy` file.
-pub fn to_bytes(tensor: &TensorData) -> Vec<u8> {
+/// Serializes a tensor as a version 1.0 `.npy` file. BF16 has no NumPy dtype: refused.
+pub fn to_bytes(tensor: &TensorData) -> Result<Vec<u8>> {
     let descr = match tensor.dtype {
         DType::F64 => "<f8",
         DType::F32 => "<f4",
@@ -98,6 +99,12 @@ pub fn to_bytes(tensor: &TensorData) -> Vec<u8> {
         DType::I64 => "<i8",
         DType::I32 => "<i4",
         DType::U8 => "|u1",
+        DType::I8 => "|i1",
+        DType::BF16 => {
+            return Err(Error::Unsupported {
+                what: "BF16 tensors in .npy files (NumPy has no bfloat16 dtype)".into(),
+            })
+        }
     };
     let shape = match tensor.shape.as_slice() {
         [d] => format!("({d},)"),
@@ -113,5 +120,5 @@ pub fn to_bytes(tensor: &TensorData) -> Vec<u8> {
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(&tensor.data);
-    out
+    Ok(out)
 }

@@ -17,12 +17,16 @@ pub enum DType {
     F32,
     /// 16-bit float (IEEE half).
     F16,
+    /// 16-bit bfloat (the upper half of an f32).
+    BF16,
     /// 64-bit signed integer.
     I64,
     /// 32-bit signed integer.
     I32,
     /// Unsigned byte.
     U8,
+    /// Signed byte: int8-quantized weights, with their scales in an F32 tensor.
+    I8,
 }
 
 impl DType {
@@ -31,8 +35,8 @@ impl DType {
         match self {
             DType::F64 | DType::I64 => 8,
             DType::F32 | DType::I32 => 4,
-            DType::F16 => 2,
-            DType::U8 => 1,
+            DType::F16 | DType::BF16 => 2,
+            DType::U8 | DType::I8 => 1,
         }
     }
 
@@ -42,9 +46,11 @@ impl DType {
             DType::F64 => "F64",
             DType::F32 => "F32",
             DType::F16 => "F16",
+            DType::BF16 => "BF16",
             DType::I64 => "I64",
             DType::I32 => "I32",
             DType::U8 => "U8",
+            DType::I8 => "I8",
         }
     }
 
@@ -54,9 +60,11 @@ impl DType {
             "F64" => DType::F64,
             "F32" => DType::F32,
             "F16" => DType::F16,
+            "BF16" => DType::BF16,
             "I64" => DType::I64,
             "I32" => DType::I32,
             "U8" => DType::U8,
+            "I8" => DType::I8,
             _ => return None,
         })
     }
@@ -84,7 +92,8 @@ pub struct TensorView<'a> {
 }
 
 impl TensorView<'_> {
-    /// Decodes the tensor as f32 values (from F32, F16 or F64 storage).
+    /// Decodes the tensor as f32 values (from F32, F16, BF16 or F64 storage). I8 tensors are
+    /// quantized weights, meaningful only with their scales: they are refused here.
     ///
     /// ```
     /// use ingot::{DType, TensorView};
@@ -99,6 +108,9 @@ impl TensorView<'_> {
             }
             DType::F16 => {
                 self.data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+            }
+            DType::BF16 => {
+                self.data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
             }
             DType::F64 => self
                 .data

@@ -169,6 +169,7 @@ impl Graph {
             let in_shapes: Vec<&Shape> = node_inputs.iter().map(|&v| &values[v].shape).collect();
             let (op, out_shapes) = ops::build(&node.op, &node.attrs, &in_shapes).map_err(graph_err)?;
             check_operands(&op, &node_inputs, &values, &inputs).map_err(graph_err)?;
+            check_quantized_weight(&op, &node_inputs, &values, tensors).map_err(graph_err)?;
             if out_shapes.len() != node.outputs.len() {
                 return Err(graph_err(format!(
                     "declares {} outputs, op produces {}",
@@ -213,6 +214,44 @@ impl Graph {
     }
 }
 
+/// The operand index and scale tensor of an op's int8 weight (`weight_scale`): a `Linear`'s
+/// weight (one scale per output) or a `Gather`'s table (one scale per row).
+fn int8_operand(op: &Op) -> Option<(usize, &str)> {
+    match op {
+        Op::Linear { scale: Some(scale), .. } => Some((1, scale)),
+        Op::Gather { scale: Some(scale) } => Some((0, scale)),
+        _ => None,
+    }
+}
+
+/// An int8 weight must be a stored I8 tensor whose scales are a stored F32 tensor of one value
+/// per row; an I8 tensor anywhere else is refused by [`check_operands`].
+fn check_quantized_weight(
+    op: &Op,
+    operands: &[usize],
+    values: &[ValueInfo],
+    tensors: &BTreeMap<String, TensorEntry>,
+) -> Result<(), String> {
+    let Some((operand, scale)) = int8_operand(op) else { return Ok(()) };
+    let weight = &values[operands[operand]];
+    if !matches!(weight.source, Source::Initializer(DType::I8)) {
+        return Err(format!("`weight_scale` is given but `{}` is not a stored I8 tensor", weight.name));
+    }
+    let dim = |i: usize| weight.shape.get(i).and_then(|d| d.fixed()).unwrap_or(0);
+    let check = |name: &str, len: usize, what: &str| match tensors.get(name) {
+        None => Err(format!("{what} `{name}` are not in the file")),
+        Some(e) if e.dtype != DType::F32 || e.shape != [len] => {
+            Err(format!("{what} `{name}` must be F32 [{len}], got {} {:?}", e.dtype.name(), e.shape))
+        }
+        Some(_) => Ok(()),
+    };
+    check(scale, dim(0), "weight scales")?;
+    if let Op::Linear { input_scale: Some(input_scale), .. } = op {
+        check(input_scale, dim(1), "input scales")?;
+    }
+    Ok(())
+}
+
 /// The operand rules that shapes alone do not state: which inputs must be stored tensors (the
 /// table of a `Gather`, the parameters of a `LayerNorm`), which must be integer graph inputs
 /// (ids, sequence offsets; nothing else may read those), and that stored operands are floats.
@@ -223,7 +262,7 @@ fn check_operands(
     graph_inputs: &[GraphInput],
 ) -> Result<(), String> {
     let (stored, integer): (&[usize], &[usize]) = match op {
-        Op::Gather => (&[0], &[1]),
+        Op::Gather { .. } => (&[0], &[1]),
         Op::LayerNorm { .. } => (&[1, 2], &[]),
         Op::MultiHeadAttention { .. } | Op::SequencePool { .. } => (&[], &[1]),
         _ => (&[], &[]),
@@ -238,8 +277,12 @@ fn check_operands(
                 format!("input {i} (`{}`) must be an integer graph input (i64 or i32)", value.name)
             });
         }
+        let int8_weight = int8_operand(op).is_some_and(|(operand, _)| operand == i);
         match &value.source {
-            Source::Initializer(dtype) if !matches!(dtype, DType::F32 | DType::F16 | DType::F64) => {
+            Source::Initializer(DType::I8) if int8_weight => {}
+            Source::Initializer(dtype)
+                if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16 | DType::F64) =>
+            {
                 return Err(format!(
                     "stored tensor `{}` is {}; float data is needed",
                     value.name,

@@ -8,9 +8,15 @@ use crate::format::packed::{packed_shape, PANEL_WIDTH};
 /// A validated op with its attributes.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Op {
-    /// `x·wᵀ + b`, the weight stored as `layout`.
+    /// `x·wᵀ + b`, the weight stored as `layout`; an int8 weight names its per-output scales.
     Linear {
         layout: WeightLayout,
+        /// The stored F32 `[out]` tensor of an I8 weight's scales (`weight_scale`).
+        scale: Option<String>,
+        /// The stored F32 `[in]` tensor each input column is multiplied by before an int8
+        /// weight (`input_scale`: the calibration moved that much of the column's range into
+        /// the weight).
+        input_scale: Option<String>,
     },
     Gemm {
         alpha: f64,
@@ -36,7 +42,11 @@ pub(crate) enum Op {
     Reshape {
         shape: Vec<i64>,
     },
-    Gather,
+    /// Rows of a stored table; an int8 table names its per-row scales.
+    Gather {
+        /// The stored F32 `[rows]` tensor of an I8 table's scales (`weight_scale`).
+        scale: Option<String>,
+    },
     LayerNorm {
         eps: f32,
     },
@@ -86,6 +96,15 @@ fn weight_layout(attrs: &Attrs) -> Result<WeightLayout, String> {
 }
 
 type Attrs = BTreeMap<String, serde_json::Value>;
+
+/// The `weight_scale` attribute: the name of an int8 weight's stored scales.
+fn weight_scale(attrs: &Attrs) -> Result<Option<String>, String> {
+    match attrs.get("weight_scale") {
+        None => Ok(None),
+        Some(serde_json::Value::String(name)) => Ok(Some(name.clone())),
+        Some(_) => Err("attribute `weight_scale` must be a tensor name".into()),
+    }
+}
 
 fn attr_f64(attrs: &Attrs, key: &str, default: f64) -> Result<f64, String> {
     match attrs.get(key) {
@@ -139,7 +158,8 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
         "Softmax" => &["axis"],
         "Concat" => &["axis"],
         "Reshape" => &["shape"],
-        "Linear" => &["weight_layout", "out_features"],
+        "Linear" => &["weight_layout", "out_features", "weight_scale", "input_scale"],
+        "Gather" => &["weight_scale"],
         "LayerNorm" => &["epsilon"],
         "MultiHeadAttention" => &["num_heads"],
         "SequencePool" => &["mode"],
@@ -174,7 +194,17 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
                     other => return Err(format!("bias must be 1-D, got {other:?}")),
                 }
             }
-            (Op::Linear { layout }, vec![vec![n, m]])
+            let scale = weight_scale(attrs)?;
+            if scale.is_some() && layout != WeightLayout::Rows {
+                return Err("`weight_scale` needs the `rows` weight layout".into());
+            }
+            let input_scale = match attrs.get("input_scale") {
+                None => None,
+                Some(serde_json::Value::String(name)) if scale.is_some() => Some(name.clone()),
+                Some(serde_json::Value::String(_)) => return Err("`input_scale` needs `weight_scale`".into()),
+                Some(_) => return Err("attribute `input_scale` must be a tensor name".into()),
+            };
+            (Op::Linear { layout, scale, input_scale }, vec![vec![n, m]])
         }
         "Gemm" => {
             arity(inputs, 2, 3)?;
@@ -250,7 +280,7 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
             arity(inputs, 2, 2)?;
             let (_, h) = rank2(inputs[0], "table")?;
             let [t] = inputs[1].as_slice() else { return Err("ids must be 1-D".into()) };
-            (Op::Gather, vec![vec![*t, h]])
+            (Op::Gather { scale: weight_scale(attrs)? }, vec![vec![*t, h]])
         }
         "LayerNorm" => {
             arity(inputs, 3, 3)?;

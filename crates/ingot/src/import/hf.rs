@@ -541,7 +541,7 @@ pub fn import_dir(
             nodes,
         },
         postprocess: vec![PostprocessSpec::Embedding {}],
-        quantization: Some(Quantization { scheme: "f32".into(), accuracy: BTreeMap::new() }),
+        quantization: Some(Quantization::f32()),
         reference: Some(Reference {
             sample: [
                 "A quick brown fox jumps over the lazy dog.",

@@ -108,7 +108,7 @@ pub(crate) struct Dst<'a> {
     ldo: usize,
     cols: std::ops::Range<usize>,
     /// Output row of the kernel's first input row (row sub-blocks of one call).
-    row0: usize,
+    pub(crate) row0: usize,
     _out: std::marker::PhantomData<&'a mut [f32]>,
 }
 
@@ -124,13 +124,18 @@ impl<'a> Dst<'a> {
     /// # Safety
     /// `out..out + len` must be valid for writes for 'a, and every other `Dst` over it alive at
     /// the same time must have a disjoint column range.
-    unsafe fn columns(out: *mut f32, len: usize, ldo: usize, cols: std::ops::Range<usize>) -> Self {
+    pub(crate) unsafe fn columns(
+        out: *mut f32,
+        len: usize,
+        ldo: usize,
+        cols: std::ops::Range<usize>,
+    ) -> Self {
         Dst { out, len, ldo, cols, row0: 0, _out: std::marker::PhantomData }
     }
 
     /// The `cols` output values of row `row` starting at output column `col`.
     #[inline(always)]
-    fn row_slice(&mut self, row: usize, col: usize, cols: usize) -> &mut [f32] {
+    pub(crate) fn row_slice(&mut self, row: usize, col: usize, cols: usize) -> &mut [f32] {
         let start = (self.row0 + row) * self.ldo + col;
         assert!(col >= self.cols.start && col + cols <= self.cols.end && start + cols <= self.len);
         // SAFETY: in bounds (asserted), and within this Dst's columns, which no other live Dst
@@ -141,7 +146,7 @@ impl<'a> Dst<'a> {
     /// Stores one finished accumulator row of `cols` values for output row `row`, columns
     /// `col..col + cols`, adding the bias and applying the activation.
     #[inline(always)]
-    fn store(&mut self, row: usize, col: usize, acc: &[f32], bias: Option<&[f32]>, act: Act) {
+    pub(crate) fn store(&mut self, row: usize, col: usize, acc: &[f32], bias: Option<&[f32]>, act: Act) {
         let dst = self.row_slice(row, col, acc.len());
         match bias {
             Some(b) => {

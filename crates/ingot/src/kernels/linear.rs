@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use super::activation::Act;
 use super::gemm::{gemm, InputKind, PackedWeight};
+use super::hgemm::{self, Half, HalfWeight};
 use super::isa::Isa;
+use super::qgemm::{self, QuantWeight};
 use super::PARALLEL_MIN_WORK;
 
 /// Batches at least this tall with at least [`GEMM_MIN_OUTPUTS`] outputs use the packed GEMM;
@@ -18,12 +20,23 @@ use super::PARALLEL_MIN_WORK;
 const GEMM_MIN_ROWS: usize = 8;
 const GEMM_MIN_OUTPUTS: usize = 8;
 
+/// How a layer's weights are held, each in the layout its kernel reads.
+#[derive(Debug, Clone)]
+pub(crate) enum Weights {
+    /// f32: the packed panels, and row-major `[m, k]` weights for the dot-product path of short
+    /// batches (absent for weights stored pre-packed).
+    F32 { rows: Option<Arc<[f32]>>, packed: Arc<PackedWeight> },
+    /// int8 per output channel, activations quantized per row at run time ([`qgemm`]), each
+    /// input column first multiplied by `input_scale` when there is one.
+    Int8 { weight: Arc<QuantWeight>, input_scale: Option<Arc<[f32]>> },
+    /// f16 or bf16, f32 accumulation ([`hgemm`]).
+    Half(Arc<HalfWeight>),
+}
+
 /// A linear layer with its weights, for `[n, k]` f32 input.
 #[derive(Debug, Clone)]
 pub(crate) struct LinearKernel {
-    /// Row-major `[m, k]` weights for the dot-product path (absent for pre-packed weights).
-    weight: Option<Arc<[f32]>>,
-    packed: Arc<PackedWeight>,
+    weights: Weights,
     isa: Isa,
     bias: Option<Arc<[f32]>>,
     m: usize,
@@ -43,30 +56,59 @@ impl LinearKernel {
         act: Act,
     ) -> Self {
         let packed = Arc::new(PackedWeight::pack(&weight, m, k));
-        LinearKernel {
-            weight: Some(weight.into()),
-            packed,
-            isa,
-            bias: bias.map(Into::into),
-            m,
-            k,
-            act,
-            input: InputKind::Dense,
-        }
+        let weights = Weights::F32 { rows: Some(weight.into()), packed };
+        LinearKernel::with_weights(isa, weights, bias, m, k, act)
     }
 
     /// A layer whose weights are already packed (e.g. mapped from the file); always uses GEMM.
     pub(crate) fn from_packed(isa: Isa, packed: PackedWeight, bias: Option<Vec<f32>>, act: Act) -> Self {
         let (m, k) = (packed.m(), packed.k());
-        LinearKernel {
-            weight: None,
-            packed: Arc::new(packed),
-            isa,
-            bias: bias.map(Into::into),
-            m,
-            k,
-            act,
-            input: InputKind::Dense,
+        let weights = Weights::F32 { rows: None, packed: Arc::new(packed) };
+        LinearKernel::with_weights(isa, weights, bias, m, k, act)
+    }
+
+    /// A layer with int8 weights; `input_scale` (`k` values) multiplies each input column.
+    pub(crate) fn int8(
+        isa: Isa,
+        weight: QuantWeight,
+        input_scale: Option<Vec<f32>>,
+        bias: Option<Vec<f32>>,
+        act: Act,
+    ) -> Self {
+        let (m, k) = (weight.m(), weight.k());
+        let weights = Weights::Int8 { weight: Arc::new(weight), input_scale: input_scale.map(Into::into) };
+        LinearKernel::with_weights(isa, weights, bias, m, k, act)
+    }
+
+    /// A layer with f16 or bf16 weights.
+    pub(crate) fn half(isa: Isa, weight: HalfWeight, bias: Option<Vec<f32>>, act: Act) -> Self {
+        let (m, k) = (weight.m(), weight.k());
+        LinearKernel::with_weights(isa, Weights::Half(Arc::new(weight)), bias, m, k, act)
+    }
+
+    fn with_weights(
+        isa: Isa,
+        weights: Weights,
+        bias: Option<Vec<f32>>,
+        m: usize,
+        k: usize,
+        act: Act,
+    ) -> Self {
+        LinearKernel { weights, isa, bias: bias.map(Into::into), m, k, act, input: InputKind::Dense }
+    }
+
+    /// The kernel path this layer runs, e.g. `avx512-vnni` for int8 weights on a Zen 4.
+    pub(crate) fn path(&self) -> String {
+        match &self.weights {
+            Weights::F32 { .. } => format!("f32 {}", self.isa.level().name()),
+            Weights::Int8 { .. } => format!("int8 {}", qgemm::path_name(self.isa)),
+            Weights::Half(w) => {
+                let kind = match w.kind() {
+                    Half::F16 => "f16",
+                    Half::Bf16 => "bf16",
+                };
+                format!("{kind} {}", hgemm::path_name(self.isa, w.kind()))
+            }
         }
     }
 
@@ -106,9 +148,20 @@ impl LinearKernel {
     pub(crate) fn forward(&self, x: &[f32], n: usize, out: &mut [f32]) {
         let (m, k) = (self.m, self.k);
         assert!(x.len() == n * k && out.len() == n * m, "linear: {n} rows of {k} into {m} outputs");
-        let Some(weight) = self.weight.as_deref().filter(|_| n < GEMM_MIN_ROWS || m < GEMM_MIN_OUTPUTS)
-        else {
-            gemm(self.isa, x, &self.packed, self.bias.as_deref(), self.act, self.input, out);
+        let (rows, packed) = match &self.weights {
+            Weights::F32 { rows, packed } => (rows, packed),
+            Weights::Int8 { weight, input_scale: None } => {
+                return qgemm::qgemm(self.isa, x, weight, self.bias.as_deref(), self.act, out)
+            }
+            Weights::Int8 { weight, input_scale: Some(s) } => {
+                let scaled: Vec<f32> =
+                    x.chunks_exact(k).flat_map(|row| row.iter().zip(s.iter()).map(|(v, s)| v * s)).collect();
+                return qgemm::qgemm(self.isa, &scaled, weight, self.bias.as_deref(), self.act, out);
+            }
+            Weights::Half(w) => return hgemm::hgemm(self.isa, x, w, self.bias.as_deref(), self.act, out),
+        };
+        let Some(weight) = rows.as_deref().filter(|_| n < GEMM_MIN_ROWS || m < GEMM_MIN_OUTPUTS) else {
+            gemm(self.isa, x, packed, self.bias.as_deref(), self.act, self.input, out);
             return;
         };
         let work = n.saturating_mul(m).saturating_mul(k);

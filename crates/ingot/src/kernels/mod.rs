@@ -6,14 +6,17 @@
 //! overwrite every value of the output slice they are given (tests hand them NaN-filled ones).
 
 pub(crate) mod activation;
+mod amx;
 pub(crate) mod attention;
 pub(crate) mod elementwise;
 pub(crate) mod embedding;
 pub(crate) mod gemm;
+pub(crate) mod hgemm;
 pub(crate) mod isa;
 pub(crate) mod layernorm;
 pub(crate) mod linear;
 pub(crate) mod pool;
+pub(crate) mod qgemm;
 pub(crate) mod softmax;
 pub(crate) mod vmath;
 
