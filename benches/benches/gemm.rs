@@ -24,11 +24,14 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
 }
 
 fn gemm(c: &mut Criterion) {
-    // `INGOT_GEMM_LEVELS=avx2,avx512-vnni` limits the paths; default: every level, deduplicated
-    // by the path each precision actually takes.
+    // `INGOT_GEMM_LEVELS=scalar,avx2,avx512-vnni` chooses the paths; default: every vector
+    // level the CPU has (the scalar references take seconds a call), deduplicated by the path
+    // each precision actually takes.
     let levels: Vec<IsaLevel> = match std::env::var("INGOT_GEMM_LEVELS") {
         Ok(list) => list.split(',').filter_map(IsaLevel::parse).collect(),
-        Err(_) => IsaLevel::ALL.into_iter().filter(|&l| l <= ingot::isa_level()).collect(),
+        Err(_) => {
+            IsaLevel::ALL.into_iter().filter(|&l| l > IsaLevel::Scalar && l <= ingot::isa_level()).collect()
+        }
     };
     for (n, k, m) in SHAPES {
         let mut group = c.benchmark_group(format!("gemm/{n}x{k}x{m}"));

@@ -190,13 +190,17 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
     let load_us = percentile(&loads, 0.5).as_secs_f64() * 1e6;
     let threads = model.threads();
     let isa = ingot::isa_level().name();
+    let mut kernels: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for path in model.linear_kernels() {
+        *kernels.entry(path).or_default() += 1;
+    }
     let form =
         if matches!(set, Rows::Texts(_)) { "texts".to_string() } else { format!("{form:?}").to_lowercase() };
     if args.json {
         let out = serde_json::json!({
             "model": model.metadata().name, "version": model.metadata().version,
             "form": form, "threads": threads, "isa": isa, "rows": set.len(),
-            "load_p50_us": load_us, "results": results,
+            "linear_kernels": kernels, "load_p50_us": load_us, "results": results,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(());
@@ -208,6 +212,10 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
         card.version,
         set.len()
     );
+    if !kernels.is_empty() {
+        let list: Vec<String> = kernels.iter().map(|(path, n)| format!("{n} × {path}")).collect();
+        println!("linear layers: {}", list.join(", "));
+    }
     println!(
         "{:>8} {:>9} {:>11} {:>11} {:>11} {:>14}",
         "batch", "calls", "p50 µs", "p90 µs", "p99 µs", "rows/s"

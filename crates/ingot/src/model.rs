@@ -237,6 +237,20 @@ impl Model {
         Ok(p.embeddings.unwrap_or(p.scores))
     }
 
+    /// The kernel each linear layer with stored weights runs, in graph order: precision and
+    /// path, e.g. `int8 avx512-vnni` or `f32 avx2` (empty on a device).
+    ///
+    /// ```
+    /// # fn main() -> ingot::Result<()> {
+    /// let model = ingot::Model::from_bytes(ingot::testing::mlp_bundle()?)?;
+    /// assert_eq!(model.linear_kernels().len(), 2);
+    /// assert!(model.linear_kernels()[0].starts_with("f32 "));
+    /// # Ok(()) }
+    /// ```
+    pub fn linear_kernels(&self) -> Vec<String> {
+        self.plan.linear_paths()
+    }
+
     /// From now on, records the largest `|x|` of every input column of every linear layer
     /// (by node name) in what it returns: the activation statistics of int8 calibration.
     pub(crate) fn record_linear_inputs(&mut self) -> Result<std::sync::Arc<exec::LinearInputs>> {

@@ -180,6 +180,17 @@ impl CpuPlan {
             .collect()
     }
 
+    /// The kernel path of each linear layer, in step order.
+    pub(crate) fn linear_paths(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.kernel {
+                Kernel::Linear(k) => Some(k.path()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// From now on, records the input ranges of every linear layer.
     pub(crate) fn record_linear_inputs(&mut self) -> Arc<LinearInputs> {
         Arc::clone(self.observer.get_or_insert_with(Default::default))

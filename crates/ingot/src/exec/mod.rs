@@ -51,6 +51,14 @@ impl Plan {
         }
     }
 
+    /// The kernel path of each linear layer with stored weights (CPU plans; empty on a device).
+    pub(crate) fn linear_paths(&self) -> Vec<String> {
+        match self {
+            Plan::Cpu(p) => p.linear_paths(),
+            Plan::Device(_) => Vec::new(),
+        }
+    }
+
     /// Records the input ranges of every linear layer from now on (CPU plans; `None` on a
     /// device).
     pub(crate) fn record_linear_inputs(&mut self) -> Option<std::sync::Arc<cpu::LinearInputs>> {

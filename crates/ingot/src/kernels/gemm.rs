@@ -21,6 +21,8 @@ use crate::parallel;
 use crate::storage::F32Data;
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod epilogue;
+#[cfg(target_arch = "x86_64")]
 mod sparse;
 
 /// Output columns per packed panel: one 16-lane AVX-512 vector (two AVX2 vectors).
@@ -188,19 +190,43 @@ pub(crate) fn gemm(
             return;
         }
     }
+    let mr = mr(isa);
+    split(out, (n, m, k), mr, 8 * mr, |rows, panels, dst| {
+        kernel(isa, &x[rows.start * k..rows.end * k], w, panels, bias, act, dst)
+    });
+}
+
+/// Shares one GEMM call's outputs among the pool's threads: `run(rows, panels, dst)` computes
+/// the output columns of panels `panels` for input rows `rows` into `dst`, whose row 0 is output
+/// row `rows.start`; `(n, m, k)` are the rows, outputs and inputs of the call, `out` its `n × m`
+/// outputs.
+///
+/// Below [`PARALLEL_MIN_WORK`] multiply-adds, or with one thread, everything runs inline as
+/// one part. Batches of at least `tall_rows` rows per thread split rows into blocks of whole
+/// `mr`-row tiles (about two per thread); shorter ones (a few sentences' tokens, batch 1) split
+/// the [`NR`]-output panels into about two ranges per thread, each part writing its columns of
+/// every row, so the weights are still streamed once. Each output is computed by exactly one
+/// part, with the same row blocks the kernel would walk inline, so the split never changes the
+/// results' bits.
+pub(crate) fn split(
+    out: &mut [f32],
+    (n, m, k): (usize, usize, usize),
+    mr: usize,
+    tall_rows: usize,
+    run: impl Fn(std::ops::Range<usize>, std::ops::Range<usize>, Dst<'_>) + Sync,
+) {
     let n_panels = m.div_ceil(NR);
     let work = n.saturating_mul(m).saturating_mul(k);
     let threads = parallel::threads();
     if work < PARALLEL_MIN_WORK || threads == 1 {
-        kernel(isa, x, w, 0..n_panels, bias, act, Dst::new(out, m));
+        run(0..n, 0..n_panels, Dst::new(out, m));
         return;
     }
-    let mr = mr(isa);
-    if n >= threads * 8 * mr {
+    if n >= threads * tall_rows {
         let block = n.div_ceil(threads * 2).div_ceil(mr) * mr;
         parallel::for_each_chunk_mut(out, block * m, |b, ob| {
-            let xb = &x[b * block * k..(b * block * k + ob.len() / m * k)];
-            kernel(isa, xb, w, 0..n_panels, bias, act, Dst::new(ob, m))
+            let row0 = b * block;
+            run(row0..row0 + ob.len() / m, 0..n_panels, Dst::new(ob, m))
         });
         return;
     }
@@ -215,7 +241,7 @@ pub(crate) fn gemm(
         // SAFETY: `out` stays borrowed until `for_each` returns; task `g` writes only the columns
         // of its own panel range, disjoint from every other task's.
         let dst = unsafe { Dst::columns(base.0, len, m, cols) };
-        kernel(isa, x, w, panels, bias, act, dst);
+        run(0..n, panels, dst);
     });
 }
 
@@ -284,7 +310,7 @@ mod avx512 {
     use std::ops::Range;
 
     use super::super::isa::Avx512;
-    use super::super::vmath::avx512::gelu;
+    use super::epilogue::Epilogue;
     use super::{Act, Dst, PackedWeight, NR};
 
     const MR: usize = 8;
@@ -389,96 +415,6 @@ mod avx512 {
         let epilogue = Epilogue::<P>::new(t, q, m, bias, act);
         for (r, acc_r) in acc.into_iter().enumerate() {
             epilogue.store(acc_r, i + r, dst);
-        }
-    }
-
-    /// The epilogue of one tile's panels `q..q+P`: bias vectors and lane masks loaded once,
-    /// then applied to each row's accumulators before the single store of that row.
-    ///
-    /// Accumulators are taken by value: a reference to the tile's accumulator array, handed to
-    /// the out-of-line [`Self::store_other`], let the array's address escape, and one build then
-    /// stored all 16 accumulators of the 8 × 2 tile to the stack on every step of the
-    /// multiply-add loop (batch-1 sentence encoding 1.8× slower).
-    pub(super) struct Epilogue<'b, const P: usize> {
-        bias: Option<[__m512; P]>,
-        /// The bias as given, for the scalar activations.
-        bias_values: Option<&'b [f32]>,
-        mask: [__mmask16; P],
-        /// First output column and number of columns the panels cover.
-        col: usize,
-        cols: usize,
-        act: Act,
-        /// Holding the epilogue proves AVX-512F.
-        _t: Avx512,
-    }
-
-    impl<'b, const P: usize> Epilogue<'b, P> {
-        /// For panels `q..q+P` of an `m`-output layer.
-        #[target_feature(enable = "avx512f")]
-        #[inline]
-        pub(super) fn new(t: Avx512, q: usize, m: usize, bias: Option<&'b [f32]>, act: Act) -> Self {
-            let col = q * NR;
-            assert!(col < m);
-            let cols = (P * NR).min(m - col);
-            let mask: [__mmask16; P] = std::array::from_fn(|j| {
-                let lanes = (m - col).saturating_sub(j * NR).min(NR);
-                ((1u32 << lanes) - 1) as __mmask16
-            });
-            let bias_vectors = bias.map(|b| {
-                let b = &b[col..col + cols];
-                // SAFETY: panel j's mask enables only lanes j·NR + l < cols, inside `b`; the CPU
-                // has AVX-512F (the token `t`).
-                std::array::from_fn(|j| unsafe { _mm512_maskz_loadu_ps(mask[j], b.as_ptr().add(j * NR)) })
-            });
-            Epilogue { bias: bias_vectors, bias_values: bias, mask, col, cols, act, _t: t }
-        }
-
-        /// Adds the bias to one output row's accumulators, applies the activation and stores
-        /// them into row `row` of `dst`.
-        #[target_feature(enable = "avx512f")]
-        #[inline]
-        pub(super) fn store(&self, acc: [__m512; P], row: usize, dst: &mut Dst<'_>) {
-            if !matches!(self.act, Act::Identity | Act::Relu) {
-                self.store_other(acc, row, dst);
-                return;
-            }
-            let out = dst.row_slice(row, self.col, self.cols);
-            for (j, mut v) in acc.into_iter().enumerate() {
-                if let Some(b) = &self.bias {
-                    v = _mm512_add_ps(v, b[j]);
-                }
-                if self.act == Act::Relu {
-                    v = _mm512_max_ps(v, _mm512_setzero_ps());
-                }
-                // SAFETY: panel j's mask enables only lanes j·NR + l < cols, inside `out`.
-                unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * NR), self.mask[j], v) };
-            }
-        }
-
-        /// [`Self::store`] for the activations with longer code (GELU vectorized, the others
-        /// through the scalar epilogue), kept out of line so the common case stays small.
-        #[target_feature(enable = "avx512f")]
-        #[inline(never)]
-        fn store_other(&self, acc: [__m512; P], row: usize, dst: &mut Dst<'_>) {
-            if self.act == Act::Gelu {
-                let out = dst.row_slice(row, self.col, self.cols);
-                for (j, a) in acc.into_iter().enumerate() {
-                    let v = match &self.bias {
-                        Some(b) => _mm512_add_ps(a, b[j]),
-                        None => a,
-                    };
-                    // SAFETY: panel j's mask enables only lanes j·NR + l < cols, inside `out`.
-                    unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * NR), self.mask[j], gelu(v)) };
-                }
-                return;
-            }
-            let mut buf = [0f32; NR];
-            for (j, a) in acc.into_iter().enumerate() {
-                let lanes = self.mask[j].count_ones() as usize;
-                // SAFETY: `buf` holds 16 values.
-                unsafe { _mm512_storeu_ps(buf.as_mut_ptr(), a) };
-                dst.store(row, self.col + j * NR, &buf[..lanes], self.bias_values, self.act);
-            }
         }
     }
 }

@@ -26,12 +26,10 @@
 use std::ops::Range;
 
 use super::activation::Act;
-use super::gemm::{Dst, NR};
+use super::gemm::{self, Dst, NR};
 use super::isa::Isa;
 #[cfg(target_arch = "x86_64")]
 use super::isa::{Avx2, Avx512, Avx512Bf16};
-use super::PARALLEL_MIN_WORK;
-use crate::parallel;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -257,7 +255,7 @@ pub(crate) fn path_name(isa: Isa, kind: Half) -> &'static str {
 
 /// `out[n, m] = act(x[n, k] · Wᵀ + bias)`, `n = x.len() / k`, writing every value of `out`.
 ///
-/// Threads split the work as `gemm::gemm` does: below [`PARALLEL_MIN_WORK`] it runs inline,
+/// Threads split the work as `gemm::gemm` does ([`gemm::split`]): small problems run inline,
 /// tall batches split rows, short ones (a few sentences' tokens, batch 1) split the panels so the
 /// weights are still streamed once. The split never changes the results' bits.
 ///
@@ -270,34 +268,9 @@ pub(crate) fn hgemm(isa: Isa, x: &[f32], w: &HalfWeight, bias: Option<&[f32]>, a
     assert!(out.len() == n * m, "hgemm: {n} rows of {m} outputs into {} values", out.len());
     assert!(bias.is_none_or(|b| b.len() == m), "hgemm: bias length differs from {m} outputs");
     let path = Path::of(isa, w.kind);
-    let n_panels = m.div_ceil(NR);
-    let work = n.saturating_mul(m).saturating_mul(k);
-    let threads = parallel::threads();
-    if work < PARALLEL_MIN_WORK || threads == 1 {
-        kernel(path, x, w, 0..n_panels, bias, act, Dst::new(out, m));
-        return;
-    }
     let mr = path.mr();
-    if n >= threads * 8 * mr {
-        let block = n.div_ceil(threads * 2).div_ceil(mr) * mr;
-        parallel::for_each_chunk_mut(out, block * m, |b, ob| {
-            let xb = &x[b * block * k..(b * block * k + ob.len() / m * k)];
-            kernel(path, xb, w, 0..n_panels, bias, act, Dst::new(ob, m))
-        });
-        return;
-    }
-    // Few rows: each task computes a range of panels, writing its columns of every row.
-    let groups = (threads * 2).min(n_panels).max(1);
-    let per = n_panels.div_ceil(groups);
-    let (base, len) = (parallel::SendPtr(out.as_mut_ptr()), out.len());
-    parallel::for_each(n_panels.div_ceil(per), &|g| {
-        let panels = g * per..((g + 1) * per).min(n_panels);
-        let cols = panels.start * NR..(panels.end * NR).min(m);
-        let base = &base;
-        // SAFETY: `out` stays borrowed until `for_each` returns; task `g` writes only the columns
-        // of its own panel range, disjoint from every other task's.
-        let dst = unsafe { Dst::columns(base.0, len, m, cols) };
-        kernel(path, x, w, panels, bias, act, dst);
+    gemm::split(out, (n, m, k), mr, 8 * mr, |rows, panels, dst| {
+        kernel(path, &x[rows.start * k..rows.end * k], w, panels, bias, act, dst)
     });
 }
 

@@ -100,7 +100,14 @@ impl LinearKernel {
     /// The kernel path this layer runs, e.g. `avx512-vnni` for int8 weights on a Zen 4.
     pub(crate) fn path(&self) -> String {
         match &self.weights {
-            Weights::F32 { .. } => format!("f32 {}", self.isa.level().name()),
+            Weights::F32 { .. } => {
+                let path = match (self.isa.avx512(), self.isa.avx2()) {
+                    (Some(_), _) => "avx512",
+                    (None, Some(_)) => "avx2",
+                    (None, None) => "scalar",
+                };
+                format!("f32 {path}")
+            }
             Weights::Int8 { .. } => format!("int8 {}", qgemm::path_name(self.isa)),
             Weights::Half(w) => {
                 let kind = match w.kind() {

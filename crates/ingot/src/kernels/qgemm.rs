@@ -42,7 +42,7 @@
 use std::ops::Range;
 
 use super::activation::Act;
-use super::gemm::Dst;
+use super::gemm::{self, Dst};
 use super::isa::Isa;
 #[cfg(target_arch = "x86_64")]
 use super::isa::{Amx, Avx2, Avx512Vnni, AvxVnni};
@@ -61,6 +61,9 @@ pub(crate) const MAX_K: usize = 65_536;
 
 /// Output columns per packed panel.
 const NR: usize = 16;
+
+// The threading split ([`gemm::split`]) cuts the outputs at the f32 GEMM's panel width.
+const _: () = assert!(NR == gemm::NR, "int8 panel width differs from the f32 GEMM's");
 
 /// `k` is padded to a multiple of this: one AMX tile row of codes.
 const KB: usize = 64;
@@ -537,34 +540,8 @@ pub(crate) fn qgemm(isa: Isa, x: &[f32], w: &QuantWeight, bias: Option<&[f32]>, 
     let path = Path::of(isa);
     let quantized = quantize(isa, x, k, w.kpad());
     let rows = quantized.rows();
-    let n_panels = w.n_panels();
-    let work = n.saturating_mul(m).saturating_mul(k);
-    let threads = parallel::threads();
-    if work < PARALLEL_MIN_WORK || threads == 1 {
-        kernel(path, rows, w, 0..n_panels, bias, act, &mut Dst::new(out, m));
-        return;
-    }
-    if n >= threads * ROW_SPLIT_ROWS {
-        let mr = path.mr();
-        let block = n.div_ceil(threads * 2).div_ceil(mr) * mr;
-        parallel::for_each_chunk_mut(out, block * m, |b, ob| {
-            let sub = rows.slice(b * block, b * block + ob.len() / m);
-            kernel(path, sub, w, 0..n_panels, bias, act, &mut Dst::new(ob, m))
-        });
-        return;
-    }
-    // Few rows: each task computes a range of panels, writing its columns of every row.
-    let groups = (threads * 2).min(n_panels).max(1);
-    let per = n_panels.div_ceil(groups);
-    let (base, len) = (parallel::SendPtr(out.as_mut_ptr()), out.len());
-    parallel::for_each(n_panels.div_ceil(per), &|g| {
-        let panels = g * per..((g + 1) * per).min(n_panels);
-        let cols = panels.start * NR..(panels.end * NR).min(m);
-        let base = &base;
-        // SAFETY: `out` stays borrowed until `for_each` returns; task `g` writes only the columns
-        // of its own panel range, disjoint from every other task's.
-        let mut dst = unsafe { Dst::columns(base.0, len, m, cols) };
-        kernel(path, rows, w, panels, bias, act, &mut dst);
+    gemm::split(out, (n, m, k), path.mr(), ROW_SPLIT_ROWS, |sub, panels, mut dst| {
+        kernel(path, rows.slice(sub.start, sub.end), w, panels, bias, act, &mut dst)
     });
 }
 

@@ -9,9 +9,9 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
+use super::super::gemm::epilogue::Epilogue as F32Epilogue;
 use super::super::gemm::Dst;
 use super::super::isa::{Avx512, Avx512Vnni};
-use super::super::vmath::avx512::gelu;
 use super::{walk, Act, Group, QuantWeight, RowQuant, Rows, NR};
 
 /// Rows of the tallest tile.
@@ -120,7 +120,7 @@ fn tile<const R: usize, const P: usize>(
 /// store of that row.
 ///
 /// Accumulators are taken by value, so the tile's accumulator array never has its address taken
-/// (see `gemm::avx512::Epilogue`).
+/// (see `gemm::epilogue::Epilogue`).
 pub(super) struct Epilogue<const P: usize> {
     /// Per-output weight sums of each panel.
     colsum: [__m512i; P],
@@ -128,14 +128,9 @@ pub(super) struct Epilogue<const P: usize> {
     scale: [__m512; P],
     /// The bias of each panel's outputs (zero past `m`).
     bias: Option<[__m512; P]>,
-    /// Each panel's lanes below `m`.
-    mask: [__mmask16; P],
-    /// First output column and number of columns the panels cover.
-    col: usize,
-    cols: usize,
-    act: Act,
-    /// Holding the epilogue proves AVX-512F.
-    _t: Avx512,
+    /// The activation and masked store of the dequantized values: the f32 GEMM's epilogue,
+    /// without a bias (added here, fused into the dequantization).
+    out: F32Epilogue<'static, P>,
 }
 
 impl<const P: usize> Epilogue<P> {
@@ -146,10 +141,8 @@ impl<const P: usize> Epilogue<P> {
         let col = q * NR;
         assert!(col < w.m && q + P <= w.n_panels() && w.colsum.len() >= (q + P) * NR);
         let cols = (P * NR).min(w.m - col);
-        let mask: [__mmask16; P] = std::array::from_fn(|j| {
-            let lanes = (w.m - col).saturating_sub(j * NR).min(NR);
-            ((1u32 << lanes) - 1) as __mmask16
-        });
+        let out = F32Epilogue::<P>::new(t, q, w.m, None, act);
+        let mask = out.mask();
         // SAFETY: panel j's 16 values start at (q + j)·16 < colsum.len() = scales.len()
         // (asserted; both are padded to whole panels).
         let colsum =
@@ -161,7 +154,7 @@ impl<const P: usize> Epilogue<P> {
             // SAFETY: panel j's mask enables only lanes j·16 + l < cols, inside `b`.
             std::array::from_fn(|j| unsafe { _mm512_maskz_loadu_ps(mask[j], b.as_ptr().add(j * NR)) })
         });
-        Epilogue { colsum, scale, bias: bias_vectors, mask, col, cols, act, _t: t }
+        Epilogue { colsum, scale, bias: bias_vectors, out }
     }
 
     /// Corrects, scales and biases one row's accumulators (quantized with `rq`), applies the
@@ -178,40 +171,6 @@ impl<const P: usize> Epilogue<P> {
                 None => _mm512_mul_ps(c, mult),
             }
         });
-        match self.act {
-            Act::Identity | Act::Relu => {
-                let out = dst.row_slice(row, self.col, self.cols);
-                for (j, mut v) in v.into_iter().enumerate() {
-                    if self.act == Act::Relu {
-                        v = _mm512_max_ps(v, _mm512_setzero_ps());
-                    }
-                    // SAFETY: panel j's mask enables only lanes j·16 + l < cols, inside `out`.
-                    unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * NR), self.mask[j], v) };
-                }
-            }
-            _ => self.store_other(v, row, dst),
-        }
-    }
-
-    /// [`Self::store`] for the activations with longer code (GELU vectorized, the others
-    /// through the scalar activation), kept out of line so the common case stays small.
-    #[target_feature(enable = "avx512f")]
-    #[inline(never)]
-    fn store_other(&self, v: [__m512; P], row: usize, dst: &mut Dst<'_>) {
-        if self.act == Act::Gelu {
-            let out = dst.row_slice(row, self.col, self.cols);
-            for (j, v) in v.into_iter().enumerate() {
-                // SAFETY: panel j's mask enables only lanes j·16 + l < cols, inside `out`.
-                unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * NR), self.mask[j], gelu(v)) };
-            }
-            return;
-        }
-        let mut buf = [0f32; NR];
-        for (j, v) in v.into_iter().enumerate() {
-            let lanes = self.mask[j].count_ones() as usize;
-            // SAFETY: `buf` holds 16 values.
-            unsafe { _mm512_storeu_ps(buf.as_mut_ptr(), v) };
-            dst.store(row, self.col + j * NR, &buf[..lanes], None, self.act);
-        }
+        self.out.store(v, row, dst);
     }
 }
