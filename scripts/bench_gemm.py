@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from functools import partial
@@ -92,6 +93,9 @@ def reference_rates(seconds: float) -> dict:
 
 def ingot_rates(seconds: float) -> dict:
     env = dict(os.environ)
+    # Criterion keeps earlier runs' results beside new ones: start from none.
+    for n, k, m in SHAPES:
+        shutil.rmtree(ROOT / "target" / "criterion" / f"gemm_{n}x{k}x{m}", ignore_errors=True)
     subprocess.run(
         [
             "cargo",
