@@ -360,3 +360,33 @@ async fn kserve_v1_predicts_objects_and_number_lists() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&json, "ModelNotFound", &["nope"]);
 }
+
+/// Bundles written by `ingot quantize` load and serve like any other, and answer what the
+/// library answers for them.
+#[tokio::test]
+async fn serves_reduced_precision_bundles() {
+    use ingot::quantize::{quantize, Calibration, Precision, QuantizeOptions};
+    let source = ingot::Model::from_bytes(ingot::testing::mlp_bundle().unwrap()).unwrap();
+    let data = Calibration::from_reference(&source).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut models = Vec::new();
+    for precision in [Precision::Int8, Precision::F16, Precision::Bf16] {
+        let out = quantize(&source, &data, &QuantizeOptions::new(precision)).unwrap();
+        write(dir.path(), &format!("mlp-{}/1.0.0/model.ingot", precision.name()), &out.bytes);
+        models.push((precision.name(), out.model));
+    }
+    let registry = open(dir.path()).unwrap();
+    let app = router(AppState::new(Arc::new(registry), Limits::default(), Auth::default()));
+    let row = r#"{"x0":0.5,"x1":-1,"x2":0.25,"x3":1.5,"x4":0,"x5":-0.75,"x6":1,"x7":-1.5}"#;
+    let records: Vec<Record> = vec![serde_json::from_str(row).unwrap()];
+    for (name, model) in models {
+        let (status, json) =
+            post(&app, &format!("/v1/models/mlp-{name}/predict"), &format!(r#"{{"records":[{row}]}}"#)).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {json}");
+        let want = model.predict_records(&records).unwrap();
+        assert_eq!(json["predictions"][0]["label"], json!(want.labels.unwrap().to_vec()[0]), "{name}");
+        let (status, json) = send(&app, "GET", &format!("/v1/models/mlp-{name}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {json}");
+        assert_eq!(json["model"]["version"], format!("1.0.0+{name}"));
+    }
+}
