@@ -331,11 +331,37 @@ fn scan(isa: Isa, x: &[f32], k: usize, quant: &mut [RowQuant]) {
     scan_rows(x, k, quant)
 }
 
-/// [`scan_rows`] compiled for AVX-512.
+/// [`scan_rows`] in AVX-512 intrinsics: `vminps(v, lo)` is `v < lo ? v : lo` (NaN keeps `lo`),
+/// as in [`row_quant`], so the lanes, and the results, are the same. Left to the compiler the
+/// loop stayed scalar: 19 % of a 512 × 1536 GEMM.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn scan_avx512(_t: super::isa::Avx512, x: &[f32], k: usize, quant: &mut [RowQuant]) {
-    scan_rows(x, k, quant)
+    use std::arch::x86_64::*;
+    let inf = _mm512_set1_ps(f32::INFINITY);
+    for (rq, row) in quant.iter_mut().zip(x.chunks_exact(k)) {
+        let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut finite: __mmask16 = 0xFFFF;
+        let mut p = 0;
+        while p < k {
+            let lanes = (k - p).min(16);
+            let mask: __mmask16 = ((1u32 << lanes) - 1) as __mmask16;
+            // SAFETY: the mask enables only lanes p + l < k, inside `row`.
+            let v = unsafe { _mm512_maskz_loadu_ps(mask, row.as_ptr().add(p)) };
+            // Masked-off lanes load 0, which changes neither a minimum nor a maximum started at 0.
+            lo = _mm512_min_ps(v, lo);
+            hi = _mm512_max_ps(v, hi);
+            finite &= _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(v), inf) | !mask;
+            p += 16;
+        }
+        let (mut l, mut h) = ([0f32; 16], [0f32; 16]);
+        // SAFETY: each array holds 16 f32.
+        unsafe {
+            _mm512_storeu_ps(l.as_mut_ptr(), lo);
+            _mm512_storeu_ps(h.as_mut_ptr(), hi);
+        }
+        *rq = finish_row_quant(&l, &h, finite == 0xFFFF);
+    }
 }
 
 /// [`scan_rows`] compiled for AVX2.
@@ -372,7 +398,13 @@ fn row_quant(row: &[f32]) -> RowQuant {
         *hi = if v > *hi { v } else { *hi };
         *finite &= v.abs() < f32::INFINITY;
     }
-    if !finite.iter().all(|&f| f) {
+    finish_row_quant(&lo, &hi, finite.iter().all(|&f| f))
+}
+
+/// A row's scale and zero point from per-lane minima and maxima (each started at 0) and
+/// whether every value was finite.
+fn finish_row_quant(lo: &[f32; 16], hi: &[f32; 16], finite: bool) -> RowQuant {
+    if !finite {
         return RowQuant { scale: f32::NAN, zero: 0 };
     }
     let lo = lo.iter().fold(0f32, |a, &v| if v < a { v } else { a });
@@ -407,11 +439,40 @@ fn encode(isa: Isa, x: &[f32], k: usize, quant: &[RowQuant], codes: &mut [u8]) {
     encode_rows(x, k, quant, codes)
 }
 
-/// [`encode_rows`] compiled for AVX-512.
+/// [`encode_rows`] in AVX-512 intrinsics, 16 values a step (the tail under a mask): the same
+/// multiply, the same rounding constant, the same clamp, so the same codes. Left to the
+/// compiler, the saturating `as u8` kept this loop scalar and it took 13 % of a 512-row GEMM.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn encode_avx512(_t: super::isa::Avx512, x: &[f32], k: usize, quant: &[RowQuant], codes: &mut [u8]) {
-    encode_rows(x, k, quant, codes)
+    use std::arch::x86_64::*;
+    let kpad = codes.len() / quant.len().max(1);
+    assert!(k <= kpad && x.len() == quant.len() * k);
+    let (round, lo, hi) = (_mm512_set1_ps(ROUND), _mm512_setzero_ps(), _mm512_set1_ps(255.0));
+    for ((row, rq), out) in x.chunks_exact(k).zip(quant).zip(codes.chunks_exact_mut(kpad)) {
+        if rq.scale.is_nan() {
+            continue;
+        }
+        let (inv, zero) = (_mm512_set1_ps(1.0 / rq.scale), _mm512_set1_ps(rq.zero as f32));
+        let mut p = 0;
+        while p < k {
+            let lanes = (k - p).min(16);
+            let mask: __mmask16 = ((1u32 << lanes) - 1) as __mmask16;
+            // SAFETY: the mask enables only lanes p + l < k, inside `row` (k values) and `out`
+            // (kpad ≥ k bytes).
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(mask, row.as_ptr().add(p));
+                let r = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(v, inv), round), round);
+                let c = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, zero), lo), hi);
+                _mm512_mask_cvtepi32_storeu_epi8(
+                    out.as_mut_ptr().add(p).cast(),
+                    mask,
+                    _mm512_cvttps_epi32(c),
+                );
+            }
+            p += 16;
+        }
+    }
 }
 
 /// [`encode_rows`] compiled for AVX2.
