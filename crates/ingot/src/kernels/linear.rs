@@ -4,7 +4,8 @@
 //! predicts, and adds the bias and activation in separate passes. This kernel computes dot
 //! products of each input row with each weight row (both contiguous), two rows × four outputs
 //! at a time, with the bias and activation fused in the epilogue. AVX2+FMA is chosen at run time;
-//! [`linear_ref`] is the scalar reference.
+//! [`linear_ref`] is the scalar reference. Taller batches go to the packed GEMM; layers with
+//! int8 or f16/bf16 weights ([`Weights`]) always run their own GEMM (`qgemm`, `hgemm`).
 
 use std::sync::Arc;
 

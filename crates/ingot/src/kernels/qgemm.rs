@@ -30,7 +30,7 @@
 //! # Paths
 //! Chosen at run time from the [`Isa`] token, best first: AMX-INT8 tiles (32 rows × 32 outputs
 //! of `tdpbusd` per step, inline assembly), AVX-512 VNNI (`vpdpbusd` on zmm; register tiles of
-//! 8 rows × 2 panels down to 1 row × 8 panels), AVX-VNNI (the 256-bit VEX `vpdpbusd`; 6 rows ×
+//! 6 rows × 4 panels down to 1 row × 8 panels), AVX-VNNI (the 256-bit VEX `vpdpbusd`; 6 rows ×
 //! 1 panel, 2 rows × 2 panels), AVX2 (weights widened to i16 and multiplied with `vpmaddwd`,
 //! exact, where `vpmaddubsw` would saturate; 3 rows × 1 panel) and the portable scalar loop (the
 //! reference the tests compare with). The epilogue (zero-point correction, scales, bias,
