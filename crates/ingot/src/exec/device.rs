@@ -151,17 +151,9 @@ fn dequantize(
             .to_f32_vec()
     };
     let scales = read(scale)?;
-    let k = weight.shape.get(1).copied().unwrap_or(1).max(1);
-    let columns = match input_scale {
-        Some(name) => read(name)?,
-        None => vec![1.0; k],
-    };
-    Ok(weight
-        .data
-        .chunks(k)
-        .zip(&scales)
-        .flat_map(|(row, &s)| row.iter().zip(&columns).map(move |(&q, &c)| f32::from(q as i8) * s * c))
-        .collect())
+    let columns = input_scale.map(read).transpose()?;
+    let k = weight.shape.get(1).copied().unwrap_or(1);
+    Ok(super::dequantize_int8(weight.data, k, &scales, columns.as_deref()))
 }
 
 fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {

@@ -71,13 +71,7 @@ fn dequantized_table(
     let name = &graph.values[v].name;
     let view = bundle.tensor(name).ok_or_else(|| format!("stored tensor `{name}` is not in the file"))?;
     let scales = positive_scales(bundle, scale, "weight scales")?;
-    let values: Vec<f32> = view
-        .data
-        .chunks_exact(dim.max(1))
-        .zip(scales.as_slice())
-        .flat_map(|(row, &s)| row.iter().map(move |&q| f32::from(q as i8) * s))
-        .collect();
-    Ok(values.into())
+    Ok(super::dequantize_int8(view.data, dim, scales.as_slice(), None).into())
 }
 
 /// The stored scales `name`, every one finite and positive.

@@ -25,6 +25,24 @@ use crate::kernels::isa::Isa;
 /// few hundred features keep every intermediate activation within a core's L2 cache.
 pub(crate) const CHUNK_ROWS: usize = 256;
 
+/// The f32 values of int8 rows `[rows, cols]` (the stored bytes): `q[r, c] · row_scales[r]`,
+/// times `column_scales[c]` when given. Embedding tables on the CPU and int8 weights on a device
+/// run dequantized.
+pub(crate) fn dequantize_int8(
+    codes: &[u8],
+    cols: usize,
+    row_scales: &[f32],
+    column_scales: Option<&[f32]>,
+) -> Vec<f32> {
+    let rows = codes.chunks_exact(cols.max(1)).zip(row_scales);
+    match column_scales {
+        None => rows.flat_map(|(row, &s)| row.iter().map(move |&q| f32::from(q as i8) * s)).collect(),
+        Some(columns) => rows
+            .flat_map(|(row, &s)| row.iter().zip(columns).map(move |(&q, &c)| f32::from(q as i8) * s * c))
+            .collect(),
+    }
+}
+
 /// One graph input's data for a run.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Feed<'a> {
