@@ -17,14 +17,8 @@ use crate::model::Model;
 /// # fn main() -> ingot::Result<()> {
 /// let dir = tempfile::tempdir().unwrap();
 /// let bundle = ingot::Bundle::from_bytes(ingot::testing::logistic_bundle()?)?;
-/// let tensors: Vec<(String, ingot::TensorData)> = bundle
-///     .tensor_entries()
-///     .keys()
-///     .map(|n| {
-///         let v = bundle.tensor(n).unwrap();
-///         (n.clone(), ingot::TensorData::new(v.dtype, v.shape.to_vec(), v.data.to_vec()).unwrap())
-///     })
-///     .collect();
+/// let tensors: Vec<(String, ingot::TensorData)> =
+///     bundle.tensor_entries().keys().map(|n| (n.clone(), bundle.tensor_data(n).unwrap())).collect();
 /// let model = ingot::save(dir.path().join("m.ingot"), bundle.manifest(), &tensors)?;
 /// assert_eq!(model.metadata().name, "logistic");
 ///

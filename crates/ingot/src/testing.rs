@@ -101,13 +101,8 @@ pub fn logistic_with(edit: impl FnOnce(&mut Manifest)) -> Result<Vec<u8>> {
     let bundle = Bundle::from_bytes(logistic_bundle()?)?;
     let mut manifest = bundle.manifest().clone();
     edit(&mut manifest);
-    let mut tensors = Vec::new();
-    for name in bundle.tensor_entries().keys() {
-        if let Some(view) = bundle.tensor(name) {
-            tensors
-                .push((name.clone(), TensorData::new(view.dtype, view.shape.to_vec(), view.data.to_vec())?));
-        }
-    }
+    let tensors: Vec<(String, TensorData)> =
+        bundle.tensor_entries().keys().filter_map(|n| Some((n.clone(), bundle.tensor_data(n)?))).collect();
     to_bytes(&manifest, &tensors)
 }
 

@@ -52,8 +52,7 @@ pub fn unpack(bundle: &Bundle, dir: impl AsRef<Path>) -> Result<()> {
         .map_err(|e| Error::manifest("manifest", e.to_string()))?;
     write_atomic(&dir.join("manifest.json"), text.as_bytes())?;
     for name in bundle.tensor_entries().keys() {
-        if let Some(view) = bundle.tensor(name) {
-            let tensor = TensorData::new(view.dtype, view.shape.to_vec(), view.data.to_vec())?;
+        if let Some(tensor) = bundle.tensor_data(name) {
             write_atomic(&tensor_dir.join(format!("{name}.npy")), &npy::to_bytes(&tensor)?)?;
         }
     }

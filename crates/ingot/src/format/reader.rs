@@ -10,7 +10,7 @@ use std::sync::Arc;
 use safetensors::tensor::{Metadata, SafeTensorError, SafeTensors};
 
 use super::manifest::Manifest;
-use super::tensor::{DType, TensorView};
+use super::tensor::{DType, TensorData, TensorView};
 use super::{FORMAT_MAJOR, FORMAT_VERSION};
 use crate::error::{Error, Result};
 use crate::storage::{Bytes, F32Data};
@@ -178,6 +178,20 @@ impl Bundle {
     /// The whole file's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.bytes.as_slice()
+    }
+
+    /// An owned copy of a tensor, e.g. to write it into another bundle.
+    ///
+    /// ```
+    /// # fn main() -> ingot::Result<()> {
+    /// let bundle = ingot::Bundle::from_bytes(ingot::testing::logistic_bundle()?)?;
+    /// let coef = bundle.tensor_data("coef").unwrap();
+    /// assert_eq!((coef.shape.as_slice(), coef.data.len()), (&[1, 2][..], 8));
+    /// # Ok(()) }
+    /// ```
+    pub fn tensor_data(&self, name: &str) -> Option<TensorData> {
+        let view = self.tensor(name)?;
+        Some(TensorData { dtype: view.dtype, shape: view.shape.to_vec(), data: view.data.to_vec() })
     }
 
     /// Borrows a tensor by name.

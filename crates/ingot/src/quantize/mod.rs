@@ -402,10 +402,9 @@ impl<'a> Writer<'a> {
             if replaced.contains(name.as_str()) {
                 continue;
             }
-            let view =
-                bundle.tensor(name).ok_or_else(|| Error::usage(format!("tensor `{name}` vanished")))?;
-            tensors
-                .push((name.clone(), TensorData::new(view.dtype, view.shape.to_vec(), view.data.to_vec())?));
+            let tensor =
+                bundle.tensor_data(name).ok_or_else(|| Error::usage(format!("tensor `{name}` vanished")))?;
+            tensors.push((name.clone(), tensor));
         }
         for &i in set {
             if self.reduced[i].is_none() {

@@ -92,14 +92,8 @@ fn inconsistent_schemes_are_found() {
     let rewrite = |edit: &dyn Fn(&mut Manifest)| {
         let mut manifest = bundle.manifest().clone();
         edit(&mut manifest);
-        let tensors: Vec<(String, TensorData)> = bundle
-            .tensor_entries()
-            .keys()
-            .map(|n| {
-                let v = bundle.tensor(n).unwrap();
-                (n.clone(), TensorData::new(v.dtype, v.shape.to_vec(), v.data.to_vec()).unwrap())
-            })
-            .collect();
+        let tensors: Vec<(String, TensorData)> =
+            bundle.tensor_entries().keys().map(|n| (n.clone(), bundle.tensor_data(n).unwrap())).collect();
         crate::Bundle::from_bytes(to_bytes(&manifest, &tensors).unwrap()).unwrap()
     };
     let unlisted = rewrite(&|m| {
@@ -122,14 +116,8 @@ fn an_int8_weight_without_scales_does_not_load() {
     let bundle = out.model.bundle();
     let mut manifest = bundle.manifest().clone();
     manifest.graph.nodes[0].attrs.remove("weight_scale");
-    let tensors: Vec<(String, TensorData)> = bundle
-        .tensor_entries()
-        .keys()
-        .map(|n| {
-            let v = bundle.tensor(n).unwrap();
-            (n.clone(), TensorData::new(v.dtype, v.shape.to_vec(), v.data.to_vec()).unwrap())
-        })
-        .collect();
+    let tensors: Vec<(String, TensorData)> =
+        bundle.tensor_entries().keys().map(|n| (n.clone(), bundle.tensor_data(n).unwrap())).collect();
     let err = Model::from_bytes(to_bytes(&manifest, &tensors).unwrap()).unwrap_err();
     assert!(err.to_string().contains("I8"), "{err}");
     // Scales of the wrong length.
