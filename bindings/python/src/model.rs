@@ -174,12 +174,7 @@ impl PyModel {
     /// `classifier`, `regressor`, `embedding` or `scores`.
     #[getter]
     fn task(&self) -> &'static str {
-        match self.inner.task() {
-            ingot::Task::Classifier => "classifier",
-            ingot::Task::Regressor => "regressor",
-            ingot::Task::Embedding => "embedding",
-            ingot::Task::Scores => "scores",
-        }
+        self.inner.task().name()
     }
 
     /// The class labels as trained, or None.

@@ -27,6 +27,23 @@ pub enum Task {
     Scores,
 }
 
+impl Task {
+    /// The task's name as the bindings and the server spell it: `classifier`, `regressor`,
+    /// `embedding` or `scores`.
+    ///
+    /// ```
+    /// assert_eq!(ingot::Task::Regressor.name(), "regressor");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Classifier => "classifier",
+            Task::Regressor => "regressor",
+            Task::Embedding => "embedding",
+            Task::Scores => "scores",
+        }
+    }
+}
+
 /// A validated post-processing stage.
 #[derive(Debug)]
 pub(crate) enum Postprocess {

@@ -385,12 +385,7 @@ async fn list_models(State(state): State<AppState>) -> Json<serde_json::Value> {
 /// the release.
 fn describe(state: &ModelState, v: &Deployed) -> serde_json::Value {
     let model = v.model();
-    let task = match model.task() {
-        Task::Classifier => "classifier",
-        Task::Regressor => "regressor",
-        Task::Embedding => "embedding",
-        Task::Scores => "scores",
-    };
+    let task = model.task().name();
     let mut out = serde_json::json!({
         "name": state.name,
         "version": v.version,

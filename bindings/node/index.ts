@@ -1,0 +1,353 @@
+/**
+ * ingot-ml: run `.ingot` models (preprocessing, model and post-processing in one file) from
+ * Node.js.
+ *
+ * ```js
+ * const { Model } = require('ingot-ml')
+ * const model = await Model.load('model.ingot')
+ * const p = await model.predict([{ age: 42, color: 'red' }])
+ * p.labels        // [1]  (the training labels' type)
+ * p.probabilities // { data: Float32Array [0.2, 0.8], shape: [1, 2] }
+ * ```
+ *
+ * Every computation runs in the Rust core (the native addon, `native.js`) on the libuv thread
+ * pool; this file only turns records into typed columns and wraps the results.
+ *
+ * @packageDocumentation
+ */
+
+import * as native from './native'
+
+/** A row-major float32 matrix: `data[r * shape[1] + c]` is row `r`, column `c`. */
+export interface Tensor {
+  readonly data: Float32Array
+  readonly shape: [number, number]
+}
+
+/** Options of {@link Model.load} and {@link Model.loadSync}. */
+export type LoadOptions = native.LoadOptions
+
+/**
+ * One cell of a record: a number (`NaN` is missing), a string, a boolean (0 or 1), a BigInt
+ * within 64 bits, or `null` (missing). A field that is `undefined` is absent: the call fails
+ * naming the row.
+ */
+export type Cell = number | string | boolean | bigint | null | undefined
+
+/** One row of tabular input: column name → cell. Fields the model does not use are ignored. */
+export type Row = { readonly [column: string]: Cell }
+
+/** A dense matrix whose columns follow the signature, read in place (no copy). */
+export interface DenseInput {
+  readonly data: Float32Array | Float64Array
+  readonly shape: readonly [number, number]
+}
+
+/** What {@link Model.predict} takes: records, strings (text models) or a dense matrix. */
+export type PredictInput = readonly Row[] | readonly string[] | DenseInput
+
+/** A class label as trained: a number or a string. */
+export type Label = number | string | null
+
+/** The `code` of every error Ingot raises; the message names the row and column. */
+export type ErrorCode =
+  | 'ERR_INGOT_FORMAT'
+  | 'ERR_INGOT_VERSION'
+  | 'ERR_INGOT_MODEL'
+  | 'ERR_INGOT_INPUT'
+  | 'ERR_INGOT_USAGE'
+  | 'ERR_INGOT_UNSUPPORTED'
+  | 'ERR_INGOT_SIGNATURE'
+  | 'ERR_INGOT_IO'
+  | 'ERR_INGOT_BACKEND'
+
+/** An error from Ingot: `code` says what kind, `row` (input errors) which row of the call. */
+export interface IngotError extends Error {
+  readonly code: ErrorCode
+  readonly row?: number
+}
+
+/** Whether `e` is an error Ingot raised. */
+export function isIngotError(e: unknown): e is IngotError {
+  const code = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined
+  return typeof code === 'string' && code.startsWith('ERR_INGOT')
+}
+
+/** One input or output of the signature. */
+export interface TensorSpec {
+  readonly name: string
+  readonly dtype: 'f64' | 'f32' | 'f16' | 'i64' | 'i32' | 'u8' | 'string'
+  readonly shape: readonly number[]
+}
+
+/** What the model takes and gives (the manifest's `signature`). */
+export interface Signature {
+  readonly inputs: readonly TensorSpec[]
+  readonly outputs: readonly TensorSpec[]
+  readonly request_forms: readonly string[]
+}
+
+/** The model card (the manifest's `model`): name, version and what else the producer wrote. */
+export interface Metadata {
+  readonly name: string
+  readonly version: string
+  readonly description?: string
+  readonly created?: string
+  readonly license?: string
+  readonly authors?: readonly string[]
+  readonly tags?: readonly string[]
+  readonly metrics?: { readonly [name: string]: number }
+  readonly [field: string]: unknown
+}
+
+/** Words in the header of the native addon's output buffer (layout: src/output.rs). */
+const HEADER = 6
+/** The header's `parts` bit of the label indices. */
+const LABELS = 16
+
+/** The outputs of one call. Matrices are row-major `Float32Array`s with their shape. */
+export class Prediction {
+  /** Number of rows. */
+  readonly rows: number
+  /** The graph's raw output, `[rows, outputs]`. */
+  readonly scores: Tensor
+  /** Class probabilities, `[rows, classes]` in {@link classes} order (classifiers). */
+  readonly probabilities?: Tensor
+  /** Index into {@link classes} of each row's label (classifiers). */
+  readonly labelIndices?: Uint32Array
+  /** The class labels as trained (classifiers). */
+  readonly classes?: readonly Label[]
+  /** Regression values, `[rows, targets]` (regressors). */
+  readonly values?: Tensor
+  /** Regression target names, one per column of {@link values}. */
+  readonly targets?: readonly string[]
+  /** Embeddings, `[rows, dim]` (text encoders). */
+  readonly embeddings?: Tensor
+  #labels?: Label[]
+
+  /** @internal */
+  constructor(buffer: ArrayBuffer, model: Model) {
+    const [rows, parts, ...cols] = new Uint32Array(buffer, 0, HEADER)
+    let offset = HEADER * 4
+    const take = (part: number): Tensor | undefined => {
+      if ((parts & (1 << part)) === 0) return undefined
+      const data = new Float32Array(buffer, offset, rows * cols[part])
+      offset += data.byteLength
+      return { data, shape: [rows, cols[part]] }
+    }
+    this.rows = rows
+    this.scores = take(0) ?? { data: new Float32Array(0), shape: [rows, 0] }
+    const probabilities = take(1)
+    const values = take(2)
+    const embeddings = take(3)
+    if (probabilities) this.probabilities = probabilities
+    if (values) {
+      this.values = values
+      this.targets = model.targets ?? undefined
+    }
+    if (embeddings) this.embeddings = embeddings
+    if (parts & LABELS) {
+      this.labelIndices = new Uint32Array(buffer, offset, rows)
+      this.classes = model.classes ?? undefined
+    }
+  }
+
+  /** Each row's class label, of the training labels' type (classifiers); made on first use. */
+  get labels(): Label[] | undefined {
+    const { labelIndices, classes } = this
+    if (!labelIndices || !classes) return undefined
+    if (!this.#labels) {
+      const labels = new Array<Label>(labelIndices.length)
+      for (let i = 0; i < labelIndices.length; i++) labels[i] = classes[labelIndices[i]]
+      this.#labels = labels
+    }
+    return this.#labels
+  }
+}
+
+/** A loaded `.ingot` model; any number of calls may run on it at once. */
+export class Model {
+  readonly #native: native.NativeModel
+  readonly #manifest: { readonly model: Metadata; readonly signature: Signature }
+  /** The signature's inputs that records are read into, with whether each holds strings. */
+  readonly #columns: ReadonlyArray<{ readonly name: string; readonly strings: boolean }>
+  /** Model name. */
+  readonly name: string
+  /** Model version (semver). */
+  readonly version: string
+  /** What the model predicts. */
+  readonly task: 'classifier' | 'regressor' | 'embedding' | 'scores'
+  /** The class labels as trained, or `null`. */
+  readonly classes: readonly Label[] | null
+  /** Regression target names, or `null`. */
+  readonly targets: readonly string[] | null
+
+  private constructor(m: native.NativeModel) {
+    this.#native = m
+    this.#manifest = JSON.parse(m.manifestJson)
+    this.#columns = this.#manifest.signature.inputs.map((i) => ({ name: i.name, strings: i.dtype === 'string' }))
+    this.name = m.name
+    this.version = m.version
+    this.task = m.task
+    this.classes = m.classes
+    this.targets = m.targets
+  }
+
+  /**
+   * Loads an `.ingot` file on the thread pool: memory-mapped, every structural check and the
+   * checksum (unless `verifyChecksum: false`).
+   */
+  static async load(path: string, options?: LoadOptions): Promise<Model> {
+    return new Model(await native.NativeModel.load(path, options))
+  }
+
+  /** {@link load} on the calling thread. */
+  static loadSync(path: string, options?: LoadOptions): Model {
+    return new Model(native.NativeModel.loadSync(path, options))
+  }
+
+  /**
+   * Predicts on the libuv thread pool; the event loop keeps turning. A call that this model's
+   * past calls of the same size say takes under `inlineMicros` (default 20 µs, less than the hop
+   * to the pool costs) runs in place instead. Typed arrays are read in place: do not write to or
+   * transfer them until the promise settles.
+   */
+  async predict(input: PredictInput): Promise<Prediction> {
+    const m = this.#native
+    if (isDense(input)) return new Prediction(await m.predictDense(input.data, input.shape), this)
+    const columns = this.#typedColumns(input)
+    const out = columns ? await m.predictColumns(columns[0], columns[1]) : await m.predict(input)
+    return new Prediction(out, this)
+  }
+
+  /** {@link predict} on the calling thread (for small inputs where a thread hop costs more). */
+  predictSync(input: PredictInput): Prediction {
+    const m = this.#native
+    if (isDense(input)) return new Prediction(m.predictDenseSync(input.data, input.shape), this)
+    const columns = this.#typedColumns(input)
+    const out = columns ? m.predictColumnsSync(columns[0], columns[1]) : m.predictSync(input)
+    return new Prediction(out, this)
+  }
+
+  /** The embedding of each string, `[texts.length, dim]`, on the thread pool (text models). */
+  async embed(texts: readonly string[]): Promise<Tensor> {
+    return embeddings(await this.#native.embed(texts as string[]))
+  }
+
+  /** {@link embed} on the calling thread. */
+  embedSync(texts: readonly string[]): Tensor {
+    return embeddings(this.#native.embedSync(texts as string[]))
+  }
+
+  /** The model card: name, version, description, metrics, … */
+  get metadata(): Metadata {
+    return this.#manifest.model
+  }
+
+  /** The inputs and outputs. */
+  get signature(): Signature {
+    return this.#manifest.signature
+  }
+
+  /** Input column names, in signature order (a dense input's column order). */
+  get inputNames(): string[] {
+    return this.#columns.map((c) => c.name)
+  }
+
+  /** Columns a dense input must have (0 for text models). */
+  get inputWidth(): number {
+    return this.#native.inputWidth
+  }
+
+  /** Most threads one call uses, the caller included. */
+  get threads(): number {
+    return this.#native.threads
+  }
+
+  /** Size of the file in bytes. */
+  get fileSize(): number {
+    return this.#native.fileSize
+  }
+
+  /** `name@version`. */
+  toString(): string {
+    return `${this.name}@${this.version}`
+  }
+
+  /**
+   * Records as typed columns, when every row is an object and every field has its column's
+   * type (numbers, booleans and nulls; strings and nulls): a `Float64Array` per numeric column
+   * (NaN for missing), dictionary codes per string column. Anything else (`undefined` if the
+   * input is not such records) goes to the core as it is, which names the offending row.
+   */
+  #typedColumns(input: PredictInput): [string[], Array<Float64Array | { codes: Int32Array; values: string[] }>] | undefined {
+    if (!Array.isArray(input) || input.length === 0 || typeof input[0] !== 'object' || this.task === 'embedding') {
+      return undefined
+    }
+    const rows = input as readonly Row[]
+    const n = rows.length
+    for (let r = 0; r < n; r++) {
+      const row = rows[r]
+      if (row === null || typeof row !== 'object' || Array.isArray(row)) return undefined
+    }
+    const names: string[] = []
+    const columns: Array<Float64Array | { codes: Int32Array; values: string[] }> = []
+    for (const { name, strings } of this.#columns) {
+      if (strings) {
+        const codes = new Int32Array(n)
+        const values: string[] = []
+        const seen = new Map<string, number>()
+        for (let r = 0; r < n; r++) {
+          const v = rows[r][name]
+          if (typeof v === 'string') {
+            let code = seen.get(v)
+            if (code === undefined) {
+              code = values.length
+              seen.set(v, code)
+              values.push(v)
+            }
+            codes[r] = code
+          } else if (v === null) {
+            codes[r] = -1
+          } else {
+            return undefined
+          }
+        }
+        columns.push({ codes, values })
+      } else {
+        const data = new Float64Array(n)
+        for (let r = 0; r < n; r++) {
+          const v = rows[r][name]
+          if (typeof v === 'number') data[r] = v
+          else if (v === null) data[r] = NaN
+          else if (typeof v === 'boolean') data[r] = v ? 1 : 0
+          else return undefined
+        }
+        columns.push(data)
+      }
+      names.push(name)
+    }
+    return [names, columns]
+  }
+}
+
+/** Whether `input` is an object with a `data` field (a dense input, or a malformed one). */
+function isDense(input: PredictInput): input is DenseInput {
+  return typeof input === 'object' && input !== null && !Array.isArray(input) && 'data' in input
+}
+
+/** The embeddings section of the native addon's output buffer (layout: src/output.rs). */
+function embeddings(buffer: ArrayBuffer): Tensor {
+  const [rows, , , , , cols] = new Uint32Array(buffer, 0, HEADER)
+  return { data: new Float32Array(buffer, HEADER * 4, rows * cols), shape: [rows, cols] }
+}
+
+/** The kernels' instruction set in this process: `scalar`, `avx2`, `avx512`, `avx512-vnni`, … */
+export function isaLevel(): string {
+  return native.isaLevel()
+}
+
+/** Threads of Ingot's pool, the calling thread included. */
+export function poolThreads(): number {
+  return native.poolThreads()
+}

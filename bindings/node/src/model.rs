@@ -1,0 +1,255 @@
+//! The `NativeModel` class: inputs read on the main thread, the core run on the libuv thread
+//! pool (or, for the `…Sync` methods, on the calling thread).
+
+use std::sync::Arc;
+
+use ingot::{Error, Model};
+use napi::bindgen_prelude::{Array, ArrayBuffer, AsyncTask, Either};
+use napi::{Env, JsValue, Unknown, ValueType};
+use napi_derive::napi;
+
+use crate::error::{to_js, Fail};
+use crate::input::{self, cast};
+use crate::output::{js_value, JsValueOf};
+use crate::schedule::{Schedule, DEFAULT_INLINE_MICROS};
+use crate::tasks::{CallTask, LoadTask, Work};
+
+/// Options of `load` and `loadSync`.
+#[napi(object)]
+pub struct LoadOptions {
+    /// Check the data section's BLAKE3 checksum (default `true`).
+    pub verify_checksum: Option<bool>,
+    /// Most threads one call uses, the caller included (default: every CPU, or
+    /// `INGOT_NUM_THREADS`).
+    pub threads: Option<u32>,
+    /// Calls that this model's past calls of the same size say take fewer microseconds run on
+    /// the calling thread instead of the thread pool, whose hop costs more (default 20; 0 sends
+    /// every call to the pool).
+    pub inline_micros: Option<u32>,
+}
+
+/// The core's load options for `options`, and the in-place budget.
+fn load_options(options: Option<LoadOptions>) -> Result<(ingot::LoadOptions, u32), Fail> {
+    let mut out = ingot::LoadOptions::default();
+    let mut inline_micros = DEFAULT_INLINE_MICROS;
+    if let Some(o) = options {
+        if let Some(v) = o.verify_checksum {
+            out.verify_checksum = v;
+        }
+        match o.threads {
+            Some(0) => return Err(Error::usage("threads must be at least 1").into()),
+            Some(n) => out.threads = Some(n as usize),
+            None => {}
+        }
+        inline_micros = o.inline_micros.unwrap_or(inline_micros);
+    }
+    Ok((out, inline_micros))
+}
+
+/// The outputs of a call, packed in one `ArrayBuffer` (layout: src/output.rs): a promise of
+/// them, or the buffer itself when the call ran in place.
+type Call<'env> = Either<AsyncTask<CallTask>, ArrayBuffer<'env>>;
+
+/// A loaded model; calls from any number of promises share it.
+#[napi]
+pub struct NativeModel {
+    inner: Arc<Model>,
+    schedule: Arc<Schedule>,
+    /// The signature's input names, in order (the fields read from each record).
+    inputs: Vec<String>,
+}
+
+impl NativeModel {
+    pub(crate) fn new(model: Model, inline_micros: u32) -> NativeModel {
+        let inputs = model.signature().inputs.iter().map(|i| i.name.clone()).collect();
+        NativeModel { inner: Arc::new(model), schedule: Arc::new(Schedule::new(inline_micros)), inputs }
+    }
+
+    /// `work` in place when the schedule says it is small, else on the thread pool.
+    fn call<'env>(&self, env: &'env Env, work: Work) -> napi::Result<Call<'env>> {
+        if self.schedule.in_place(work.rows()) {
+            return self.now(env, &work).map(Either::B);
+        }
+        let (model, schedule) = (Arc::clone(&self.inner), Arc::clone(&self.schedule));
+        Ok(Either::A(AsyncTask::new(CallTask { model, schedule, work })))
+    }
+
+    /// `work` on the calling thread.
+    fn now<'env>(&self, env: &'env Env, work: &Work) -> napi::Result<ArrayBuffer<'env>> {
+        work.run(&self.inner, &self.schedule).map_err(|e| to_js(env, e.into()))?.into_js(env)
+    }
+}
+
+#[napi]
+impl NativeModel {
+    /// Loads an `.ingot` file on the thread pool (memory-mapped, every check).
+    #[napi(ts_return_type = "Promise<NativeModel>")]
+    pub fn load(env: Env, path: String, options: Option<LoadOptions>) -> napi::Result<AsyncTask<LoadTask>> {
+        let (options, inline_micros) = load_options(options).map_err(|e| to_js(&env, e))?;
+        Ok(AsyncTask::new(LoadTask { path, options, inline_micros }))
+    }
+
+    /// Loads an `.ingot` file on the calling thread.
+    #[napi]
+    pub fn load_sync(env: Env, path: String, options: Option<LoadOptions>) -> napi::Result<NativeModel> {
+        let (options, inline_micros) = load_options(options).map_err(|e| to_js(&env, e))?;
+        let model = Model::load_with(&path, &options).map_err(|e| to_js(&env, e.into()))?;
+        Ok(NativeModel::new(model, inline_micros))
+    }
+
+    /// Predicts an array of records, an array of strings or `{ data, shape }`.
+    #[napi(ts_args_type = "input: unknown", ts_return_type = "Promise<ArrayBuffer> | ArrayBuffer")]
+    pub fn predict<'env>(&self, env: &'env Env, input: Unknown) -> napi::Result<Call<'env>> {
+        let input = input::read(&input, &self.inputs).map_err(|e| to_js(env, e))?;
+        self.call(env, Work::Predict(input))
+    }
+
+    /// `predict` on the calling thread.
+    #[napi(ts_args_type = "input: unknown", ts_return_type = "ArrayBuffer")]
+    pub fn predict_sync<'env>(&self, env: &'env Env, input: Unknown) -> napi::Result<ArrayBuffer<'env>> {
+        let input = input::read(&input, &self.inputs).map_err(|e| to_js(env, e))?;
+        self.now(env, &Work::Predict(input))
+    }
+
+    /// Predicts a row-major matrix `data` (a `Float32Array` or `Float64Array`) of `shape`
+    /// `[rows, cols]`, reading it in place.
+    #[napi(
+        ts_args_type = "data: unknown, shape: unknown",
+        ts_return_type = "Promise<ArrayBuffer> | ArrayBuffer"
+    )]
+    pub fn predict_dense<'env>(
+        &self,
+        env: &'env Env,
+        data: Unknown,
+        shape: Unknown,
+    ) -> napi::Result<Call<'env>> {
+        let input = input::dense(&data, &shape).map_err(|e| to_js(env, e))?;
+        self.call(env, Work::Predict(input))
+    }
+
+    /// `predictDense` on the calling thread.
+    #[napi(ts_args_type = "data: unknown, shape: unknown", ts_return_type = "ArrayBuffer")]
+    pub fn predict_dense_sync<'env>(
+        &self,
+        env: &'env Env,
+        data: Unknown,
+        shape: Unknown,
+    ) -> napi::Result<ArrayBuffer<'env>> {
+        let input = input::dense(&data, &shape).map_err(|e| to_js(env, e))?;
+        self.now(env, &Work::Predict(input))
+    }
+
+    /// Predicts named columns: `columns[i]` is a `Float64Array` (NaN is missing) or
+    /// `{ codes: Int32Array, values: string[] }` (a negative code is missing).
+    #[napi(
+        ts_args_type = "names: string[], columns: Array<Float64Array | { codes: Int32Array, values: string[] }>",
+        ts_return_type = "Promise<ArrayBuffer> | ArrayBuffer"
+    )]
+    pub fn predict_columns<'env>(
+        &self,
+        env: &'env Env,
+        names: Vec<String>,
+        columns: Array,
+    ) -> napi::Result<Call<'env>> {
+        let input = input::columns(names, &columns).map_err(|e| to_js(env, e))?;
+        self.call(env, Work::Predict(input))
+    }
+
+    /// `predictColumns` on the calling thread.
+    #[napi(
+        ts_args_type = "names: string[], columns: Array<Float64Array | { codes: Int32Array, values: string[] }>",
+        ts_return_type = "ArrayBuffer"
+    )]
+    pub fn predict_columns_sync<'env>(
+        &self,
+        env: &'env Env,
+        names: Vec<String>,
+        columns: Array,
+    ) -> napi::Result<ArrayBuffer<'env>> {
+        let input = input::columns(names, &columns).map_err(|e| to_js(env, e))?;
+        self.now(env, &Work::Predict(input))
+    }
+
+    /// The embedding of each string, packed like a prediction's.
+    #[napi(ts_args_type = "texts: string[]", ts_return_type = "Promise<ArrayBuffer> | ArrayBuffer")]
+    pub fn embed<'env>(&self, env: &'env Env, texts: Unknown) -> napi::Result<Call<'env>> {
+        let texts = strings(&texts).map_err(|e| to_js(env, e))?;
+        self.call(env, Work::Embed(texts))
+    }
+
+    /// `embed` on the calling thread.
+    #[napi(ts_args_type = "texts: string[]", ts_return_type = "ArrayBuffer")]
+    pub fn embed_sync<'env>(&self, env: &'env Env, texts: Unknown) -> napi::Result<ArrayBuffer<'env>> {
+        let texts = strings(&texts).map_err(|e| to_js(env, e))?;
+        self.now(env, &Work::Embed(texts))
+    }
+
+    /// The whole manifest as JSON text.
+    #[napi(getter)]
+    pub fn manifest_json(&self, env: Env) -> napi::Result<String> {
+        serde_json::to_string(self.inner.manifest())
+            .map_err(|e| to_js(&env, Error::usage(format!("manifest as JSON: {e}")).into()))
+    }
+
+    /// Model name.
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.inner.metadata().name.clone()
+    }
+
+    /// Model version.
+    #[napi(getter)]
+    pub fn version(&self) -> String {
+        self.inner.metadata().version.clone()
+    }
+
+    /// `classifier`, `regressor`, `embedding` or `scores`.
+    #[napi(getter, ts_return_type = "'classifier' | 'regressor' | 'embedding' | 'scores'")]
+    pub fn task(&self) -> &'static str {
+        self.inner.task().name()
+    }
+
+    /// The class labels as trained (numbers or strings), or `null`.
+    #[napi(getter, ts_return_type = "Array<number | string | null> | null")]
+    pub fn classes(&self) -> Option<Vec<JsValueOf>> {
+        self.inner.classes().map(|c| c.iter().map(js_value).collect())
+    }
+
+    /// Regression target names, or `null`.
+    #[napi(getter)]
+    pub fn targets(&self) -> Option<Vec<String>> {
+        self.inner.targets().map(<[String]>::to_vec)
+    }
+
+    /// Input column names, in signature order.
+    #[napi(getter)]
+    pub fn input_names(&self) -> Vec<String> {
+        self.inputs.clone()
+    }
+
+    /// Columns a dense input must have (0 for text models).
+    #[napi(getter)]
+    pub fn input_width(&self) -> u32 {
+        u32::try_from(self.inner.input_width()).unwrap_or(u32::MAX)
+    }
+
+    /// Most threads one call uses, the caller included.
+    #[napi(getter)]
+    pub fn threads(&self) -> u32 {
+        u32::try_from(self.inner.threads()).unwrap_or(u32::MAX)
+    }
+
+    /// Size of the file in bytes.
+    #[napi(getter)]
+    pub fn file_size(&self) -> f64 {
+        self.inner.bundle().file_size() as f64
+    }
+}
+
+/// `texts`: an array of strings.
+fn strings(texts: &Unknown<'_>) -> Result<Vec<String>, Fail> {
+    if texts.get_type()? != ValueType::Object || !texts.is_array()? {
+        return Err(Error::usage("embed takes an array of strings").into());
+    }
+    input::texts(&cast::<Array>(texts)?)
+}

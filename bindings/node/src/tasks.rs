@@ -1,0 +1,90 @@
+//! The work of a call, and the task that runs it on the libuv thread pool.
+//!
+//! `compute` never fails: the core's result travels to `resolve`, on the main thread, where a
+//! core error becomes the JS error of [`crate::error::to_js`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ingot::{LoadOptions, Model};
+use napi::bindgen_prelude::ArrayBuffer;
+use napi::{Env, ScopedTask, Task};
+
+use crate::error::to_js;
+use crate::input::OwnedInput;
+use crate::model::NativeModel;
+use crate::output::Packed;
+use crate::schedule::Schedule;
+
+/// `NativeModel.load`.
+pub struct LoadTask {
+    pub(crate) path: String,
+    pub(crate) options: LoadOptions,
+    pub(crate) inline_micros: u32,
+}
+
+impl Task for LoadTask {
+    type Output = ingot::Result<Model>;
+    type JsValue = NativeModel;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(Model::load_with(&self.path, &self.options))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeModel> {
+        let model = output.map_err(|e| to_js(&env, e.into()))?;
+        Ok(NativeModel::new(model, self.inline_micros))
+    }
+}
+
+/// What a call computes.
+pub(crate) enum Work {
+    /// `predict` and its variants.
+    Predict(OwnedInput),
+    /// `embed`.
+    Embed(Vec<String>),
+}
+
+impl Work {
+    /// Rows of the call.
+    pub(crate) fn rows(&self) -> usize {
+        match self {
+            Work::Predict(input) => input.rows(),
+            Work::Embed(texts) => texts.len(),
+        }
+    }
+
+    /// Runs the work on `model`, recording how long it took in `schedule`.
+    pub(crate) fn run(&self, model: &Model, schedule: &Schedule) -> ingot::Result<Packed> {
+        let start = Instant::now();
+        let out = match self {
+            Work::Predict(input) => input.predict(model).and_then(Packed::prediction),
+            Work::Embed(texts) => {
+                let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                model.embed(&texts).and_then(Packed::embeddings)
+            }
+        };
+        schedule.record(self.rows(), start.elapsed());
+        out
+    }
+}
+
+/// A call on the thread pool.
+pub struct CallTask {
+    pub(crate) model: Arc<Model>,
+    pub(crate) schedule: Arc<Schedule>,
+    pub(crate) work: Work,
+}
+
+impl<'env> ScopedTask<'env> for CallTask {
+    type Output = ingot::Result<Packed>;
+    type JsValue = ArrayBuffer<'env>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self.work.run(&self.model, &self.schedule))
+    }
+
+    fn resolve(&mut self, env: &'env Env, output: Self::Output) -> napi::Result<ArrayBuffer<'env>> {
+        output.map_err(|e| to_js(env, e.into()))?.into_js(env)
+    }
+}

@@ -1,0 +1,27 @@
+// Compiled by `npm test` (tsc --noEmit): the published types describe the API as documented.
+import { Model, Prediction, Tensor, Row, isIngotError, isaLevel } from '..'
+
+export async function usage(path: string): Promise<void> {
+  const model: Model = await Model.load(path, { threads: 2 })
+  const rows: Row[] = [{ age: 42, color: 'red', rooms: null }]
+  const p: Prediction = await model.predict(rows)
+  const labels: Array<number | string | null> | undefined = p.labels
+  const probabilities: Tensor | undefined = p.probabilities
+  const [n, classes]: [number, number] = probabilities ? probabilities.shape : [0, 0]
+  const dense = await model.predict({ data: new Float32Array(n * classes), shape: [n, classes] })
+  const first: number = dense.scores.data[0]
+  const texts = model.predictSync(['a sentence'])
+  const embeddings: Tensor = await model.embed(['a sentence'])
+  const task: 'classifier' | 'regressor' | 'embedding' | 'scores' = model.task
+  const version: string = model.metadata.version
+  const inputs: string[] = model.signature.inputs.map((i) => `${i.name}: ${i.dtype}`)
+  try {
+    Model.loadSync(path)
+  } catch (e) {
+    if (isIngotError(e)) {
+      const code: 'ERR_INGOT_FORMAT' | string = e.code
+      void code
+    }
+  }
+  void [labels, first, texts, embeddings, task, version, inputs, isaLevel()]
+}
