@@ -72,6 +72,20 @@ test-node: node venv  ## node:test suite of the Node package (parity with the CL
 	$(CARGO) build --locked -p ingot-cli
 	cd $(NODE_DIR) && INGOT_MINILM_DIR="$(MINILM_DIR)" npm test
 
+# The tabular models need scikit-learn, skl2onnx and the ingot package (.venv), the MiniLM ONNX
+# export torch (.venv-ref). onnxruntime-node's install script downloads GPU add-ons; its CPU
+# binaries ship inside the package, so npm runs no install scripts. BENCH_NODE_ARGS passes
+# options, e.g. "--rounds 5 --seconds 3" (node bindings/node/bench/bench.js --help).
+BENCH_NODE_ARGS ?=
+
+bench-node: bench-deps ref-deps python-install $(NODE_DIR)/node_modules/.installed  ## ingot-ml (Node) vs onnxruntime-node vs the Rust core, breast cancer and MiniLM, same run
+	$(CARGO) build --release --locked -p ingot-cli
+	cd $(NODE_DIR) && npm run --silent build
+	$(PY) scripts/make_node_bench_models.py tabular
+	.venv-ref/bin/python scripts/make_node_bench_models.py minilm --ingot-bin target/release/ingot
+	cd $(NODE_DIR)/bench && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	node $(NODE_DIR)/bench/bench.js --ingot-bin target/release/ingot $(BENCH_NODE_ARGS)
+
 test-python: python-install  ## Python tests against the installed package (parity with scikit-learn, the CLI, MiniLM)
 	$(CARGO) build --locked -p ingot-cli -p ingot-server
 	$(PY) -m ruff check python scripts tests/python tests/spark benches/python

@@ -123,7 +123,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def onnx_encoder(model_dir: str, tmp: str, max_length: int) -> Encode:
+def export_onnx(model_dir: str, path: str, *, pooled: bool = False) -> None:
+    """``torch.onnx.export`` of the directory's BertModel to ``path`` (eager attention, opset 17,
+    dynamic batch and sequence axes). Inputs ``input_ids``, ``attention_mask``,
+    ``token_type_ids`` (int64, ``[batch, seq]``); output ``last_hidden_state``, or with
+    ``pooled`` ``sentence_embedding`` ``[batch, dim]``: mean pooling over the attention mask and
+    L2 normalization in the graph, as sentence-transformers does for all-MiniLM-L6-v2."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -141,23 +146,36 @@ def onnx_encoder(model_dir: str, tmp: str, max_length: int) -> Encode:
             out = self.bert(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             )
-            return out.last_hidden_state
+            hidden = out.last_hidden_state
+            if not pooled:
+                return hidden
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
-    path = f"{tmp}/minilm.onnx"
+    output = "sentence_embedding" if pooled else "last_hidden_state"
     dummy = tok(["hello world", "a second, longer sentence"], padding=True, return_tensors="pt")
-    axes = {n: {0: "batch", 1: "seq"} for n in [*INPUTS, "last_hidden_state"]}
+    axes = {n: {0: "batch", 1: "seq"} for n in INPUTS}
+    axes[output] = {0: "batch"} if pooled else {0: "batch", 1: "seq"}
     with torch.no_grad():
         torch.onnx.export(
             Encoder().eval(),
             tuple(dummy[n] for n in INPUTS),
             path,
             input_names=INPUTS,
-            output_names=["last_hidden_state"],
+            output_names=[output],
             dynamic_axes=axes,
             opset_version=17,
             dynamo=False,
         )
-    return ort_encoder(tok, path, max_length)
+
+
+def onnx_encoder(model_dir: str, tmp: str, max_length: int) -> Encode:
+    from transformers import AutoTokenizer
+
+    path = f"{tmp}/minilm.onnx"
+    export_onnx(model_dir, path)
+    return ort_encoder(AutoTokenizer.from_pretrained(model_dir), path, max_length)
 
 
 def ort_int8_encoder(model_dir: str, tmp: str, max_length: int) -> Encode:

@@ -208,8 +208,8 @@ export class Model {
 
   /**
    * Predicts on the libuv thread pool; the event loop keeps turning. A call that this model's
-   * past calls of the same size say takes under `inlineMicros` (default 20 µs, less than the hop
-   * to the pool costs) runs in place instead. Typed arrays are read in place: do not write to or
+   * past calls of the same size say takes less time than the hop to the pool and back (or than
+   * `inlineMicros`) runs in place instead. Typed arrays are read in place: do not write to or
    * transfer them until the promise settles.
    */
   async predict(input: PredictInput): Promise<Prediction> {

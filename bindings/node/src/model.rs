@@ -11,7 +11,7 @@ use napi_derive::napi;
 use crate::error::{to_js, Fail};
 use crate::input::{self, cast};
 use crate::output::{js_value, JsValueOf};
-use crate::schedule::{Schedule, DEFAULT_INLINE_MICROS};
+use crate::schedule::Schedule;
 use crate::tasks::{CallTask, LoadTask, Work};
 
 /// Options of `load` and `loadSync`.
@@ -23,15 +23,15 @@ pub struct LoadOptions {
     /// `INGOT_NUM_THREADS`).
     pub threads: Option<u32>,
     /// Calls that this model's past calls of the same size say take fewer microseconds run on
-    /// the calling thread instead of the thread pool, whose hop costs more (default 20; 0 sends
-    /// every call to the pool).
+    /// the calling thread instead of the thread pool (default: the measured cost of the hop to
+    /// the pool and back, at most 100; 0 sends every call to the pool).
     pub inline_micros: Option<u32>,
 }
 
 /// The core's load options for `options`, and the in-place budget.
-fn load_options(options: Option<LoadOptions>) -> Result<(ingot::LoadOptions, u32), Fail> {
+fn load_options(options: Option<LoadOptions>) -> Result<(ingot::LoadOptions, Option<u32>), Fail> {
     let mut out = ingot::LoadOptions::default();
-    let mut inline_micros = DEFAULT_INLINE_MICROS;
+    let mut inline_micros = None;
     if let Some(o) = options {
         if let Some(v) = o.verify_checksum {
             out.verify_checksum = v;
@@ -41,7 +41,7 @@ fn load_options(options: Option<LoadOptions>) -> Result<(ingot::LoadOptions, u32
             Some(n) => out.threads = Some(n as usize),
             None => {}
         }
-        inline_micros = o.inline_micros.unwrap_or(inline_micros);
+        inline_micros = o.inline_micros;
     }
     Ok((out, inline_micros))
 }
@@ -60,7 +60,7 @@ pub struct NativeModel {
 }
 
 impl NativeModel {
-    pub(crate) fn new(model: Model, inline_micros: u32) -> NativeModel {
+    pub(crate) fn new(model: Model, inline_micros: Option<u32>) -> NativeModel {
         let inputs = model.signature().inputs.iter().map(|i| i.name.clone()).collect();
         NativeModel { inner: Arc::new(model), schedule: Arc::new(Schedule::new(inline_micros)), inputs }
     }
@@ -71,7 +71,7 @@ impl NativeModel {
             return self.now(env, &work).map(Either::B);
         }
         let (model, schedule) = (Arc::clone(&self.inner), Arc::clone(&self.schedule));
-        Ok(Either::A(AsyncTask::new(CallTask { model, schedule, work })))
+        Ok(Either::A(AsyncTask::new(CallTask::new(model, schedule, work))))
     }
 
     /// `work` on the calling thread.

@@ -4,7 +4,7 @@
 //! core error becomes the JS error of [`crate::error::to_js`].
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ingot::{LoadOptions, Model};
 use napi::bindgen_prelude::ArrayBuffer;
@@ -20,7 +20,7 @@ use crate::schedule::Schedule;
 pub struct LoadTask {
     pub(crate) path: String,
     pub(crate) options: LoadOptions,
-    pub(crate) inline_micros: u32,
+    pub(crate) inline_micros: Option<u32>,
 }
 
 impl Task for LoadTask {
@@ -56,6 +56,11 @@ impl Work {
 
     /// Runs the work on `model`, recording how long it took in `schedule`.
     pub(crate) fn run(&self, model: &Model, schedule: &Schedule) -> ingot::Result<Packed> {
+        self.timed(model, schedule).0
+    }
+
+    /// [`Work::run`], and how long it took.
+    fn timed(&self, model: &Model, schedule: &Schedule) -> (ingot::Result<Packed>, Duration) {
         let start = Instant::now();
         let out = match self {
             Work::Predict(input) => input.predict(model).and_then(Packed::prediction),
@@ -64,16 +69,27 @@ impl Work {
                 model.embed(&texts).and_then(Packed::embeddings)
             }
         };
-        schedule.record(self.rows(), start.elapsed());
-        out
+        let elapsed = start.elapsed();
+        schedule.record(self.rows(), elapsed);
+        (out, elapsed)
     }
 }
 
 /// A call on the thread pool.
 pub struct CallTask {
-    pub(crate) model: Arc<Model>,
-    pub(crate) schedule: Arc<Schedule>,
-    pub(crate) work: Work,
+    model: Arc<Model>,
+    schedule: Arc<Schedule>,
+    work: Work,
+    /// When the call was queued, and how long its computation took.
+    queued: Instant,
+    computed: Duration,
+}
+
+impl CallTask {
+    /// `work` on `model`, queued now.
+    pub(crate) fn new(model: Arc<Model>, schedule: Arc<Schedule>, work: Work) -> CallTask {
+        CallTask { model, schedule, work, queued: Instant::now(), computed: Duration::ZERO }
+    }
 }
 
 impl<'env> ScopedTask<'env> for CallTask {
@@ -81,10 +97,13 @@ impl<'env> ScopedTask<'env> for CallTask {
     type JsValue = ArrayBuffer<'env>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(self.work.run(&self.model, &self.schedule))
+        let (out, computed) = self.work.timed(&self.model, &self.schedule);
+        self.computed = computed;
+        Ok(out)
     }
 
     fn resolve(&mut self, env: &'env Env, output: Self::Output) -> napi::Result<ArrayBuffer<'env>> {
+        self.schedule.record_hop(self.queued.elapsed().saturating_sub(self.computed));
         output.map_err(|e| to_js(env, e.into()))?.into_js(env)
     }
 }

@@ -57,3 +57,23 @@ test('concurrent predicts return correct, independent results', async () => {
     assert.deepEqual(p.probabilities.data, expect, `call ${i}`)
   })
 })
+
+/** Whether `promise` settles within a few microtask turns, before the event loop turns. */
+async function settlesAtOnce(promise) {
+  let settled = false
+  promise.then(() => { settled = true })
+  for (let i = 0; i < 8; i++) await null
+  const early = settled
+  await promise
+  return early
+}
+
+test('calls known to be shorter than the budget run in place; inlineMicros 0 never does', async () => {
+  const x = { data: new Float32Array(64), shape: [1, 64] }
+  const eager = await Model.load(bundle('digits_mlp'), { inlineMicros: 1_000_000 })
+  assert.equal(await settlesAtOnce(eager.predict(x)), false, 'the first call of a size goes to the pool')
+  assert.equal(await settlesAtOnce(eager.predict(x)), true, 'then it runs in place')
+  const pool = await Model.load(bundle('digits_mlp'), { inlineMicros: 0 })
+  for (let i = 0; i < 3; i++) assert.equal(await settlesAtOnce(pool.predict(x)), false)
+  assert.deepEqual((await pool.predict(x)).probabilities.data, (await eager.predict(x)).probabilities.data)
+})
