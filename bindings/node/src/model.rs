@@ -24,7 +24,7 @@ pub struct LoadOptions {
     pub threads: Option<u32>,
     /// Calls that this model's past calls of the same size say take fewer microseconds run on
     /// the calling thread instead of the thread pool (default: the measured cost of the hop to
-    /// the pool and back, at most 100; 0 sends every call to the pool).
+    /// the pool and back, at least 50 and at most 100; 0 sends every call to the pool).
     pub inline_micros: Option<u32>,
 }
 

@@ -5,13 +5,16 @@
 //! makes typed-array views of it. The layout, in little-endian 32-bit words:
 //!
 //! ```text
-//! rows, parts, cols[scores], cols[probabilities], cols[values], cols[embeddings]
+//! rows, parts, cols[scores], cols[probabilities], cols[values], cols[embeddings],
+//! compute_ns (low word), compute_ns (high word)
 //! f32 scores[rows × cols]          (when parts & SCORES)
 //! f32 probabilities[rows × cols]   (when parts & PROBABILITIES)
 //! f32 values[rows × cols]          (when parts & VALUES)
 //! f32 embeddings[rows × cols]      (when parts & EMBEDDINGS)
 //! u32 label_indices[rows]          (when parts & LABELS)
 //! ```
+
+use std::time::Duration;
 
 use ingot::{Error, Matrix, Prediction, Result, Value};
 use napi::bindgen_prelude::{ArrayBuffer, Either3, Null};
@@ -24,16 +27,17 @@ const VALUES: u32 = 4;
 const EMBEDDINGS: u32 = 8;
 const LABELS: u32 = 16;
 /// Words in the header.
-const HEADER: usize = 6;
+const HEADER: usize = 8;
 
 /// The outputs of a call in the layout above, made on the worker thread; the main thread copies
 /// them into an `ArrayBuffer` ([`Packed::into_js`]).
 pub struct Packed(Vec<u8>);
 
 impl Packed {
-    /// A prediction's outputs.
-    pub(crate) fn prediction(p: Prediction) -> Result<Packed> {
+    /// A prediction's outputs, and how long the core took to compute them.
+    pub(crate) fn prediction(p: Prediction, compute: Duration) -> Result<Packed> {
         Packed::new(
+            compute,
             p.rows,
             [Some(&p.scores), p.probabilities.as_ref(), p.values.as_ref(), p.embeddings.as_ref()],
             p.labels.as_ref().map(|l| l.indices()),
@@ -41,13 +45,21 @@ impl Packed {
     }
 
     /// The embeddings of `embed`: only the embeddings section.
-    pub(crate) fn embeddings(m: Matrix) -> Result<Packed> {
-        Packed::new(m.rows(), [None, None, None, Some(&m)], None)
+    pub(crate) fn embeddings(m: Matrix, compute: Duration) -> Result<Packed> {
+        Packed::new(compute, m.rows(), [None, None, None, Some(&m)], None)
     }
 
-    fn new(rows: usize, matrices: [Option<&Matrix>; 4], labels: Option<&[u32]>) -> Result<Packed> {
+    fn new(
+        compute: Duration,
+        rows: usize,
+        matrices: [Option<&Matrix>; 4],
+        labels: Option<&[u32]>,
+    ) -> Result<Packed> {
         let mut header = [0u32; HEADER];
         header[0] = word(rows)?;
+        let ns = u64::try_from(compute.as_nanos()).unwrap_or(u64::MAX);
+        header[6] = ns as u32;
+        header[7] = (ns >> 32) as u32;
         for (i, (m, bit)) in matrices.iter().zip([SCORES, PROBABILITIES, VALUES, EMBEDDINGS]).enumerate() {
             if let Some(m) = m {
                 header[1] |= bit;

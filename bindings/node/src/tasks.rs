@@ -59,19 +59,24 @@ impl Work {
         self.timed(model, schedule).0
     }
 
-    /// [`Work::run`], and how long it took.
+    /// [`Work::run`], and how long the core took.
     fn timed(&self, model: &Model, schedule: &Schedule) -> (ingot::Result<Packed>, Duration) {
         let start = Instant::now();
         let out = match self {
-            Work::Predict(input) => input.predict(model).and_then(Packed::prediction),
+            Work::Predict(input) => {
+                let p = input.predict(model);
+                let elapsed = start.elapsed();
+                (p.and_then(|p| Packed::prediction(p, elapsed)), elapsed)
+            }
             Work::Embed(texts) => {
                 let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-                model.embed(&texts).and_then(Packed::embeddings)
+                let m = model.embed(&texts);
+                let elapsed = start.elapsed();
+                (m.and_then(|m| Packed::embeddings(m, elapsed)), elapsed)
             }
         };
-        let elapsed = start.elapsed();
-        schedule.record(self.rows(), elapsed);
-        (out, elapsed)
+        schedule.record(self.rows(), start.elapsed());
+        out
     }
 }
 

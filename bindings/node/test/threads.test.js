@@ -35,6 +35,7 @@ test('the event loop keeps turning while a 100 000-row batch runs', async () => 
   const ticks = await ticksDuring(async () => { p = await model.predict(x) })
   assert.equal(p.rows, 100_000)
   assert.ok(ticks > 0, `the interval fired ${ticks} times during predict`)
+  assert.ok(p.computeMicros > 0, 'the time the core spent is reported')
   // The same batch on the calling thread blocks the loop: the check above can fail.
   const blocked = await ticksDuring(async () => { model.predictSync(x) })
   assert.equal(blocked, 0)
