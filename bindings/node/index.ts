@@ -129,8 +129,10 @@ export class Prediction {
 
   /** @internal */
   constructor(buffer: ArrayBuffer, model: Model) {
-    const [rows, parts, ...cols] = new Uint32Array(buffer, 0, HEADER)
-    this.computeMicros = (cols[4] + cols[5] * 2 ** 32) / 1000
+    const header = new Uint32Array(buffer, 0, HEADER)
+    const [rows, parts] = header
+    const cols = header.subarray(2, 6)
+    this.computeMicros = (header[6] + header[7] * 2 ** 32) / 1000
     let offset = HEADER * 4
     const take = (part: number): Tensor | undefined => {
       if ((parts & (1 << part)) === 0) return undefined
@@ -341,7 +343,8 @@ function isDense(input: PredictInput): input is DenseInput {
 
 /** The embeddings section of the native addon's output buffer (layout: src/output.rs). */
 function embeddings(buffer: ArrayBuffer): Tensor {
-  const [rows, , , , , cols] = new Uint32Array(buffer, 0, HEADER)
+  const header = new Uint32Array(buffer, 0, HEADER)
+  const [rows, cols] = [header[0], header[5]]
   return { data: new Float32Array(buffer, HEADER * 4, rows * cols), shape: [rows, cols] }
 }
 
