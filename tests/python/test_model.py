@@ -204,6 +204,11 @@ def test_bad_input_raises_errors_naming_row_and_column(tmp_module: Path) -> None
     assert issubclass(ingot.InputError, ingot.IngotError)
 
 
+def test_zero_threads_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(ingot.UsageError, match="threads must be at least 1"):
+        ingot.load(bundle("breast_cancer_logreg", tmp_path), threads=0)
+
+
 def test_bad_files_raise_format_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         ingot.load(tmp_path / "nope.ingot")

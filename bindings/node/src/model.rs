@@ -29,21 +29,16 @@ pub struct LoadOptions {
 }
 
 /// The core's load options for `options`, and the in-place budget.
-fn load_options(options: Option<LoadOptions>) -> Result<(ingot::LoadOptions, Option<u32>), Fail> {
+fn load_options(options: Option<LoadOptions>) -> (ingot::LoadOptions, Option<u32>) {
     let mut out = ingot::LoadOptions::default();
-    let mut inline_micros = None;
-    if let Some(o) = options {
-        if let Some(v) = o.verify_checksum {
-            out.verify_checksum = v;
-        }
-        match o.threads {
-            Some(0) => return Err(Error::usage("threads must be at least 1").into()),
-            Some(n) => out.threads = Some(n as usize),
-            None => {}
-        }
-        inline_micros = o.inline_micros;
+    let Some(o) = options else {
+        return (out, None);
+    };
+    if let Some(v) = o.verify_checksum {
+        out.verify_checksum = v;
     }
-    Ok((out, inline_micros))
+    out.threads = o.threads.map(|n| n as usize);
+    (out, o.inline_micros)
 }
 
 /// The outputs of a call, packed in one `ArrayBuffer` (layout: src/output.rs): a promise of
@@ -84,15 +79,15 @@ impl NativeModel {
 impl NativeModel {
     /// Loads an `.ingot` file on the thread pool (memory-mapped, every check).
     #[napi(ts_return_type = "Promise<NativeModel>")]
-    pub fn load(env: Env, path: String, options: Option<LoadOptions>) -> napi::Result<AsyncTask<LoadTask>> {
-        let (options, inline_micros) = load_options(options).map_err(|e| to_js(&env, e))?;
-        Ok(AsyncTask::new(LoadTask { path, options, inline_micros }))
+    pub fn load(path: String, options: Option<LoadOptions>) -> AsyncTask<LoadTask> {
+        let (options, inline_micros) = load_options(options);
+        AsyncTask::new(LoadTask { path, options, inline_micros })
     }
 
     /// Loads an `.ingot` file on the calling thread.
     #[napi]
     pub fn load_sync(env: Env, path: String, options: Option<LoadOptions>) -> napi::Result<NativeModel> {
-        let (options, inline_micros) = load_options(options).map_err(|e| to_js(&env, e))?;
+        let (options, inline_micros) = load_options(options);
         let model = Model::load_with(&path, &options).map_err(|e| to_js(&env, e.into()))?;
         Ok(NativeModel::new(model, inline_micros))
     }

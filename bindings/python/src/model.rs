@@ -45,9 +45,6 @@ pub(crate) fn load(
     verify_checksum: bool,
     threads: Option<usize>,
 ) -> PyResult<PyModel> {
-    if threads == Some(0) {
-        return Err(to_py(Error::usage("threads must be at least 1")));
-    }
     let options = LoadOptions { verify_checksum, threads, ..LoadOptions::default() };
     let model = py.detach(|| Model::load_with(&path, &options)).map_err(to_py)?;
     Ok(PyModel::new(model))

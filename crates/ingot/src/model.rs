@@ -41,6 +41,16 @@ pub struct LoadOptions {
     pub threads: Option<usize>,
 }
 
+impl LoadOptions {
+    /// Refuses options no model can run with (`threads: Some(0)`).
+    fn check(&self) -> Result<()> {
+        if self.threads == Some(0) {
+            return Err(Error::usage("threads must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions { verify_checksum: true, device: Device::Cpu, threads: None }
@@ -95,7 +105,14 @@ impl Model {
     }
 
     /// Loads with explicit options.
+    ///
+    /// ```
+    /// let options = ingot::LoadOptions { threads: Some(0), ..Default::default() };
+    /// let err = ingot::Model::load_with("any.ingot", &options).unwrap_err();
+    /// assert_eq!(err.to_string(), "usage: threads must be at least 1");
+    /// ```
     pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Model> {
+        options.check()?;
         let read = ReadOptions { verify_checksum: options.verify_checksum };
         Self::from_bundle(Bundle::open_with(path, read)?, options)
     }
@@ -107,6 +124,7 @@ impl Model {
 
     /// Validates a checked bundle and prepares it to run.
     pub fn from_bundle(bundle: Bundle, options: &LoadOptions) -> Result<Model> {
+        options.check()?;
         let manifest = bundle.manifest();
         check_card(&manifest.model)?;
         let graph = Graph::validate(&manifest.graph, bundle.tensor_entries())?;
