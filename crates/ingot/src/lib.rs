@@ -24,6 +24,7 @@ pub mod signing;
 mod storage;
 #[doc(hidden)]
 pub mod testing;
+pub mod trees;
 mod value;
 mod version;
 

@@ -18,6 +18,7 @@ use crate::kernels::isa::Isa;
 use crate::kernels::layernorm::LayerNorm;
 use crate::kernels::linear::LinearKernel;
 use crate::kernels::pool::{l2_normalize, SequencePool};
+use crate::kernels::trees::Forest;
 use crate::storage::F32Data;
 
 /// What one step runs.
@@ -56,6 +57,8 @@ pub(crate) enum Kernel {
     Attention(Attention),
     Pool(SequencePool),
     L2Normalize,
+    /// A tree ensemble, packed.
+    Trees(Box<Forest>),
 }
 
 /// One step: a kernel, the values it reads and the value it writes.
@@ -402,6 +405,11 @@ impl CpuPlan {
                 let &[tokens, hidden] = shape else { return Err(failed(step, "input must be 2-D")) };
                 let offsets = sequence_offsets(u32_arg(1)?, tokens).map_err(|e| failed(step, e))?;
                 Ok(output(arena, vec![offsets.len() - 1, hidden], |o| pool.forward(x, &offsets, hidden, o)))
+            }
+            Kernel::Trees(forest) => {
+                let (x, shape) = f32_arg(0)?;
+                let n = rows_of(shape, forest.n_features())?;
+                Ok(output(arena, vec![n, forest.n_outputs()], |o| forest.forward(x, n, o)))
             }
             Kernel::L2Normalize => {
                 let (x, shape) = f32_arg(0)?;

@@ -2,7 +2,7 @@
 //!
 //! The CPU has its own plan ([`super::cpu`]); this one exists for the other devices, and runs the
 //! generic ops of opset 1. The ops that have only CPU kernels so far (`Gather`, `LayerNorm`,
-//! `MultiHeadAttention`, `SequencePool`) are refused at load, naming the op and the device.
+//! `MultiHeadAttention`, `SequencePool`, `TreeEnsemble`) are refused at load, naming the op and the device.
 
 use candle_core::{Device, Tensor};
 
@@ -33,6 +33,7 @@ impl DevicePlan {
                     | Op::LayerNorm { .. }
                     | Op::MultiHeadAttention { .. }
                     | Op::SequencePool { .. }
+                    | Op::TreeEnsemble(_)
             ) {
                 return Err(Error::Unsupported {
                     what: format!(
@@ -206,7 +207,8 @@ fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
         Op::Gather { .. }
         | Op::LayerNorm { .. }
         | Op::MultiHeadAttention { .. }
-        | Op::SequencePool { .. } => {
+        | Op::SequencePool { .. }
+        | Op::TreeEnsemble(_) => {
             candle_core::bail!("{op:?} has no device implementation (refused at load)")
         }
     })

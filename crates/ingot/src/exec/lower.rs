@@ -18,6 +18,7 @@ use crate::kernels::layernorm::LayerNorm;
 use crate::kernels::linear::LinearKernel;
 use crate::kernels::pool::SequencePool;
 use crate::kernels::qgemm::QuantWeight;
+use crate::kernels::trees::Forest;
 use crate::storage::F32Data;
 
 /// Lowers `graph` for the CPU, reading stored tensors from `bundle`.
@@ -252,6 +253,18 @@ fn bind(node: &Node, graph: &Graph, bundle: &Bundle, isa: Isa) -> Result<(Kernel
             PoolMode::Max => SequencePool::Max,
         }),
         Op::L2Normalize => Kernel::L2Normalize,
+        Op::TreeEnsemble(attrs) => {
+            let width = graph.values[inputs[0]].shape.get(1).and_then(|d| d.fixed()).unwrap_or(0);
+            let views = inputs[1..]
+                .iter()
+                .map(|&v| {
+                    let name = &graph.values[v].name;
+                    bundle.tensor(name).ok_or_else(|| format!("stored tensor `{name}` is not in the file"))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let ensemble = crate::trees::from_tensors(attrs, width, &views)?;
+            return Ok((Kernel::Trees(Box::new(Forest::pack(&ensemble))), vec![inputs[0]]));
+        }
     };
     Ok((kernel, inputs))
 }
@@ -395,7 +408,7 @@ fn is_row_wise(plan: &CpuPlan, graph: &Graph) -> bool {
             .map(|(_, c)| matches!(c.shape.as_slice(), [] | [_] | [1, ..]))
     };
     let per_row = |step: &Step| match &step.kernel {
-        Kernel::Linear(_) | Kernel::Unary(_) | Kernel::L2Normalize => true,
+        Kernel::Linear(_) | Kernel::Unary(_) | Kernel::L2Normalize | Kernel::Trees(_) => true,
         Kernel::Softmax { axis } => *axis == 1,
         Kernel::Binary(_) => match step.inputs.as_slice() {
             &[a, b] => match (constant_per_row(a), constant_per_row(b)) {

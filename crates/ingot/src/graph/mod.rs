@@ -254,7 +254,8 @@ fn check_quantized_weight(
 
 /// The operand rules that shapes alone do not state: which inputs must be stored tensors (the
 /// table of a `Gather`, the parameters of a `LayerNorm`), which must be integer graph inputs
-/// (ids, sequence offsets; nothing else may read those), and that stored operands are floats.
+/// (ids, sequence offsets; nothing else may read those), and that stored operands are floats
+/// (a tree ensemble's integer tables aside).
 fn check_operands(
     op: &Op,
     operands: &[usize],
@@ -265,8 +266,11 @@ fn check_operands(
         Op::Gather { .. } => (&[0], &[1]),
         Op::LayerNorm { .. } => (&[1, 2], &[]),
         Op::MultiHeadAttention { .. } | Op::SequencePool { .. } => (&[], &[1]),
+        Op::TreeEnsemble(_) => (&[1, 2, 3, 4, 5, 6], &[]),
         _ => (&[], &[]),
     };
+    // A tree ensemble's tables hold integers too; their types are checked when it is read.
+    let typed_elsewhere = |i: usize| matches!(op, Op::TreeEnsemble(_)) && i > 0;
     for (i, &v) in operands.iter().enumerate() {
         let value = &values[v];
         let is_integer_input = matches!(value.source, Source::Input(j) if graph_inputs[j].integer);
@@ -280,6 +284,7 @@ fn check_operands(
         let int8_weight = int8_operand(op).is_some_and(|(operand, _)| operand == i);
         match &value.source {
             Source::Initializer(DType::I8) if int8_weight => {}
+            Source::Initializer(_) if typed_elsewhere(i) => {}
             Source::Initializer(dtype)
                 if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16 | DType::F64) =>
             {

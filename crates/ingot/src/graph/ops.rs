@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::shape::{axis, broadcast, Dim, Shape};
 use crate::format::packed::{packed_shape, PANEL_WIDTH};
+use crate::trees::EnsembleAttrs;
 
 /// A validated op with its attributes.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +59,9 @@ pub(crate) enum Op {
         mode: PoolMode,
     },
     L2Normalize,
+    /// Trees over `[rows, features]` rows; the ensemble itself is read from the stored
+    /// operands when the graph is lowered (`crate::trees`).
+    TreeEnsemble(EnsembleAttrs),
 }
 
 /// How a `Linear` node's weight is stored.
@@ -163,6 +167,7 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
         "LayerNorm" => &["epsilon"],
         "MultiHeadAttention" => &["num_heads"],
         "SequencePool" => &["mode"],
+        "TreeEnsemble" => &["n_outputs", "comparison", "aggregate", "base_score"],
         _ => &[],
     };
     if let Some(unknown) = attrs.keys().find(|k| !known.contains(&k.as_str())) {
@@ -334,6 +339,19 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
             arity(inputs, 1, 1)?;
             rank2(inputs[0], "input")?;
             (Op::L2Normalize, vec![inputs[0].clone()])
+        }
+        "TreeEnsemble" => {
+            arity(inputs, 5, 7)?;
+            if inputs.len() == 6 {
+                return Err("category sets come with their bits: 4 or 6 stored tensors".into());
+            }
+            let (n, f) = rank2(inputs[0], "input")?;
+            if f.fixed().is_none() {
+                return Err("the input width must be fixed".into());
+            }
+            let attrs = EnsembleAttrs::parse(attrs)?;
+            let width = Dim::Fixed(attrs.n_outputs);
+            (Op::TreeEnsemble(attrs), vec![vec![n, width]])
         }
         other => return Err(format!("unknown op `{other}` in opset 1")),
     };

@@ -18,6 +18,7 @@ pub(crate) mod linear;
 pub(crate) mod pool;
 pub(crate) mod qgemm;
 pub(crate) mod softmax;
+pub(crate) mod trees;
 pub(crate) mod vmath;
 
 /// Work (multiply-adds) below which a kernel stays on the calling thread: handing work to
