@@ -147,6 +147,11 @@ impl Matrix {
         &self.data
     }
 
+    /// The matrix with `f` applied to every value.
+    pub(crate) fn map(&self, f: impl Fn(f32) -> f32) -> Matrix {
+        Matrix { data: self.data.iter().map(|&v| f(v)).collect(), rows: self.rows, cols: self.cols }
+    }
+
     /// Consumes the matrix, returning its row-major values.
     pub fn into_vec(self) -> Vec<f32> {
         self.data

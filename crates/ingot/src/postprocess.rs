@@ -1,7 +1,7 @@
 //! Post-processing: graph scores → probabilities, class labels or regression values.
 
 use crate::error::{Error, Result};
-use crate::format::{Activation, PostprocessSpec};
+use crate::format::{Activation, Link, PostprocessSpec};
 use crate::kernels::activation::sigmoid;
 use crate::kernels::softmax::softmax_rows;
 use crate::output::{Labels, Matrix, Prediction};
@@ -53,6 +53,7 @@ pub(crate) enum Postprocess {
     },
     Regress {
         targets: Vec<String>,
+        link: Link,
     },
     /// Scores are embeddings.
     Embedding,
@@ -82,7 +83,7 @@ impl Postprocess {
     /// The target names of a regressor that names them.
     pub(crate) fn targets(&self) -> Option<&[String]> {
         match self {
-            Postprocess::Regress { targets } if !targets.is_empty() => Some(targets),
+            Postprocess::Regress { targets, .. } if !targets.is_empty() => Some(targets),
             _ => None,
         }
     }
@@ -109,23 +110,23 @@ impl Postprocess {
                         ),
                     ));
                 }
-                if activation == &Activation::Softmax && width == 1 {
+                if matches!(activation, Activation::Softmax | Activation::Identity) && width == 1 {
                     return Err(Error::manifest(
                         "postprocess[0].activation",
-                        "softmax needs at least 2 score columns",
+                        "softmax and identity need a score column per class",
                     ));
                 }
                 Ok(Postprocess::Classify { activation: *activation, classes: classes.as_slice().into() })
             }
             PostprocessSpec::Embedding {} => Ok(Postprocess::Embedding),
-            PostprocessSpec::Regress { targets } => {
+            PostprocessSpec::Regress { targets, link } => {
                 if !targets.is_empty() && targets.len() != width {
                     return Err(Error::manifest(
                         "postprocess[0].targets",
                         format!("{} targets for {width} output column(s)", targets.len()),
                     ));
                 }
-                Ok(Postprocess::Regress { targets: targets.clone() })
+                Ok(Postprocess::Regress { targets: targets.clone(), link: *link })
             }
         }
     }
@@ -146,8 +147,12 @@ impl Postprocess {
         match self {
             Postprocess::Raw => {}
             Postprocess::Embedding => p.embeddings = Some(p.scores.clone()),
-            Postprocess::Regress { targets } => {
-                p.values = Some(p.scores.clone());
+            Postprocess::Regress { targets, link } => {
+                p.values = Some(match link {
+                    Link::Identity => p.scores.clone(),
+                    Link::Exp => p.scores.map(|v| (f64::from(v).exp()) as f32),
+                    Link::Logistic => p.scores.map(|v| sigmoid64(f64::from(v)) as f32),
+                });
                 p.targets = (!targets.is_empty()).then(|| targets.clone());
             }
             Postprocess::Classify { activation, classes } => {
@@ -161,6 +166,7 @@ impl Postprocess {
                 p.classes = Some(classes.to_vec());
                 p.probabilities = match activation {
                     Activation::None => None,
+                    Activation::Identity => Some(p.scores.clone()),
                     Activation::Logistic if width == 1 => {
                         let mut data = vec![0f32; rows * 2];
                         let scores = p.scores.as_slice();

@@ -56,6 +56,7 @@ pub fn logistic_bundle() -> Result<Vec<u8>> {
         request_forms: vec![RequestForm::Records, RequestForm::Columns, RequestForm::Dense],
     };
     m.preprocess = vec![PreprocessSpec::Tabular(TabularSpec {
+        keep_missing: false,
         transformers: vec![TransformerSpec {
             name: "num".into(),
             columns: vec!["a".into(), "b".into()],
@@ -144,6 +145,7 @@ pub fn mlp_bundle() -> Result<Vec<u8>> {
         request_forms: vec![RequestForm::Records, RequestForm::Columns, RequestForm::Dense],
     };
     m.preprocess = vec![PreprocessSpec::Tabular(TabularSpec {
+        keep_missing: false,
         transformers: vec![TransformerSpec {
             name: "num".into(),
             columns: columns.clone(),

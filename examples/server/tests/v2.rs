@@ -52,7 +52,7 @@ fn repository() -> tempfile::TempDir {
     write(root, "logistic/1.1.0/model.ingot", &logistic_with(|m| m.model.version = "1.1.0".into()));
     let regressor = |m: &mut Manifest| {
         m.model.name = "linear".into();
-        m.postprocess = vec![PostprocessSpec::Regress { targets: vec![] }];
+        m.postprocess = vec![PostprocessSpec::Regress { targets: vec![], link: Default::default() }];
     };
     write(root, "linear/1.0.0/model.ingot", &logistic_with(regressor));
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/breast-cancer/1.0.0/model.ingot");

@@ -176,6 +176,10 @@ pub struct TextSpec {
 pub struct TabularSpec {
     /// Transformers in output order.
     pub transformers: Vec<TransformerSpec>,
+    /// Missing values that no imputer fills reach the graph as NaN instead of being refused:
+    /// for models that route them (tree ensembles).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_missing: bool,
 }
 
 /// A chain of steps over a set of input columns.
@@ -318,6 +322,28 @@ pub enum Activation {
     Softmax,
     /// Scores are decisions; no probabilities.
     None,
+    /// Scores are the probabilities already, one column per class (random forests).
+    Identity,
+}
+
+/// The inverse link a regressor's scores go through (`exp` for Poisson, gamma and Tweedie
+/// boosting, `logistic` for XGBoost's `reg:logistic`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    /// Scores are the values.
+    #[default]
+    Identity,
+    /// `exp(score)`.
+    Exp,
+    /// `1 / (1 + exp(-score))`.
+    Logistic,
+}
+
+impl Link {
+    fn is_identity(&self) -> bool {
+        *self == Link::Identity
+    }
 }
 
 /// One post-processing stage (docs/format.md §5).
@@ -338,6 +364,9 @@ pub enum PostprocessSpec {
         /// Target names, one per score column.
         #[serde(default)]
         targets: Vec<String>,
+        /// Inverse link applied to the scores.
+        #[serde(default, skip_serializing_if = "Link::is_identity")]
+        link: Link,
     },
 }
 

@@ -31,7 +31,10 @@
 //! assert_eq!(stump.predict_row(&[f32::NAN]), vec![3.0]);
 //! ```
 
+mod bundle;
 mod tensors;
+
+pub use bundle::{tabular_bundle, Head};
 
 pub use tensors::GraphParts;
 pub(crate) use tensors::{from_tensors, EnsembleAttrs};

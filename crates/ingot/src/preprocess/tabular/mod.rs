@@ -968,7 +968,7 @@ mod tests {
             .collect();
         let t =
             TransformerSpec { name: "t".into(), columns: vec!["x0".into(), "x1".into(), "x2".into()], steps };
-        (TabularSpec { transformers: vec![t] }, inputs)
+        (TabularSpec { transformers: vec![t], keep_missing: false }, inputs)
     }
 
     #[test]
@@ -1114,7 +1114,7 @@ mod tests {
                 ],
             ),
         ];
-        TabularPipeline::compile(&TabularSpec { transformers }, &inputs, "t").unwrap()
+        TabularPipeline::compile(&TabularSpec { transformers, keep_missing: false }, &inputs, "t").unwrap()
     }
 
     /// The reference path's features (or error) for the same input.
