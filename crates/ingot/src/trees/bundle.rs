@@ -54,7 +54,7 @@ fn spec(name: &str, dtype: ElementType, shape: Vec<i64>) -> TensorSpec {
 /// let head = Head::Regressor { link: Link::Exp };
 /// let (manifest, tensors) = tabular_bundle(&stump, &["x".into()], head, card, producer)?;
 /// let model = ingot::Model::from_bytes(ingot::format::to_bytes(&manifest, &tensors)?)?;
-/// let p = model.predict_dense(&[1.0, f64::NAN], 2, 1)?;
+/// let p = model.predict_dense(&[1.0, f32::NAN], 2, 1)?;
 /// assert_eq!(p.values.unwrap().as_slice(), &[1f32.exp(), 1f32.exp()]);
 /// # Ok(()) }
 /// ```

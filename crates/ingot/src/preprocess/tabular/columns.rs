@@ -218,10 +218,11 @@ impl TabularPipeline {
                 numeric_step(step, j, numbers)?;
             }
             for (r, (&v, &missing)) in numbers.values.iter().zip(&numbers.missing).enumerate() {
-                if missing || !v.is_finite() {
-                    return None;
-                }
-                out[r * self.width + at] = v as f32;
+                out[r * self.width + at] = match (missing, v.is_finite()) {
+                    (false, true) => v as f32,
+                    (true, _) if self.keep_missing => f32::NAN,
+                    _ => return None,
+                };
             }
         } else {
             self.column_by_cell(block, j, source, first_row, rows, &mut put)?;

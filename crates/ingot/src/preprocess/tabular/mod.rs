@@ -225,6 +225,8 @@ pub(crate) struct TabularPipeline {
     /// Folded per-feature affine maps, when every step is numeric (imputers and scalers
     /// without clipping): the dense-input fast path.
     affine: Option<Vec<FeatureAffine>>,
+    /// Missing values no imputer fills become NaN features instead of errors.
+    keep_missing: bool,
 }
 
 /// Output feature `y = x·mul + add` of input column `source`; `missing` is the output for a
@@ -468,7 +470,7 @@ impl TabularPipeline {
             .flat_map(|b| (0..b.sources.len()).map(move |j| FeatureAffine::fold(b, j)))
             .collect::<Option<Vec<_>>>()
             .filter(|a| a.len() == width);
-        Ok(TabularPipeline { columns, integer, blocks, width, affine })
+        Ok(TabularPipeline { columns, integer, blocks, width, affine, keep_missing: spec.keep_missing })
     }
 
     /// Number of features produced per row.
@@ -612,7 +614,14 @@ impl TabularPipeline {
                     let x = d.get(row, f.source);
                     self.number(row, f.source, x)?;
                     let y = if x.is_nan() {
-                        f.missing.ok_or_else(|| self.invalid(row, f.source, "missing"))?
+                        match f.missing {
+                            Some(fill) => fill,
+                            None if self.keep_missing => {
+                                *o = f32::NAN;
+                                continue;
+                            }
+                            None => return Err(self.invalid(row, f.source, "missing")),
+                        }
                     } else {
                         x * f.mul + f.add
                     };
@@ -786,12 +795,13 @@ impl TabularPipeline {
         Ok(())
     }
 
-    /// A finished cell as a feature value: a finite number, else an error naming input column
-    /// `origin`.
+    /// A finished cell as a feature value: a finite number (or NaN for a missing value when
+    /// the pipeline keeps them), else an error naming input column `origin`.
     #[inline(always)]
     fn finish(&self, cell: Cell<'_>, row: usize, origin: usize) -> Result<f32> {
         match cell {
             Cell::Num(v) if v.is_finite() => Ok(v as f32),
+            Cell::Missing if self.keep_missing => Ok(f32::NAN),
             Cell::Num(v) => Err(self.invalid(row, origin, if v.is_nan() { "NaN" } else { "infinite" })),
             Cell::Missing => Err(self.invalid(row, origin, "missing")),
             Cell::Str(_) => Err(self.invalid(row, origin, "string")),
@@ -969,6 +979,56 @@ mod tests {
         let t =
             TransformerSpec { name: "t".into(), columns: vec!["x0".into(), "x1".into(), "x2".into()], steps };
         (TabularSpec { transformers: vec![t], keep_missing: false }, inputs)
+    }
+
+    /// With `keep_missing`, a missing value no imputer fills is a NaN feature on every input
+    /// path (dense fast and checked, records, columns), and imputed ones are still filled;
+    /// without it the same input is refused naming the row and column.
+    #[test]
+    fn keep_missing_passes_nan_through_every_path() {
+        let steps = vec![
+            TabularStepSpec::StandardScaler { mean: Some(vec![1.0, 0.0, 0.0]), scale: Some(vec![2.0, 1.0, 1.0]) },
+        ];
+        let (mut s, inputs) = spec(steps);
+        let refuse = TabularPipeline::compile(&s, &inputs, "t").unwrap();
+        s.keep_missing = true;
+        let keep = TabularPipeline::compile(&s, &inputs, "t").unwrap();
+        let data = [3.0, f64::NAN, 1.0, f64::NAN, 2.0, 5.0];
+        let want = |out: &[f32]| {
+            assert_eq!(out[0], 1.0);
+            assert!(out[1].is_nan() && out[3].is_nan());
+            assert_eq!(&out[4..], &[2.0, 5.0]);
+        };
+        let (dense, _) = keep.transform(&Input::Dense(Dense::f64(&data, 2, 3).unwrap())).unwrap();
+        want(&dense);
+        let f32_data: Vec<f32> = data.iter().map(|&v| v as f32).collect();
+        let (dense32, _) = keep.transform(&Input::Dense(Dense::f32(&f32_data, 2, 3).unwrap())).unwrap();
+        want(&dense32);
+        let records: Vec<crate::value::Record> = data
+            .chunks(3)
+            .map(|r| {
+                (0..3)
+                    .map(|j| (format!("x{j}"), if r[j].is_nan() { Value::Null } else { Value::from(r[j]) }))
+                    .collect()
+            })
+            .collect();
+        let (from_records, _) = keep.transform(&Input::Records(&records)).unwrap();
+        want(&from_records);
+        let cols: Vec<Vec<f64>> = (0..3).map(|j| vec![data[j], data[3 + j]]).collect();
+        let frame_cols: Vec<crate::input::FrameColumn<'_>> = cols
+            .iter()
+            .enumerate()
+            .map(|(j, c)| crate::input::FrameColumn {
+                name: ["x0", "x1", "x2"][j],
+                values: ColumnValues::F64(c),
+                missing: None,
+            })
+            .collect();
+        let frame = Frame::new(frame_cols).unwrap();
+        let (from_columns, _) = keep.transform(&Input::Frame(&frame)).unwrap();
+        want(&from_columns);
+        let err = refuse.transform(&Input::Dense(Dense::f64(&data, 2, 3).unwrap())).unwrap_err();
+        assert!(err.to_string().contains("x1"), "{err}");
     }
 
     #[test]
