@@ -66,6 +66,8 @@ class Model:
 def load(
     path: str | PathLike[str], *, verify_checksum: bool = True, threads: int | None = None
 ) -> Model: ...
+
+# `tensors`: C-contiguous float32, float64 or int32 arrays, each stored in its own dtype.
 def save(
     path: str | PathLike[str], manifest_json: str, tensors: dict[str, np.ndarray]
 ) -> Model: ...

@@ -17,9 +17,18 @@ Supported (anything else raises :class:`UnsupportedError` naming the estimator o
 * estimators: ``LogisticRegression``, ``LinearRegression``, ``Ridge``, ``Lasso``, ``ElasticNet``,
   ``SGDClassifier``, ``SGDRegressor``, ``LinearSVC``, ``LinearSVR``, ``MLPClassifier``,
   ``MLPRegressor``.
+* tree models (``ingot._trees``, docs/trees.md; scikit-learn >= 1.6): ``DecisionTreeClassifier``,
+  ``DecisionTreeRegressor``, ``ExtraTreeClassifier``, ``ExtraTreeRegressor``,
+  ``RandomForestClassifier``, ``RandomForestRegressor``, ``ExtraTreesClassifier``,
+  ``ExtraTreesRegressor``, ``GradientBoostingClassifier``, ``GradientBoostingRegressor`` (init:
+  the default, a constant ``DummyClassifier`` / ``DummyRegressor``, or ``'zero'``),
+  ``HistGradientBoostingClassifier``, ``HistGradientBoostingRegressor`` (categorical features
+  included). Missing values that no imputer fills reach a tree model that routes NaN as NaN
+  (``keep_missing``); multi-output classifiers are refused.
 
 Pre-processing parameters are written as exact float64 JSON numbers (the runtime does that
-arithmetic in f64); graph weights are stored as float32 tensors.
+arithmetic in f64); linear and MLP weights are stored as float32 tensors, tree ensembles as
+int32 structure and float64 thresholds and leaf values.
 """
 
 from __future__ import annotations
@@ -595,7 +604,8 @@ def _classify(model: _Model, est: Any, activation: str) -> None:
         raise UnsupportedError(f"{_cls(est)} with multi-label / multi-output targets")
     label_dtype = _value_kind(classes, f"{_cls(est)} classes_") or "f64"
     k = len(classes)
-    expected = 1 if k == 2 else k
+    # A binary model has one score column, unless its scores are the probabilities (identity).
+    expected = 1 if k == 2 and activation != "identity" else k
     if model.n_out != expected:
         raise UnsupportedError(f"{_cls(est)}: {model.n_out} score columns for {k} classes")
     model.post = {
@@ -610,10 +620,13 @@ def _classify(model: _Model, est: Any, activation: str) -> None:
     model.outputs = outputs
 
 
-def _regress(model: _Model, est: Any) -> None:
+def _regress(model: _Model, est: Any, link: str = "identity") -> None:
+    """Scores are the values, after the inverse ``link`` (``identity`` or ``exp``)."""
     m = model.n_out
     targets = ["target"] if m == 1 else [f"target{i}" for i in range(m)]
     model.post = {"type": "regress", "targets": targets}
+    if link != "identity":
+        model.post["link"] = link
     if m == 1:
         model.outputs = [{"name": "value", "dtype": "f32", "shape": [-1]}]
     else:
@@ -641,9 +654,13 @@ def _convert_estimator(est: Any, width: int) -> _Model:
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.svm import LinearSVC, LinearSVR
 
+    from . import _trees
+
+    _check_n_features(est, width)
+    if _trees.is_tree_model(est):
+        return _trees.convert(est, width)
     model = _Model()
     kind = type(est)
-    _check_n_features(est, width)
     if kind is LogisticRegression:
         _linear_layer(model, est.coef_, est.intercept_, width)
         if len(est.classes_) == 2 or _logistic_regression_is_ovr(est):
@@ -836,11 +853,12 @@ def _model_card(
 def build_manifest(
     estimator: Any, *, sample: Any = None, card: dict
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Return the manifest (without checksum) and the float64 tensors for ``estimator``."""
+    """Return the manifest (without checksum) and the tensors for ``estimator``: float64
+    weights, and a tree ensemble's int32 / float64 tensors in their stored dtype."""
     import sklearn
     from sklearn.utils.validation import check_is_fitted
 
-    from . import __version__
+    from . import __version__, _trees
 
     pre, final = _split_estimator(estimator)
     if isinstance(final, str):
@@ -850,7 +868,12 @@ def build_manifest(
     check_is_fitted(final)
     first = pre[0] if pre else final
     input_names, has_names = _input_names(estimator, first)
-    groups, width = _build_preprocess(pre, input_names)
+    # A HistGradientBoosting model with string categories brings its own encoder.
+    groups = _trees.encoder_groups(final, pre)
+    if groups is None:
+        groups, width = _build_preprocess(pre, input_names)
+    else:
+        width = len(input_names)
     model = _convert_estimator(final, width)
 
     dtypes = _input_dtypes(groups, input_names)
@@ -881,6 +904,19 @@ def build_manifest(
         if not _TENSOR_NAME_RE.match(tname):
             raise ValueError(f"tensor name {tname!r} is invalid")
 
+    tabular: dict[str, Any] = {
+        "type": "tabular",
+        "transformers": [
+            {
+                "name": g.name,
+                "columns": [input_names[c] for c in g.columns],
+                "steps": [s.spec for s in g.steps],
+            }
+            for g in groups
+        ],
+    }
+    if _trees.keeps_missing(final):
+        tabular["keep_missing"] = True
     manifest: dict[str, Any] = {
         "model": card,
         "producer": {
@@ -889,19 +925,7 @@ def build_manifest(
             "framework": f"scikit-learn {sklearn.__version__}",
         },
         "signature": {"inputs": inputs, "outputs": model.outputs, "request_forms": forms},
-        "preprocess": [
-            {
-                "type": "tabular",
-                "transformers": [
-                    {
-                        "name": g.name,
-                        "columns": [input_names[c] for c in g.columns],
-                        "steps": [s.spec for s in g.steps],
-                    }
-                    for g in groups
-                ],
-            }
-        ],
+        "preprocess": [tabular],
         "graph": {
             "opset": 1,
             "inputs": [{"name": "features", "dtype": "f32", "shape": [-1, width]}],
@@ -909,8 +933,9 @@ def build_manifest(
             "nodes": model.nodes,
         },
         "postprocess": [model.post],
-        "quantization": {"scheme": "f32"},
     }
+    if not _trees.is_tree_model(final):
+        manifest["quantization"] = {"scheme": "f32"}
     if sample is not None:
         manifest["reference"] = _reference(sample, inputs, has_names)
     return manifest, model.tensors
@@ -919,7 +944,17 @@ def build_manifest(
 def _manifest_and_tensors(estimator: Any, sample: Any, card_args: dict) -> tuple[dict, dict]:
     card = _model_card(**card_args)
     manifest, tensors = build_manifest(estimator, sample=sample, card=card)
-    arrays = {t: np.ascontiguousarray(v, dtype="<f4") for t, v in sorted(tensors.items())}
+    # Tree ensembles keep their int32 structure and float64 numbers; weights become float32.
+    exact = {
+        name
+        for node in manifest["graph"]["nodes"]
+        if node["op"] == "TreeEnsemble"
+        for name in node["inputs"][1:]
+    }
+    arrays = {
+        t: np.ascontiguousarray(v) if t in exact else np.ascontiguousarray(v, dtype="<f4")
+        for t, v in sorted(tensors.items())
+    }
     return manifest, arrays
 
 

@@ -39,7 +39,6 @@ import pandas as pd
 import pytest
 from sklearn import datasets
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import (
     ElasticNet,
@@ -50,6 +49,7 @@ from sklearn.linear_model import (
     SGDClassifier,
     SGDRegressor,
 )
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
@@ -949,7 +949,7 @@ def test_created_defaults_to_utc_now(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("estimator", "message"),
     [
-        (RandomForestClassifier(n_estimators=3, random_state=0), "RandomForestClassifier"),
+        (KNeighborsClassifier(n_neighbors=3), "KNeighborsClassifier"),
         (
             make_pipeline(SimpleImputer(add_indicator=True), LogisticRegression()),
             "add_indicator",
@@ -973,7 +973,7 @@ def test_created_defaults_to_utc_now(tmp_path: Path) -> None:
         (make_pipeline(StandardScaler()), "StandardScaler"),
     ],
     ids=[
-        "random_forest",
+        "k_neighbors",
         "add_indicator",
         "min_frequency",
         "max_categories",

@@ -10,8 +10,8 @@ mod prediction;
 
 use std::collections::BTreeMap;
 
-use ingot::{Error, Manifest, TensorData};
-use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use ingot::{DType, Error, Manifest, TensorData};
+use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use error::to_py;
@@ -29,28 +29,59 @@ fn load(
     model::load(py, path.display().to_string(), verify_checksum, threads)
 }
 
-/// Writes a bundle from a manifest (JSON text) and float32 tensors after checking that it loads;
-/// returns the loaded model.
+/// Writes a bundle from a manifest (JSON text) and tensors (C-contiguous float32, float64 or
+/// int32 numpy arrays, stored in their own dtype) after checking that it loads; returns the
+/// loaded model.
 #[pyfunction]
 fn save(
     py: Python<'_>,
     path: std::path::PathBuf,
     manifest_json: &str,
-    tensors: BTreeMap<String, PyReadonlyArrayDyn<'_, f32>>,
+    tensors: BTreeMap<String, Bound<'_, PyAny>>,
 ) -> PyResult<PyModel> {
     let manifest: Manifest = serde_json::from_str(manifest_json)
         .map_err(|e| to_py(Error::Manifest { field: "manifest".into(), detail: e.to_string() }))?;
     let tensors = tensors
         .iter()
-        .map(|(name, a)| {
-            let values = a
-                .as_slice()
-                .map_err(|_| to_py(Error::usage(format!("tensor `{name}` is not contiguous"))))?;
-            TensorData::from_f32(a.shape().to_vec(), values).map(|t| (name.clone(), t)).map_err(to_py)
-        })
+        .map(|(name, a)| tensor(name, a).map(|t| (name.clone(), t)))
         .collect::<PyResult<Vec<_>>>()?;
     let model = py.detach(|| ingot::save(&path, &manifest, &tensors)).map_err(to_py)?;
     Ok(PyModel::new(model))
+}
+
+/// A numpy array as a tensor of the same dtype: float32, float64 or int32.
+fn tensor(name: &str, array: &Bound<'_, PyAny>) -> PyResult<TensorData> {
+    let (dtype, shape, data) = if let Ok(a) = array.cast::<PyArrayDyn<f32>>() {
+        let (shape, data) = le_bytes(name, a, f32::to_le_bytes)?;
+        (DType::F32, shape, data)
+    } else if let Ok(a) = array.cast::<PyArrayDyn<f64>>() {
+        let (shape, data) = le_bytes(name, a, f64::to_le_bytes)?;
+        (DType::F64, shape, data)
+    } else if let Ok(a) = array.cast::<PyArrayDyn<i32>>() {
+        let (shape, data) = le_bytes(name, a, i32::to_le_bytes)?;
+        (DType::I32, shape, data)
+    } else {
+        let got = match array.getattr("dtype") {
+            Ok(d) => format!("dtype {d}"),
+            Err(_) => array.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string()),
+        };
+        return Err(to_py(Error::usage(format!(
+            "tensor `{name}` must be a float32, float64 or int32 numpy array, got {got}"
+        ))));
+    };
+    TensorData::new(dtype, shape, data).map_err(to_py)
+}
+
+/// The shape and little-endian bytes of a C-contiguous array.
+fn le_bytes<T: numpy::Element + Copy, const N: usize>(
+    name: &str,
+    array: &Bound<'_, PyArrayDyn<T>>,
+    to_le: fn(T) -> [u8; N],
+) -> PyResult<(Vec<usize>, Vec<u8>)> {
+    let a = array.readonly();
+    let values =
+        a.as_slice().map_err(|_| to_py(Error::usage(format!("tensor `{name}` is not contiguous"))))?;
+    Ok((a.shape().to_vec(), values.iter().flat_map(|&v| to_le(v)).collect()))
 }
 
 /// Imports a Hugging Face / sentence-transformers directory into an `.ingot` file.

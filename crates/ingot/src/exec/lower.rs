@@ -408,7 +408,7 @@ fn is_row_wise(plan: &CpuPlan, graph: &Graph) -> bool {
             .map(|(_, c)| matches!(c.shape.as_slice(), [] | [_] | [1, ..]))
     };
     let per_row = |step: &Step| match &step.kernel {
-        Kernel::Linear(_) | Kernel::Unary(_) | Kernel::L2Normalize | Kernel::Trees(_) => true,
+        Kernel::Linear(_) | Kernel::Unary(_) | Kernel::L2Normalize => true,
         Kernel::Softmax { axis } => *axis == 1,
         Kernel::Binary(_) => match step.inputs.as_slice() {
             &[a, b] => match (constant_per_row(a), constant_per_row(b)) {

@@ -13,14 +13,21 @@
 //! the same branch as the source library for every f32 input. Categorical splits and
 //! zero-as-missing splits take a slower path ([`Special`]).
 
-use crate::trees::{Aggregate, Comparison, MissingValues, Split, TreeEnsemble, TreeNode};
+use super::PARALLEL_MIN_WORK;
+use crate::trees::{f32_cut, Aggregate, Comparison, MissingValues, Split, TreeEnsemble, TreeNode};
 
 /// Rows walked through a tree together.
 const BLOCK: usize = 8;
+/// Trees one row walks together (batches smaller than [`BLOCK`]).
+const GROUP: usize = 8;
+/// Bytes of a cache line (prefetch stride).
+const LINE: usize = 64;
 
 const FEATURE_MASK: u32 = (1 << 30) - 1;
 /// The split is categorical or treats zero as missing: see `specials`.
-const SPECIAL: u32 = 1 << 30;
+const SPECIAL_BIT: u32 = 1 << 30;
+/// Most rows per parallel chunk of a large batch.
+const CHUNK_ROWS: usize = 2048;
 /// NaN goes right.
 const NAN_RIGHT: u32 = 1 << 31;
 
@@ -48,6 +55,8 @@ struct TreeInfo {
     root: u32,
     depth: u32,
     target: u32,
+    /// One past the tree's last node.
+    end: u32,
 }
 
 /// A tree ensemble packed for the CPU.
@@ -66,22 +75,8 @@ pub(crate) struct Forest {
     base: Vec<f64>,
     scale: f64,
     comparison: Comparison,
-}
-
-/// The largest f32 `v` for which the comparison sends `v` left (`v <= t` or `v < t`).
-fn f32_threshold(t: f64, comparison: Comparison) -> f32 {
-    let passes = |v: f32| match comparison {
-        Comparison::LessOrEqual => f64::from(v) <= t,
-        Comparison::Less => f64::from(v) < t,
-    };
-    let mut v = t as f32;
-    while !passes(v) && v > f32::NEG_INFINITY {
-        v = v.next_down();
-    }
-    while v < f32::INFINITY && passes(v.next_up()) {
-        v = v.next_up();
-    }
-    v
+    /// Node visits one row costs (the sum of the tree depths).
+    visits_per_row: usize,
 }
 
 impl Forest {
@@ -114,7 +109,7 @@ impl Forest {
                         }
                         let simple = s.category_set.is_none() && s.missing != MissingValues::ZeroAndNan;
                         nodes[new] = if simple {
-                            let t = f32_threshold(s.threshold, e.comparison);
+                            let t = f32_cut(s.threshold, e.comparison);
                             let nan_right = match s.missing {
                                 MissingValues::NanIsZero => 0.0 > t,
                                 _ => !s.missing_left,
@@ -124,7 +119,7 @@ impl Forest {
                         } else {
                             specials.push(Special { split: s.clone() });
                             let index = f32::from_bits(specials.len() as u32 - 1);
-                            Node { threshold: index, meta: s.feature | SPECIAL, left: left as u32 }
+                            Node { threshold: index, meta: s.feature | SPECIAL_BIT, left: left as u32 }
                         };
                         stack.push((s.right as usize, left + 1));
                         stack.push((s.left as usize, left));
@@ -132,12 +127,14 @@ impl Forest {
                 }
             }
             let target = tree.target.unwrap_or(u32::MAX);
-            trees.push(TreeInfo { root: root as u32, depth: depths[tree.root as usize], target });
+            let (depth, end) = (depths[tree.root as usize], nodes.len() as u32);
+            trees.push(TreeInfo { root: root as u32, depth, target, end });
         }
         let scale = match e.aggregate {
             Aggregate::Sum => 1.0,
             Aggregate::Mean => 1.0 / e.trees.len() as f64,
         };
+        let visits_per_row = trees.iter().map(|t| t.depth as usize).sum();
         Forest {
             nodes,
             leaf_of,
@@ -151,6 +148,7 @@ impl Forest {
             base: e.base_score.clone(),
             scale,
             comparison: e.comparison,
+            visits_per_row,
         }
     }
 
@@ -171,28 +169,41 @@ impl Forest {
         !crate::trees::goes_left(s, x, &self.category_sets, self.comparison)
     }
 
-    /// The next node after `node` for feature value `x`.
+    /// The next node after `node` for feature value `x`. `NAN`: `x` may be NaN; `SPECIAL`:
+    /// the forest has special splits. With both false, a split is one comparison.
     #[inline(always)]
-    fn step(&self, node: &Node, x: f32) -> u32 {
-        let right = if node.meta & SPECIAL != 0 {
+    fn step<const NAN: bool, const SPECIAL: bool>(&self, node: &Node, x: f32) -> u32 {
+        let right = if SPECIAL && node.meta & SPECIAL_BIT != 0 {
             self.special_right(node, x)
-        } else {
+        } else if NAN {
             (x > node.threshold) | (x.is_nan() & (node.meta & NAN_RIGHT != 0))
+        } else {
+            x > node.threshold
         };
         node.left + u32::from(right)
     }
 
-    /// Walks `R` rows (starting at row `first` of `x`) through `tree` together; returns the
-    /// leaf row each ends in.
+    /// Walks `R` rows (row `first` on, of `x`) through `tree` together; returns the leaf row
+    /// each ends in.
     #[inline(always)]
-    fn walk<const R: usize>(&self, tree: &TreeInfo, x: &[f32], first: usize) -> [u32; R] {
+    fn walk<const R: usize, const NAN: bool, const SPECIAL: bool>(
+        &self,
+        tree: &TreeInfo,
+        x: &[f32],
+        first: usize,
+    ) -> [u32; R] {
         let f = self.n_features;
+        let rows: [&[f32]; R] = std::array::from_fn(|r| &x[(first + r) * f..][..f]);
         let mut at = [tree.root; R];
         for _ in 0..tree.depth {
-            for (r, i) in at.iter_mut().enumerate() {
-                let node = &self.nodes[*i as usize];
-                let v = x[(first + r) * f + (node.meta & FEATURE_MASK) as usize];
-                *i = self.step(node, v);
+            for (i, row) in at.iter_mut().zip(&rows) {
+                // SAFETY: `pack` made every `left` (and `left + 1`) a node of `nodes` and every
+                // feature less than `n_features`, the length of `row`.
+                let (node, v) = unsafe {
+                    let node = self.nodes.get_unchecked(*i as usize);
+                    (node, *row.get_unchecked((node.meta & FEATURE_MASK) as usize))
+                };
+                *i = self.step::<NAN, SPECIAL>(node, v);
             }
         }
         at.map(|i| self.leaf_of[i as usize])
@@ -210,21 +221,90 @@ impl Forest {
         }
     }
 
-    /// The outputs of `n` rows `x` (`[n, n_features]`) into `out` (`[n, n_outputs]`).
-    pub(crate) fn forward(&self, x: &[f32], n: usize, out: &mut [f32]) {
-        let k = self.n_outputs;
-        let mut acc = vec![0f64; n * k];
-        let full = n - n % BLOCK;
-        for tree in &self.trees {
-            for first in (0..full).step_by(BLOCK) {
-                let leaves = self.walk::<BLOCK>(tree, x, first);
-                for (r, &leaf) in leaves.iter().enumerate() {
-                    self.add(tree, leaf, &mut acc[(first + r) * k..][..k]);
+    /// Asks for `tree`'s nodes to be brought into cache while another tree runs: a forest
+    /// larger than L2 would otherwise pay a memory round trip per level of each new tree.
+    #[inline(always)]
+    fn prefetch(&self, tree: &TreeInfo) {
+        let nodes = &self.nodes[tree.root as usize..tree.end as usize];
+        for line in (0..std::mem::size_of_val(nodes)).step_by(LINE) {
+            prefetch(nodes.as_ptr().cast::<u8>().wrapping_add(line));
+        }
+    }
+
+    /// Walks one row through [`GROUP`] trees at a time (their walks overlap) into `acc`.
+    fn row_by_groups(&self, x: &[f32], acc: &mut [f64]) {
+        let nan = x.iter().any(|v| v.is_nan());
+        let special = !self.specials.is_empty();
+        for group in self.trees.chunks(GROUP) {
+            let mut at = [0u32; GROUP];
+            let mut steps = 0;
+            for (a, t) in at.iter_mut().zip(group) {
+                *a = t.root;
+                steps = steps.max(t.depth);
+            }
+            // A short group walks its first tree again in the spare lanes (results unused).
+            for a in at.iter_mut().skip(group.len()) {
+                *a = group[0].root;
+            }
+            for _ in 0..steps {
+                for a in at.iter_mut() {
+                    // SAFETY: as in `walk`: `pack` placed every child in `nodes`, and every
+                    // feature is less than `n_features`, the length of `x`.
+                    let (node, v) = unsafe {
+                        let node = self.nodes.get_unchecked(*a as usize);
+                        (node, *x.get_unchecked((node.meta & FEATURE_MASK) as usize))
+                    };
+                    *a = match (nan, special) {
+                        (false, false) => self.step::<false, false>(node, v),
+                        (true, false) => self.step::<true, false>(node, v),
+                        _ => self.step::<true, true>(node, v),
+                    };
                 }
             }
-            for row in full..n {
-                let [leaf] = self.walk::<1>(tree, x, row);
-                self.add(tree, leaf, &mut acc[row * k..][..k]);
+            for (t, &a) in group.iter().zip(&at) {
+                self.add(t, self.leaf_of[a as usize], acc);
+            }
+        }
+    }
+
+    /// Walks rows `first..first + R` of `x` through `tree`, choosing the walk for the block's
+    /// values, and adds the leaves into `acc` (`[rows of x, n_outputs]`).
+    #[inline(always)]
+    fn block<const R: usize>(&self, tree: &TreeInfo, x: &[f32], first: usize, acc: &mut [f64]) {
+        let f = self.n_features;
+        let nan = x[first * f..(first + R) * f].iter().any(|v| v.is_nan());
+        let leaves = match (nan, self.specials.is_empty()) {
+            (false, true) => self.walk::<R, false, false>(tree, x, first),
+            (true, true) => self.walk::<R, true, false>(tree, x, first),
+            _ => self.walk::<R, true, true>(tree, x, first),
+        };
+        let k = self.n_outputs;
+        for (r, &leaf) in leaves.iter().enumerate() {
+            self.add(tree, leaf, &mut acc[(first + r) * k..][..k]);
+        }
+    }
+
+    /// [`Forest::forward`] on the calling thread.
+    fn forward_rows(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        let k = self.n_outputs;
+        let mut acc = vec![0f64; n * k];
+        if n < BLOCK {
+            let f = self.n_features;
+            for (row, acc) in acc.chunks_exact_mut(k).enumerate() {
+                self.row_by_groups(&x[row * f..][..f], acc);
+            }
+        } else {
+            let full = n - n % BLOCK;
+            for (t, tree) in self.trees.iter().enumerate() {
+                if let Some(next) = self.trees.get(t + 1) {
+                    self.prefetch(next);
+                }
+                for first in (0..full).step_by(BLOCK) {
+                    self.block::<BLOCK>(tree, x, first, &mut acc);
+                }
+                for row in full..n {
+                    self.block::<1>(tree, x, row, &mut acc);
+                }
             }
         }
         for (o, a) in out.chunks_exact_mut(k).zip(acc.chunks_exact(k)) {
@@ -233,8 +313,39 @@ impl Forest {
             }
         }
     }
+
+    /// The outputs of `n` rows `x` (`[n, n_features]`) into `out` (`[n, n_outputs]`).
+    ///
+    /// A batch worth more than [`PARALLEL_MIN_WORK`] node visits is cut into row chunks that
+    /// run in parallel; a chunk is at most [`CHUNK_ROWS`] rows, enough to pay each tree's
+    /// first pass through memory over many rows.
+    pub(crate) fn forward(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        let work = n * self.visits_per_row;
+        let threads = crate::parallel::threads();
+        if work < PARALLEL_MIN_WORK || threads == 1 || n < 2 * BLOCK {
+            return self.forward_rows(x, n, out);
+        }
+        let chunk = n.div_ceil(4 * threads).next_multiple_of(BLOCK).clamp(BLOCK, CHUNK_ROWS);
+        let (f, k) = (self.n_features, self.n_outputs);
+        crate::parallel::for_each_chunk_mut(out, chunk * k, |c, out| {
+            let rows = out.len() / k;
+            self.forward_rows(&x[c * chunk * f..][..rows * f], rows, out);
+        });
+    }
 }
 
+/// A hint to bring the line at `p` into cache; nothing where there is no prefetch instruction.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address, and reads nothing
+    // the program sees.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 #[cfg(test)]
 mod tests {
@@ -265,7 +376,7 @@ mod tests {
         let mut leaf_values = Vec::new();
         let leaf_width = if outputs > 1 && rng.below(2) == 0 { outputs } else { 1 };
         let category_sets = vec![vec![0b1011_0110u32], vec![0xFFFF_0000, 0x1]];
-        let comparison = if rng.below(2) == 0 { Comparison::Less } else { Comparison::LessOrEqual };
+        let comparison = [Comparison::Less, Comparison::LessOrEqual, Comparison::LessOrEqualF64][rng.below(3)];
         for t in 0..trees {
             roots.push(Tree {
                 root: nodes.len() as u32,
@@ -356,10 +467,10 @@ mod tests {
     fn f32_thresholds_keep_the_source_comparison() {
         for t in [0.1f64, -0.1, 1.0, 1e-40, 3.0e38, 0.5 + 1e-12, 16_777_217.0] {
             for cmp in [Comparison::Less, Comparison::LessOrEqual] {
-                let v = f32_threshold(t, cmp);
+                let v = f32_cut(t, cmp);
                 let left = |x: f32| match cmp {
                     Comparison::LessOrEqual => f64::from(x) <= t,
-                    Comparison::Less => f64::from(x) < t,
+                    _ => f64::from(x) < t,
                 };
                 assert!(left(v) && !left(v.next_up()), "{t} {cmp:?} -> {v}");
             }

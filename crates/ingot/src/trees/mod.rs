@@ -46,6 +46,49 @@ pub enum Comparison {
     LessOrEqual,
     /// `x < threshold` (XGBoost).
     Less,
+    /// `x <= threshold` where the source compares float64 features (scikit-learn's
+    /// HistGradientBoosting, LightGBM). Ingot's features are float32, so a split compares
+    /// `f32(x)` with a float32 cut ([`f32_cut`]): the float32 nearest the threshold, or the one
+    /// below it when the shortest decimal that rounds to that float32 lies above the threshold.
+    /// A decimal input on the grid the model was trained on (thresholds fall midway between
+    /// training values) goes where the source sends it; an input within a float32 step of a
+    /// threshold that is not such a decimal may not.
+    LessOrEqualF64,
+}
+
+/// The float32 cut `c` of a split: `f32(x) <= c` sends `x` left.
+///
+/// For [`Comparison::LessOrEqual`] and [`Comparison::Less`] the source compares float32
+/// features, and `c` is the largest float32 the comparison lets through: the same branch for
+/// every input. For [`Comparison::LessOrEqualF64`], see there.
+///
+/// ```
+/// use ingot::trees::{f32_cut, Comparison};
+/// assert_eq!(f32_cut(0.5, Comparison::Less), 0.5f32.next_down());
+/// assert_eq!(f32_cut(0.15, Comparison::LessOrEqualF64), 0.15f32);
+/// ```
+pub fn f32_cut(t: f64, comparison: Comparison) -> f32 {
+    let strict = match comparison {
+        Comparison::LessOrEqual => false,
+        Comparison::Less => true,
+        Comparison::LessOrEqualF64 => {
+            let r = t as f32;
+            if f64::from(r) == t || !r.is_finite() {
+                return r;
+            }
+            let decimal: f64 = r.to_string().parse().unwrap_or(f64::from(r));
+            return if decimal > t { r.next_down() } else { r };
+        }
+    };
+    let passes = |v: f32| if strict { f64::from(v) < t } else { f64::from(v) <= t };
+    let mut v = t as f32;
+    while !passes(v) && v > f32::NEG_INFINITY {
+        v = v.next_down();
+    }
+    while v < f32::INFINITY && passes(v.next_up()) {
+        v = v.next_up();
+    }
+    v
 }
 
 /// How the trees' outputs combine.
@@ -334,6 +377,7 @@ pub(crate) fn goes_left(s: &Split, x: f32, category_sets: &[Vec<u32>], compariso
         None => match comparison {
             Comparison::LessOrEqual => f64::from(x) <= s.threshold,
             Comparison::Less => f64::from(x) < s.threshold,
+            Comparison::LessOrEqualF64 => x <= f32_cut(s.threshold, comparison),
         },
     }
 }

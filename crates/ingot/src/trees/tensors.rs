@@ -11,7 +11,7 @@
 //! - `category_sets` I32 `[S, 2]` (first word, word count) and `category_bits` I32 `[words]`,
 //!   present when a split is categorical.
 //!
-//! Attributes: `n_outputs`, `comparison` (`le` | `lt`), `aggregate` (`sum` | `mean`),
+//! Attributes: `n_outputs`, `comparison` (`le` | `lt` | `le_f64`), `aggregate` (`sum` | `mean`),
 //! `base_score` (one number per output).
 
 use std::collections::BTreeMap;
@@ -134,6 +134,7 @@ impl TreeEnsemble {
                 json!(match self.comparison {
                     Comparison::LessOrEqual => "le",
                     Comparison::Less => "lt",
+                    Comparison::LessOrEqualF64 => "le_f64",
                 }),
             ),
             (
@@ -182,7 +183,8 @@ impl EnsembleAttrs {
         let comparison = match attrs.get("comparison").and_then(|v| v.as_str()) {
             Some("le") => Comparison::LessOrEqual,
             Some("lt") => Comparison::Less,
-            _ => return Err("`comparison` must be `le` or `lt`".into()),
+            Some("le_f64") => Comparison::LessOrEqualF64,
+            _ => return Err("`comparison` must be `le`, `lt` or `le_f64`".into()),
         };
         let aggregate = match attrs.get("aggregate").and_then(|v| v.as_str()).unwrap_or("sum") {
             "sum" => Aggregate::Sum,
