@@ -60,7 +60,10 @@ fn ensemble(trees: usize, depth: u32) -> TreeEnsemble {
 fn trees(c: &mut Criterion) {
     let e = ensemble(500, 8);
     let names: Vec<String> = (0..FEATURES).map(|i| format!("f{i}")).collect();
-    let head = Head::Classifier { classes: vec![Value::from(0i64), Value::from(1i64)], activation: Activation::Logistic };
+    let head = Head::Classifier {
+        classes: vec![Value::from(0i64), Value::from(1i64)],
+        activation: Activation::Logistic,
+    };
     let card = ModelCard { name: "forest".into(), version: "1.0.0".into(), ..ModelCard::default() };
     let producer = Producer { name: "bench".into(), version: "0".into(), framework: None };
     let (manifest, tensors) = tabular_bundle(&e, &names, head, card, producer).expect("bundle");

@@ -105,6 +105,46 @@ enum ImportKind {
         #[arg(long)]
         max_length: Option<usize>,
     },
+    /// A LightGBM text model (`Booster.save_model`, `model.txt`): binary, multiclass, regression
+    /// (including Poisson, gamma, Tweedie, cross-entropy) and ranking objectives, numeric and
+    /// categorical splits, missing values, random forests.
+    Lightgbm {
+        /// The model text file.
+        model: PathBuf,
+        /// Output `.ingot` file.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Model name (default: the file name without its extension).
+        #[arg(long)]
+        name: Option<String>,
+        /// Model version (semver).
+        #[arg(long, default_value = "1.0.0")]
+        version: String,
+        /// Input column names, comma-separated, one per feature (default: the model's
+        /// `feature_names`, `Column_0 …` when it was trained without names).
+        #[arg(long)]
+        feature_names: Option<String>,
+    },
+    /// An XGBoost model, JSON (`model.json`) or UBJSON (`model.ubj`) as `Booster.save_model`
+    /// writes it: gbtree and dart boosters, regression, binary, multiclass, Poisson, gamma and
+    /// Tweedie objectives, numeric and categorical splits, missing values.
+    Xgboost {
+        /// The model file (its format is told from its bytes).
+        model: PathBuf,
+        /// Output `.ingot` file.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Model name (default: the file name without its extension).
+        #[arg(long)]
+        name: Option<String>,
+        /// Model version (semver).
+        #[arg(long, default_value = "1.0.0")]
+        version: String,
+        /// Input column names, comma-separated, one per feature (default: the model's
+        /// `feature_names`, `f0, f1, …` when it was trained without names).
+        #[arg(long)]
+        feature_names: Option<String>,
+    },
 }
 
 fn run(cli: Cli) -> Result<(), ingot::Error> {
@@ -127,6 +167,24 @@ fn run(cli: Cli) -> Result<(), ingot::Error> {
             let model = ingot::save(&output, &manifest, &tensors)?;
             let bytes = model.bundle().file_size();
             eprintln!("imported {} -> {} ({bytes} bytes)", dir.display(), output.display());
+            Ok(())
+        }
+        Command::Import(ImportKind::Lightgbm { model, output, name, version, feature_names }) => {
+            let feature_names = feature_names.map(|f| f.split(',').map(|n| n.trim().to_string()).collect());
+            let options = ingot::import::TreeImportOptions { name, version, feature_names };
+            let (manifest, tensors) = ingot::import::lightgbm::import_file(&model, &options)?;
+            let saved = ingot::save(&output, &manifest, &tensors)?;
+            let bytes = saved.bundle().file_size();
+            eprintln!("imported {} -> {} ({bytes} bytes)", model.display(), output.display());
+            Ok(())
+        }
+        Command::Import(ImportKind::Xgboost { model, output, name, version, feature_names }) => {
+            let feature_names = feature_names.map(|f| f.split(',').map(|n| n.trim().to_string()).collect());
+            let options = ingot::import::TreeImportOptions { name, version, feature_names };
+            let (manifest, tensors) = ingot::import::xgboost::import_file(&model, &options)?;
+            let saved = ingot::save(&output, &manifest, &tensors)?;
+            let bytes = saved.bundle().file_size();
+            eprintln!("imported {} -> {} ({bytes} bytes)", model.display(), output.display());
             Ok(())
         }
         Command::Unpack { model, output } => {

@@ -2,6 +2,9 @@
 //! `.ingot` manifest and tensors.
 
 pub mod hf;
+pub mod lightgbm;
+mod ubjson;
+pub mod xgboost;
 
 /// Options of the tree-ensemble importers (XGBoost, LightGBM).
 ///

@@ -246,10 +246,17 @@ impl TreeEnsemble {
             return Err(format!("base score {b} is not finite"));
         }
         if self.leaf_width != 1 && self.leaf_width != self.n_outputs {
-            return Err(format!("leaf width {} is neither 1 nor {} outputs", self.leaf_width, self.n_outputs));
+            return Err(format!(
+                "leaf width {} is neither 1 nor {} outputs",
+                self.leaf_width, self.n_outputs
+            ));
         }
         if !self.leaf_values.len().is_multiple_of(self.leaf_width) {
-            return Err(format!("{} leaf values are not rows of {}", self.leaf_values.len(), self.leaf_width));
+            return Err(format!(
+                "{} leaf values are not rows of {}",
+                self.leaf_values.len(),
+                self.leaf_width
+            ));
         }
         if let Some(v) = self.leaf_values.iter().position(|v| !v.is_finite()) {
             return Err(format!("leaf value {v} is not finite"));
@@ -305,7 +312,9 @@ impl TreeEnsemble {
                         Some(c) if c as usize >= self.category_sets.len() => {
                             return Err(format!("node {i}: category set {c} does not exist"))
                         }
-                        None if s.threshold.is_nan() => return Err(format!("node {i}: the threshold is NaN")),
+                        None if s.threshold.is_nan() => {
+                            return Err(format!("node {i}: the threshold is NaN"))
+                        }
                         _ => {}
                     }
                 }

@@ -71,11 +71,8 @@ impl TreeEnsemble {
     /// # Ok(()) }
     /// ```
     pub fn to_graph(&self, input: &str, output: &str, prefix: &str) -> Result<GraphParts> {
-        let bad = |detail: String| crate::Error::Graph {
-            node: prefix.into(),
-            op: "TreeEnsemble".into(),
-            detail,
-        };
+        let bad =
+            |detail: String| crate::Error::Graph { node: prefix.into(), op: "TreeEnsemble".into(), detail };
         self.validate().map_err(bad)?;
         let mut nodes = Vec::with_capacity(self.nodes.len() * 5);
         let mut thresholds = Vec::with_capacity(self.nodes.len());

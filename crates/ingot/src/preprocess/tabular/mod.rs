@@ -986,9 +986,10 @@ mod tests {
     /// without it the same input is refused naming the row and column.
     #[test]
     fn keep_missing_passes_nan_through_every_path() {
-        let steps = vec![
-            TabularStepSpec::StandardScaler { mean: Some(vec![1.0, 0.0, 0.0]), scale: Some(vec![2.0, 1.0, 1.0]) },
-        ];
+        let steps = vec![TabularStepSpec::StandardScaler {
+            mean: Some(vec![1.0, 0.0, 0.0]),
+            scale: Some(vec![2.0, 1.0, 1.0]),
+        }];
         let (mut s, inputs) = spec(steps);
         let refuse = TabularPipeline::compile(&s, &inputs, "t").unwrap();
         s.keep_missing = true;
