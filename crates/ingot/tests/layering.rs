@@ -21,18 +21,20 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("output", &["value"]),
     // The file format: bytes, manifests, tensors, the packed16 layout.
     ("format", &["error", "value", "storage", "atomic_file"]),
+    // Tree ensembles as sources describe them, and as the format stores them.
+    ("trees", &["error", "value", "format"]),
     // The validated IR, and the kernels beside it: neither knows the other.
-    ("graph", &["error", "format"]),
-    ("kernels", &["error", "storage", "parallel", "format"]),
+    ("graph", &["error", "format", "trees"]),
+    ("kernels", &["error", "storage", "parallel", "format", "trees"]),
     // Pre- and post-processing: pure functions of the request and of the scores.
     ("preprocess", &["error", "value", "input", "format", "parallel"]),
     ("postprocess", &["error", "value", "output", "format", "kernels", "parallel"]),
     // Lowering and running a graph.
-    ("exec", &["error", "graph", "kernels", "format", "storage", "arena", "parallel"]),
+    ("exec", &["error", "graph", "kernels", "format", "storage", "arena", "parallel", "trees"]),
     // The shells' shared I/O: CSV rules and Arrow batches, over inputs and predictions.
     ("io", &["error", "value", "format", "input", "output"]),
     // Importers build manifests and tensors; they never run a model.
-    ("import", &["error", "value", "format"]),
+    ("import", &["error", "value", "version", "format", "trees"]),
     // The top: the model, and what writes validated bundles.
     (
         "model",

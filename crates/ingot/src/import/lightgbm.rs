@@ -630,10 +630,10 @@ fn import(
     options: &TreeImportOptions,
 ) -> Result<(Manifest, Vec<(String, TensorData)>)> {
     let name = options.name.clone().unwrap_or_else(|| default_name.to_string());
-    if !crate::is_model_name(&name) {
+    if !crate::version::is_model_name(&name) {
         return Err(Error::usage(format!("model name `{}` is not [A-Za-z0-9._-]{{1,128}}", excerpt(&name))));
     }
-    if !crate::is_semver(&options.version) {
+    if !crate::version::is_semver(&options.version) {
         return Err(Error::usage(format!(
             "model version `{}` is not MAJOR.MINOR.PATCH",
             excerpt(&options.version)
