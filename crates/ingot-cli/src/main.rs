@@ -108,43 +108,47 @@ enum ImportKind {
     /// A LightGBM text model (`Booster.save_model`, `model.txt`): binary, multiclass, regression
     /// (including Poisson, gamma, Tweedie, cross-entropy) and ranking objectives, numeric and
     /// categorical splits, missing values, random forests.
-    Lightgbm {
-        /// The model text file.
-        model: PathBuf,
-        /// Output `.ingot` file.
-        #[arg(long, short)]
-        output: PathBuf,
-        /// Model name (default: the file name without its extension).
-        #[arg(long)]
-        name: Option<String>,
-        /// Model version (semver).
-        #[arg(long, default_value = "1.0.0")]
-        version: String,
-        /// Input column names, comma-separated, one per feature (default: the model's
-        /// `feature_names`, `Column_0 …` when it was trained without names).
-        #[arg(long)]
-        feature_names: Option<String>,
-    },
-    /// An XGBoost model, JSON (`model.json`) or UBJSON (`model.ubj`) as `Booster.save_model`
-    /// writes it: gbtree and dart boosters, regression, binary, multiclass, Poisson, gamma and
-    /// Tweedie objectives, numeric and categorical splits, missing values.
-    Xgboost {
-        /// The model file (its format is told from its bytes).
-        model: PathBuf,
-        /// Output `.ingot` file.
-        #[arg(long, short)]
-        output: PathBuf,
-        /// Model name (default: the file name without its extension).
-        #[arg(long)]
-        name: Option<String>,
-        /// Model version (semver).
-        #[arg(long, default_value = "1.0.0")]
-        version: String,
-        /// Input column names, comma-separated, one per feature (default: the model's
-        /// `feature_names`, `f0, f1, …` when it was trained without names).
-        #[arg(long)]
-        feature_names: Option<String>,
-    },
+    Lightgbm(TreeArgs),
+    /// An XGBoost model, JSON (`model.json`) or UBJSON (`model.ubj`, told from its bytes) as
+    /// `Booster.save_model` writes it: gbtree and dart boosters, regression, binary, multiclass,
+    /// Poisson, gamma and Tweedie objectives, numeric and categorical splits, missing values.
+    Xgboost(TreeArgs),
+}
+
+/// The arguments of the tree-ensemble importers.
+#[derive(clap::Args)]
+struct TreeArgs {
+    /// The model file.
+    model: PathBuf,
+    /// Output `.ingot` file.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Model name (default: the file name without its extension).
+    #[arg(long)]
+    name: Option<String>,
+    /// Model version (semver).
+    #[arg(long, default_value = "1.0.0")]
+    version: String,
+    /// Input column names, comma-separated, one per feature (default: the model's feature
+    /// names; without them, the library's defaults: XGBoost `f0, f1, …`, LightGBM `Column_0, …`).
+    #[arg(long)]
+    feature_names: Option<String>,
+}
+
+type TreeImporter = fn(
+    &std::path::Path,
+    &ingot::import::TreeImportOptions,
+) -> Result<(ingot::Manifest, Vec<(String, ingot::TensorData)>), ingot::Error>;
+
+/// Imports a tree-ensemble model file with `import` and writes the bundle.
+fn import_trees(args: TreeArgs, import: TreeImporter) -> Result<(), ingot::Error> {
+    let TreeArgs { model, output, name, version, feature_names } = args;
+    let feature_names = feature_names.map(|f| f.split(',').map(|n| n.trim().to_string()).collect());
+    let options = ingot::import::TreeImportOptions { name, version, feature_names };
+    let (manifest, tensors) = import(&model, &options)?;
+    let bytes = ingot::save(&output, &manifest, &tensors)?.bundle().file_size();
+    eprintln!("imported {} -> {} ({bytes} bytes)", model.display(), output.display());
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), ingot::Error> {
@@ -169,24 +173,12 @@ fn run(cli: Cli) -> Result<(), ingot::Error> {
             eprintln!("imported {} -> {} ({bytes} bytes)", dir.display(), output.display());
             Ok(())
         }
-        Command::Import(ImportKind::Lightgbm { model, output, name, version, feature_names }) => {
-            let feature_names = feature_names.map(|f| f.split(',').map(|n| n.trim().to_string()).collect());
-            let options = ingot::import::TreeImportOptions { name, version, feature_names };
-            let (manifest, tensors) = ingot::import::lightgbm::import_file(&model, &options)?;
-            let saved = ingot::save(&output, &manifest, &tensors)?;
-            let bytes = saved.bundle().file_size();
-            eprintln!("imported {} -> {} ({bytes} bytes)", model.display(), output.display());
-            Ok(())
-        }
-        Command::Import(ImportKind::Xgboost { model, output, name, version, feature_names }) => {
-            let feature_names = feature_names.map(|f| f.split(',').map(|n| n.trim().to_string()).collect());
-            let options = ingot::import::TreeImportOptions { name, version, feature_names };
-            let (manifest, tensors) = ingot::import::xgboost::import_file(&model, &options)?;
-            let saved = ingot::save(&output, &manifest, &tensors)?;
-            let bytes = saved.bundle().file_size();
-            eprintln!("imported {} -> {} ({bytes} bytes)", model.display(), output.display());
-            Ok(())
-        }
+        Command::Import(ImportKind::Lightgbm(args)) => import_trees(args, |path, options| {
+            ingot::import::lightgbm::import_file(path, options)
+        }),
+        Command::Import(ImportKind::Xgboost(args)) => import_trees(args, |path, options| {
+            ingot::import::xgboost::import_file(path, options)
+        }),
         Command::Unpack { model, output } => {
             let bundle = ingot::Bundle::open(&model)?;
             ingot::format::unpack(&bundle, &output)?;
