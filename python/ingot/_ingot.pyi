@@ -79,6 +79,22 @@ def import_hf(
     version: str = "1.0.0",
     max_length: int | None = None,
 ) -> Model: ...
+def import_xgboost(
+    model_path: str | PathLike[str],
+    path: str | PathLike[str],
+    *,
+    name: str | None = None,
+    version: str = "1.0.0",
+    feature_names: list[str] | None = None,
+) -> Model: ...
+def import_lightgbm(
+    model_path: str | PathLike[str],
+    path: str | PathLike[str],
+    *,
+    name: str | None = None,
+    version: str = "1.0.0",
+    feature_names: list[str] | None = None,
+) -> Model: ...
 def encode_strings(values: np.ndarray) -> tuple[np.ndarray, list[str]] | None: ...
 def isa_level() -> str: ...
 def pool_threads() -> int: ...

@@ -81,7 +81,9 @@ def write(
         "objective": config["learner"]["objective"]["name"],
         "feature_names": booster.feature_names or [f"f{i}" for i in range(rows.shape[1])],
         "rows": [[cell(v) for v in row] for row in rows],
-        "margin": matrix(predictions[0] if predictions else booster.predict(dtest, output_margin=True)),
+        "margin": matrix(
+            predictions[0] if predictions else booster.predict(dtest, output_margin=True)
+        ),
         "predict": matrix(predictions[1] if predictions else booster.predict(dtest)),
     }
     (out / f"{case}.expected.json").write_text(json.dumps(expected, separators=(",", ":")) + "\n")
@@ -208,7 +210,13 @@ def categorical(out: Path):
 
     dtrain = xgb.DMatrix(train_frame, label=y[tr], enable_categorical=True)
     dtest = xgb.DMatrix(test_frame, enable_categorical=True)
-    params = {"objective": "reg:squarederror", "tree_method": "hist", "max_depth": 4, "eta": 0.2, "max_cat_to_onehot": 4}
+    params = {
+        "objective": "reg:squarederror",
+        "tree_method": "hist",
+        "max_depth": 4,
+        "eta": 0.2,
+        "max_cat_to_onehot": 4,
+    }
     booster = train(params, dtrain, 40)
     rows = test_frame.copy()
     for col in ["band", "group"]:
@@ -218,12 +226,36 @@ def categorical(out: Path):
     # Then values no category code has, as numbers (a DMatrix from an array with the model's
     # feature types: XGBoost does not recode these): negative, fractional, past the largest
     # code and past XGBoost's 2^24 limit. XGBoost sends them left at a categorical split.
-    odd = [-3.0, -1.0, -0.5, -0.0, 0.0, 1.5, 2.9, 7.99, 8.0, 40.0, 16777215.0, 16777216.0, 1e30, np.nan]
+    odd = [
+        -3.0,
+        -1.0,
+        -0.5,
+        -0.0,
+        0.0,
+        1.5,
+        2.9,
+        7.99,
+        8.0,
+        40.0,
+        16777215.0,
+        16777216.0,
+        1e30,
+        np.nan,
+    ]
     base = rows[20]
-    edge = np.array([[*base[:5], v, g] for v in odd for g in [-0.5, 0.0, 1.0, 2.5, 3.0, 1e9, np.nan]])
-    dedge = xgb.DMatrix(edge, feature_names=booster.feature_names, feature_types=booster.feature_types, enable_categorical=True)
+    edge = np.array(
+        [[*base[:5], v, g] for v in odd for g in [-0.5, 0.0, 1.0, 2.5, 3.0, 1e9, np.nan]]
+    )
+    dedge = xgb.DMatrix(
+        edge,
+        feature_names=booster.feature_names,
+        feature_types=booster.feature_types,
+        enable_categorical=True,
+    )
     both = np.concatenate([rows, edge])
-    margin = np.concatenate([booster.predict(dtest, output_margin=True), booster.predict(dedge, output_margin=True)])
+    margin = np.concatenate(
+        [booster.predict(dtest, output_margin=True), booster.predict(dedge, output_margin=True)]
+    )
     predict = np.concatenate([booster.predict(dtest), booster.predict(dedge)])
     write(out, "categorical", booster, None, both, predictions=(margin, predict))
 

@@ -105,6 +105,49 @@ fn import_hf(
     Ok(PyModel::new(model))
 }
 
+/// Imports an XGBoost model file (JSON or UBJSON, told apart by its bytes) into an `.ingot`
+/// file.
+#[pyfunction]
+#[pyo3(signature = (model_path, path, *, name = None, version = "1.0.0".to_string(), feature_names = None))]
+fn import_xgboost(
+    py: Python<'_>,
+    model_path: std::path::PathBuf,
+    path: std::path::PathBuf,
+    name: Option<String>,
+    version: String,
+    feature_names: Option<Vec<String>>,
+) -> PyResult<PyModel> {
+    let options = ingot::import::TreeImportOptions { name, version, feature_names };
+    let model = py
+        .detach(|| {
+            let (manifest, tensors) = ingot::import::xgboost::import_file(&model_path, &options)?;
+            ingot::save(&path, &manifest, &tensors)
+        })
+        .map_err(to_py)?;
+    Ok(PyModel::new(model))
+}
+
+/// Imports a LightGBM text model (`Booster.save_model`) into an `.ingot` file.
+#[pyfunction]
+#[pyo3(signature = (model_path, path, *, name = None, version = "1.0.0".to_string(), feature_names = None))]
+fn import_lightgbm(
+    py: Python<'_>,
+    model_path: std::path::PathBuf,
+    path: std::path::PathBuf,
+    name: Option<String>,
+    version: String,
+    feature_names: Option<Vec<String>>,
+) -> PyResult<PyModel> {
+    let options = ingot::import::TreeImportOptions { name, version, feature_names };
+    let model = py
+        .detach(|| {
+            let (manifest, tensors) = ingot::import::lightgbm::import_file(&model_path, &options)?;
+            ingot::save(&path, &manifest, &tensors)
+        })
+        .map_err(to_py)?;
+    Ok(PyModel::new(model))
+}
+
 /// Where the data of each input column starts, as `Model.predict_dense` (one 2-D array `x`,
 /// `names` unused) or `Model.predict_columns` would read it: 0 for data that is copied. Tests use
 /// it to show that numpy arrays cross without a copy.
@@ -176,6 +219,8 @@ fn _ingot(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(save, m)?)?;
     m.add_function(wrap_pyfunction!(import_hf, m)?)?;
+    m.add_function(wrap_pyfunction!(import_xgboost, m)?)?;
+    m.add_function(wrap_pyfunction!(import_lightgbm, m)?)?;
     m.add_function(wrap_pyfunction!(isa_level, m)?)?;
     m.add_function(wrap_pyfunction!(pool_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_input_addresses, m)?)?;

@@ -98,6 +98,9 @@ pub(crate) fn inspect(path: &Path, json: bool) -> Result<(), ingot::Error> {
     }
     for n in &manifest.graph.nodes {
         let _ = writeln!(out, "  op   {:<10} {} → {}", n.op, n.inputs.join(", "), n.outputs.join(", "));
+        if n.op == "TreeEnsemble" {
+            let _ = writeln!(out, "       {}", tree_summary(bundle, n));
+        }
     }
     for post in &manifest.postprocess {
         let _ = writeln!(out, "  post {}", serde_json::to_string(post).unwrap_or_default());
@@ -141,6 +144,21 @@ fn quantization(out: &mut String, q: &ingot::format::Quantization) {
             l.node, state, l.min_cosine, l.mean_cosine, l.max_abs_error
         );
     }
+}
+
+/// Sizes of a `TreeEnsemble` node: trees (rows of its `*.trees` tensor, shape [T, 2]), nodes
+/// (rows of `*.nodes`, shape [N, 5]) and outputs (its `n_outputs` attribute).
+fn tree_summary(bundle: &Bundle, node: &ingot::format::NodeSpec) -> String {
+    let rows = |suffix: &str| {
+        node.inputs
+            .iter()
+            .filter(|i| i.ends_with(suffix))
+            .find_map(|i| bundle.tensor_entries().get(i))
+            .and_then(|e| e.shape.first().copied())
+            .map_or_else(|| "?".to_string(), |n| n.to_string())
+    };
+    let outputs = node.attrs.get("n_outputs").map_or_else(|| "?".to_string(), |v| v.to_string());
+    format!("{} trees, {} nodes, {} output(s)", rows(".trees"), rows(".nodes"), outputs)
 }
 
 fn step_name(step: &ingot::format::TabularStepSpec) -> String {
