@@ -1,13 +1,10 @@
 //! Tree-ensemble evaluation over a packed node array.
 //!
-//! Layouts (docs/benchmarks.md "Tree ensembles"). A node is an f32 threshold and the feature
-//! with two flag bits. A forest no deeper than [`COMPLETE_MAX_DEPTH`] (boosted trees) is laid
-//! out as complete trees of one depth: position `i`'s children are `2i + 1` and `2i + 2`, a leaf
-//! above the last level becomes nodes that always go left, and the last level indexes leaf
-//! slots — no child index is loaded. A deeper forest keeps each split's children side by side
-//! (`left`, `left + 1`) and makes a leaf a node that leads to itself (threshold +∞, missing goes
-//! left). Either way every tree runs a fixed number of steps — its depth — with no test for
-//! leaves and no mispredicted loop exit. Rows go through each tree in lock-step blocks of [`BLOCK`]: the
+//! Layout (docs/benchmarks.md "Tree ensembles"): every node is 12 bytes — an f32 threshold, the
+//! feature with two flag bits, and the left child; repacking lays each split's two children side
+//! by side, so the right child is `left + 1`. A leaf is a node that leads to itself (threshold +∞, missing goes
+//! left), so every tree runs a fixed number of steps — its depth — with no test for leaves and
+//! no mispredicted loop exit. Rows go through each tree in lock-step blocks of [`BLOCK`]: the
 //! block's walks are independent, so their loads overlap, and a tree's nodes stay in L1 for
 //! the whole batch (trees are the outer loop).
 //!
@@ -31,8 +28,6 @@ const FEATURE_MASK: u32 = (1 << 30) - 1;
 const SPECIAL_BIT: u32 = 1 << 30;
 /// Most rows per parallel chunk of a large batch.
 const CHUNK_ROWS: usize = 2048;
-/// Deepest forest laid out as complete trees.
-const COMPLETE_MAX_DEPTH: u32 = 10;
 /// NaN goes right.
 const NAN_RIGHT: u32 = 1 << 31;
 
@@ -48,9 +43,6 @@ struct Node {
     left: u32,
 }
 
-/// Nodes, leaf rows (by node, or by slot for complete trees) and trees of a packed forest.
-type Packed = (Vec<Node>, Vec<u32>, Vec<TreeInfo>);
-
 /// A split the fast comparison cannot express.
 #[derive(Debug, Clone)]
 struct Special {
@@ -65,8 +57,6 @@ struct TreeInfo {
     target: u32,
     /// One past the tree's last node.
     end: u32,
-    /// Complete layout: where the tree's leaf slots start in `leaf_of`.
-    slots: u32,
 }
 
 /// A tree ensemble packed for the CPU.
@@ -87,9 +77,6 @@ pub(crate) struct Forest {
     comparison: Comparison,
     /// Node visits one row costs (the sum of the tree depths).
     visits_per_row: usize,
-    /// Every tree is complete, of this depth: node `i`'s children are `2i + 1` and `2i + 2`
-    /// from the tree's root, and `left` is unused.
-    complete: bool,
 }
 
 impl Forest {
@@ -97,24 +84,52 @@ impl Forest {
     /// another in depth-first order.
     pub(crate) fn pack(e: &TreeEnsemble) -> Forest {
         let depths = e.depths();
-        let depth = e.trees.iter().map(|t| depths[t.root as usize]).max().unwrap_or(0);
-        // Complete trees when the padding stays within a few times the ensemble's own size.
-        let padded = e.trees.len().saturating_mul(1usize << depth.min(COMPLETE_MAX_DEPTH));
-        Self::pack_as(e, depth <= COMPLETE_MAX_DEPTH && padded <= 4 * e.nodes.len() + (1 << 16))
-    }
-
-    /// [`Forest::pack`] into complete trees (`complete`, which needs a depth of at most
-    /// [`COMPLETE_MAX_DEPTH`]) or side-by-side children.
-    fn pack_as(e: &TreeEnsemble, complete: bool) -> Forest {
-        let depths = e.depths();
-        let depth = e.trees.iter().map(|t| depths[t.root as usize]).max().unwrap_or(0);
-        let complete = complete && depth <= COMPLETE_MAX_DEPTH;
+        let mut nodes = Vec::with_capacity(e.nodes.len());
+        let mut leaf_of = Vec::with_capacity(e.nodes.len());
         let mut specials = Vec::new();
-        let (nodes, leaf_of, trees) = if complete {
-            Self::pack_complete(e, depth, &mut specials)
-        } else {
-            Self::pack_pointers(e, &depths, &mut specials)
-        };
+        let mut trees = Vec::with_capacity(e.trees.len());
+        // Old index → new index of each node placed; a node shared by two parents is copied.
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        for tree in &e.trees {
+            let root = nodes.len();
+            nodes.push(Node { threshold: 0.0, meta: 0, left: 0 });
+            leaf_of.push(0);
+            stack.push((tree.root as usize, root));
+            while let Some((old, new)) = stack.pop() {
+                match &e.nodes[old] {
+                    TreeNode::Leaf { value } => {
+                        nodes[new] = Node { threshold: f32::INFINITY, meta: 0, left: new as u32 };
+                        leaf_of[new] = *value;
+                    }
+                    TreeNode::Split(s) => {
+                        let left = nodes.len();
+                        for _ in 0..2 {
+                            nodes.push(Node { threshold: 0.0, meta: 0, left: 0 });
+                            leaf_of.push(0);
+                        }
+                        let simple = s.category_set.is_none() && s.missing != MissingValues::ZeroAndNan;
+                        nodes[new] = if simple {
+                            let t = f32_cut(s.threshold, e.comparison);
+                            let nan_right = match s.missing {
+                                MissingValues::NanIsZero => 0.0 > t,
+                                _ => !s.missing_left,
+                            };
+                            let meta = s.feature | if nan_right { NAN_RIGHT } else { 0 };
+                            Node { threshold: t, meta, left: left as u32 }
+                        } else {
+                            specials.push(Special { split: s.clone() });
+                            let index = f32::from_bits(specials.len() as u32 - 1);
+                            Node { threshold: index, meta: s.feature | SPECIAL_BIT, left: left as u32 }
+                        };
+                        stack.push((s.right as usize, left + 1));
+                        stack.push((s.left as usize, left));
+                    }
+                }
+            }
+            let target = tree.target.unwrap_or(u32::MAX);
+            let (depth, end) = (depths[tree.root as usize], nodes.len() as u32);
+            trees.push(TreeInfo { root: root as u32, depth, target, end });
+        }
         let scale = match e.aggregate {
             Aggregate::Sum => 1.0,
             Aggregate::Mean => 1.0 / e.trees.len() as f64,
@@ -134,101 +149,7 @@ impl Forest {
             scale,
             comparison: e.comparison,
             visits_per_row,
-            complete,
         }
-    }
-
-    /// The packed node of split `s` (its `left` still to set).
-    fn split_node(s: &Split, comparison: Comparison, specials: &mut Vec<Special>) -> Node {
-        if s.category_set.is_none() && s.missing != MissingValues::ZeroAndNan {
-            let t = f32_cut(s.threshold, comparison);
-            let nan_right = match s.missing {
-                MissingValues::NanIsZero => 0.0 > t,
-                _ => !s.missing_left,
-            };
-            let meta = s.feature | if nan_right { NAN_RIGHT } else { 0 };
-            Node { threshold: t, meta, left: 0 }
-        } else {
-            specials.push(Special { split: s.clone() });
-            let index = f32::from_bits(specials.len() as u32 - 1);
-            Node { threshold: index, meta: s.feature | SPECIAL_BIT, left: 0 }
-        }
-    }
-
-    /// Every tree as a complete tree of `depth` levels: `2^depth - 1` nodes, then `2^depth`
-    /// leaf slots in `leaf_of`. A leaf above the last level becomes nodes that always go left
-    /// (threshold +∞) down to a slot holding it.
-    fn pack_complete(e: &TreeEnsemble, depth: u32, specials: &mut Vec<Special>) -> Packed {
-        let per_tree = (1usize << depth) - 1;
-        let always_left = Node { threshold: f32::INFINITY, meta: 0, left: 0 };
-        let mut nodes = Vec::with_capacity(e.trees.len() * per_tree);
-        let mut leaf_of = Vec::with_capacity(e.trees.len() * (per_tree + 1));
-        let mut trees = Vec::with_capacity(e.trees.len());
-        let mut stack: Vec<(usize, usize, u32)> = Vec::new();
-        for tree in &e.trees {
-            let (root, slots) = (nodes.len(), leaf_of.len());
-            nodes.resize(root + per_tree, always_left);
-            leaf_of.resize(slots + per_tree + 1, 0);
-            stack.push((tree.root as usize, 0, 0));
-            while let Some((old, pos, level)) = stack.pop() {
-                if level == depth {
-                    let TreeNode::Leaf { value } = &e.nodes[old] else { continue };
-                    leaf_of[slots + pos - per_tree] = *value;
-                    continue;
-                }
-                let (left, right) = match &e.nodes[old] {
-                    TreeNode::Split(s) => {
-                        nodes[root + pos] = Self::split_node(s, e.comparison, specials);
-                        (s.left as usize, s.right as usize)
-                    }
-                    TreeNode::Leaf { .. } => (old, old),
-                };
-                stack.push((right, 2 * pos + 2, level + 1));
-                stack.push((left, 2 * pos + 1, level + 1));
-            }
-            let target = tree.target.unwrap_or(u32::MAX);
-            let end = nodes.len() as u32;
-            trees.push(TreeInfo { root: root as u32, depth, target, end, slots: slots as u32 });
-        }
-        (nodes, leaf_of, trees)
-    }
-
-    /// Every tree with its children side by side (`right = left + 1`), depth first; a leaf
-    /// leads to itself.
-    fn pack_pointers(e: &TreeEnsemble, depths: &[u32], specials: &mut Vec<Special>) -> Packed {
-        let mut nodes = Vec::with_capacity(e.nodes.len());
-        let mut leaf_of = Vec::with_capacity(e.nodes.len());
-        let mut trees = Vec::with_capacity(e.trees.len());
-        let mut stack: Vec<(usize, usize)> = Vec::new();
-        for tree in &e.trees {
-            let root = nodes.len();
-            nodes.push(Node { threshold: 0.0, meta: 0, left: 0 });
-            leaf_of.push(0);
-            stack.push((tree.root as usize, root));
-            while let Some((old, new)) = stack.pop() {
-                match &e.nodes[old] {
-                    TreeNode::Leaf { value } => {
-                        nodes[new] = Node { threshold: f32::INFINITY, meta: 0, left: new as u32 };
-                        leaf_of[new] = *value;
-                    }
-                    TreeNode::Split(s) => {
-                        let left = nodes.len();
-                        for _ in 0..2 {
-                            nodes.push(Node { threshold: 0.0, meta: 0, left: 0 });
-                            leaf_of.push(0);
-                        }
-                        nodes[new] =
-                            Node { left: left as u32, ..Self::split_node(s, e.comparison, specials) };
-                        stack.push((s.right as usize, left + 1));
-                        stack.push((s.left as usize, left));
-                    }
-                }
-            }
-            let target = tree.target.unwrap_or(u32::MAX);
-            let (depth, end) = (depths[tree.root as usize], nodes.len() as u32);
-            trees.push(TreeInfo { root: root as u32, depth, target, end, slots: 0 });
-        }
-        (nodes, leaf_of, trees)
     }
 
     /// Input width.
@@ -250,15 +171,8 @@ impl Forest {
 
     /// The next node after `node` for feature value `x`. `NAN`: `x` may be NaN; `SPECIAL`:
     /// the forest has special splits. With both false, a split is one comparison.
-    /// `COMPLETE`: `at` is the position in a complete tree, whose children are `2at + 1` and
-    /// `2at + 2`; otherwise `at` is the node's index and its children `left` and `left + 1`.
     #[inline(always)]
-    fn step<const NAN: bool, const SPECIAL: bool, const COMPLETE: bool>(
-        &self,
-        node: &Node,
-        at: u32,
-        x: f32,
-    ) -> u32 {
+    fn step<const NAN: bool, const SPECIAL: bool>(&self, node: &Node, x: f32) -> u32 {
         let right = if SPECIAL && node.meta & SPECIAL_BIT != 0 {
             self.special_right(node, x)
         } else if NAN {
@@ -266,39 +180,13 @@ impl Forest {
         } else {
             x > node.threshold
         };
-        if COMPLETE {
-            2 * at + 1 + u32::from(right)
-        } else {
-            node.left + u32::from(right)
-        }
-    }
-
-    /// The node at walk position `at` of `tree`.
-    ///
-    /// # Safety
-    /// `at` must be a position the walk reaches: with `COMPLETE`, fewer than the tree's
-    /// `2^depth - 1` nodes before the last step; otherwise a node `pack` placed.
-    #[inline(always)]
-    unsafe fn node_at<const COMPLETE: bool>(&self, tree: &TreeInfo, at: u32) -> &Node {
-        let i = if COMPLETE { tree.root + at } else { at };
-        // SAFETY: see the contract.
-        unsafe { self.nodes.get_unchecked(i as usize) }
-    }
-
-    /// The leaf row a walk of `tree` that ended at `at` reached.
-    #[inline(always)]
-    fn leaf_at<const COMPLETE: bool>(&self, tree: &TreeInfo, at: u32) -> u32 {
-        if COMPLETE {
-            self.leaf_of[(tree.slots + at - (tree.end - tree.root)) as usize]
-        } else {
-            self.leaf_of[at as usize]
-        }
+        node.left + u32::from(right)
     }
 
     /// Walks `R` rows (row `first` on, of `x`) through `tree` together; returns the leaf row
     /// each ends in.
     #[inline(always)]
-    fn walk<const R: usize, const NAN: bool, const SPECIAL: bool, const COMPLETE: bool>(
+    fn walk<const R: usize, const NAN: bool, const SPECIAL: bool>(
         &self,
         tree: &TreeInfo,
         x: &[f32],
@@ -306,22 +194,20 @@ impl Forest {
     ) -> [u32; R] {
         let f = self.n_features;
         let rows: [&[f32]; R] = std::array::from_fn(|r| &x[(first + r) * f..][..f]);
-        let mut at = [if COMPLETE { 0 } else { tree.root }; R];
+        let mut at = [tree.root; R];
         for _ in 0..tree.depth {
             for (i, row) in at.iter_mut().zip(&rows) {
-                // SAFETY: the walk starts at the root and takes `depth` steps: a complete
-                // tree's positions stay below `2^depth - 1` until the last one, and `pack`
-                // made every `left` (and `left + 1`) a node of `nodes`. Every feature is less
-                // than `n_features`, the length of `row`.
+                // SAFETY: `pack` made every `left` (and `left + 1`) a node of `nodes` and every
+                // feature less than `n_features`, the length of `row`.
                 let (node, v) = unsafe {
-                    let node = self.node_at::<COMPLETE>(tree, *i);
+                    let node = self.nodes.get_unchecked(*i as usize);
                     (node, *row.get_unchecked((node.meta & FEATURE_MASK) as usize))
                 };
-                *i = self.step::<NAN, SPECIAL, COMPLETE>(node, *i, v);
+                *i = self.step::<NAN, SPECIAL>(node, v);
             }
         }
         for i in at.iter_mut() {
-            *i = self.leaf_at::<COMPLETE>(tree, *i);
+            *i = self.leaf_of[*i as usize];
         }
         at
     }
@@ -351,38 +237,35 @@ impl Forest {
     /// Walks one row through [`GROUP`] trees at a time (their walks overlap) into `acc`.
     fn row_by_groups(&self, x: &[f32], acc: &mut [f64]) {
         let nan = x.iter().any(|v| v.is_nan());
-        match (nan, self.specials.is_empty(), self.complete) {
-            (false, true, true) => self.groups::<false, false, true>(x, acc),
-            (false, true, false) => self.groups::<false, false, false>(x, acc),
-            (true, true, true) => self.groups::<true, false, true>(x, acc),
-            (true, true, false) => self.groups::<true, false, false>(x, acc),
-            (_, false, true) => self.groups::<true, true, true>(x, acc),
-            (_, false, false) => self.groups::<true, true, false>(x, acc),
-        }
-    }
-
-    /// [`Forest::row_by_groups`] for one kind of walk.
-    #[inline(always)]
-    fn groups<const NAN: bool, const SPECIAL: bool, const COMPLETE: bool>(&self, x: &[f32], acc: &mut [f64]) {
+        let special = !self.specials.is_empty();
         for group in self.trees.chunks(GROUP) {
+            let mut at = [0u32; GROUP];
+            let mut steps = 0;
+            for (a, t) in at.iter_mut().zip(group) {
+                *a = t.root;
+                steps = steps.max(t.depth);
+            }
             // A short group walks its first tree again in the spare lanes (results unused).
-            let lanes: [&TreeInfo; GROUP] = std::array::from_fn(|j| group.get(j).unwrap_or(&group[0]));
-            let mut at = lanes.map(|t| if COMPLETE { 0 } else { t.root });
-            let steps = lanes.iter().map(|t| t.depth).max().unwrap_or(0);
+            for a in at.iter_mut().skip(group.len()) {
+                *a = group[0].root;
+            }
             for _ in 0..steps {
-                for (a, t) in at.iter_mut().zip(&lanes) {
-                    // SAFETY: as in `walk` (the trees of a complete forest share one depth;
-                    // a pointer walk past a leaf stays on the leaf). Every feature is less
-                    // than `n_features`, the length of `x`.
+                for a in at.iter_mut() {
+                    // SAFETY: as in `walk`: `pack` placed every child in `nodes`, and every
+                    // feature is less than `n_features`, the length of `x`.
                     let (node, v) = unsafe {
-                        let node = self.node_at::<COMPLETE>(t, *a);
+                        let node = self.nodes.get_unchecked(*a as usize);
                         (node, *x.get_unchecked((node.meta & FEATURE_MASK) as usize))
                     };
-                    *a = self.step::<NAN, SPECIAL, COMPLETE>(node, *a, v);
+                    *a = match (nan, special) {
+                        (false, false) => self.step::<false, false>(node, v),
+                        (true, false) => self.step::<true, false>(node, v),
+                        _ => self.step::<true, true>(node, v),
+                    };
                 }
             }
             for (t, &a) in group.iter().zip(&at) {
-                self.add(t, self.leaf_at::<COMPLETE>(t, a), acc);
+                self.add(t, self.leaf_of[a as usize], acc);
             }
         }
     }
@@ -391,13 +274,10 @@ impl Forest {
     /// a NaN) and adds the leaves into `acc` (`[rows of x, n_outputs]`).
     #[inline(always)]
     fn block<const R: usize>(&self, tree: &TreeInfo, x: &[f32], first: usize, nan: bool, acc: &mut [f64]) {
-        let leaves = match (nan, self.specials.is_empty(), self.complete) {
-            (false, true, true) => self.walk::<R, false, false, true>(tree, x, first),
-            (false, true, false) => self.walk::<R, false, false, false>(tree, x, first),
-            (true, true, true) => self.walk::<R, true, false, true>(tree, x, first),
-            (true, true, false) => self.walk::<R, true, false, false>(tree, x, first),
-            (_, false, true) => self.walk::<R, true, true, true>(tree, x, first),
-            (_, false, false) => self.walk::<R, true, true, false>(tree, x, first),
+        let leaves = match (nan, self.specials.is_empty()) {
+            (false, true) => self.walk::<R, false, false>(tree, x, first),
+            (true, true) => self.walk::<R, true, false>(tree, x, first),
+            _ => self.walk::<R, true, true>(tree, x, first),
         };
         self.add_leaves(tree, &leaves, first, acc);
     }
@@ -588,21 +468,16 @@ mod tests {
             let (trees, depth) = (1 + rng.below(30), 1 + rng.below(9));
             let e = random_ensemble(&mut rng, trees, depth, features, outputs);
             e.validate().unwrap();
+            let forest = Forest::pack(&e);
             let n = rng.below(40);
             let x: Vec<f32> = (0..n).flat_map(|_| random_row(&mut rng, features)).collect();
-            for complete in [false, true] {
-                let forest = Forest::pack_as(&e, complete);
-                let mut out = vec![f32::NAN; n * outputs];
-                forest.forward(&x, n, &mut out);
-                for (r, row) in x.chunks_exact(features).enumerate() {
-                    let want = e.predict_row(row);
-                    for (j, w) in want.iter().enumerate() {
-                        let got = out[r * outputs + j];
-                        assert_eq!(
-                            got, *w as f32,
-                            "case {case} complete {complete} row {r} output {j}: {row:?}"
-                        );
-                    }
+            let mut out = vec![f32::NAN; n * outputs];
+            forest.forward(&x, n, &mut out);
+            for (r, row) in x.chunks_exact(features).enumerate() {
+                let want = e.predict_row(row);
+                for (j, w) in want.iter().enumerate() {
+                    let got = out[r * outputs + j];
+                    assert_eq!(got, *w as f32, "case {case} row {r} output {j}: {row:?}");
                 }
             }
         }
@@ -635,18 +510,12 @@ mod tests {
                     }
                 })
                 .collect();
-            for complete in [false, true] {
-                let forest = Forest::pack_as(&e, complete);
-                let mut out = vec![f32::NAN; n * outputs];
-                forest.forward_rows(&x, n, &mut out);
-                for (r, row) in x.chunks_exact(features).enumerate() {
-                    for (j, w) in e.predict_row(row).iter().enumerate() {
-                        assert_eq!(
-                            out[r * outputs + j],
-                            *w as f32,
-                            "case {case} complete {complete} row {r} output {j}"
-                        );
-                    }
+            let forest = Forest::pack(&e);
+            let mut out = vec![f32::NAN; n * outputs];
+            forest.forward_rows(&x, n, &mut out);
+            for (r, row) in x.chunks_exact(features).enumerate() {
+                for (j, w) in e.predict_row(row).iter().enumerate() {
+                    assert_eq!(out[r * outputs + j], *w as f32, "case {case} row {r} output {j}");
                 }
             }
         }
