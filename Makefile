@@ -10,7 +10,7 @@ export CARGO_INCREMENTAL ?= 0
 export INGOT_BIN := $(CURDIR)/target/debug/ingot
 export INGOT_SERVER_BIN := $(CURDIR)/target/debug/ingot-server
 
-.PHONY: help test node test-node bench-node test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server bench-gemm fuzz demo-model fixtures pre-commit check-fixme
+.PHONY: help test node test-node bench-node test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server bench-gemm bench-trees fuzz demo-model fixtures pre-commit check-fixme
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -166,6 +166,31 @@ bench-server: bench-deps  ## ingot-server vs FastAPI + uvicorn vs a bare axum ha
 bench-gemm: bench-deps  ## int8/f16/bf16/f32 GEMM kernels per path vs ONNX Runtime MatMulInteger and NumPy, same run
 	$(PY) scripts/bench_gemm.py
 
+# A venv of its own: XGBoost, LightGBM and the converters pin numpy/scikit-learn ranges that
+# .venv need not share. The lines of requirements-bench-trees.txt marked `optional` (treelite,
+# tl2cgen) are installed one by one; one that fails to install is skipped by the bench with a
+# note. BENCH_TREES_ARGS passes options, e.g. "--calls 5000 --repeats 5"
+# (benches/trees/bench_trees.py --help).
+TREES_VENV := .venv-trees
+BENCH_TREES_ARGS ?=
+
+$(TREES_VENV)/.installed: requirements-bench-trees.txt
+	$(PYTHON) -m venv $(TREES_VENV)
+	$(TREES_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  $$(grep -v optional requirements-bench-trees.txt | sed 's/#.*//')
+	for pkg in $$(grep optional requirements-bench-trees.txt | sed 's/#.*//'); do \
+	  $(TREES_VENV)/bin/pip install --quiet --disable-pip-version-check $$pkg || \
+	  echo "note: $$pkg did not install; bench-trees skips it"; done
+	touch $@
+
+bench-trees: venv $(TREES_VENV)/.installed  ## Tree ensembles (XGBoost, LightGBM, scikit-learn HGB and RF, 500 trees of depth 8): Ingot vs each library, ONNX Runtime, treelite/tl2cgen (release wheel)
+	$(CARGO) build --release --locked -p ingot-cli
+	$(PY) -m maturin build --release --locked --interpreter $(PY) -o target/wheels-release
+	$(TREES_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+	  $$(ls -t target/wheels-release/ingot_ml-*.whl | head -n 1)
+	$(TREES_VENV)/bin/python benches/trees/bench_trees.py --ingot target/release/ingot \
+	  --json target/bench-trees.json $(BENCH_TREES_ARGS)
+
 FUZZ_SECONDS ?= 60
 
 fuzz:  ## Run every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz)
@@ -177,5 +202,5 @@ fuzz:  ## Run every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz)
 	  > fuzz/corpus/v2_infer/columns
 	printf '\135\000{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}\000\000\200\077\000\000\000\100' \
 	  > fuzz/corpus/v2_infer/binary
-	cd fuzz && for t in bundle npy records hf_config arrow_frame signature_file v2_infer server_config; do \
+	cd fuzz && for t in bundle npy records hf_config arrow_frame signature_file v2_infer server_config import_xgboost import_lightgbm; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done

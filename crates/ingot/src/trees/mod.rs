@@ -48,11 +48,12 @@ pub enum Comparison {
     Less,
     /// `x <= threshold` where the source compares float64 features (scikit-learn's
     /// HistGradientBoosting, LightGBM). Ingot's features are float32, so a split compares
-    /// `f32(x)` with a float32 cut ([`f32_cut`]): the float32 nearest the threshold, or the one
-    /// below it when the shortest decimal that rounds to that float32 lies above the threshold.
-    /// A decimal input on the grid the model was trained on (thresholds fall midway between
-    /// training values) goes where the source sends it; an input within a float32 step of a
-    /// threshold that is not such a decimal may not.
+    /// `f32(x)` with a float32 cut ([`f32_cut`]): the float32 `r` nearest the threshold, or the
+    /// one below it when `r` and the shortest decimal that rounds to `r` both lie above the
+    /// threshold. Float32 inputs go where the source sends them, and so do decimal inputs on
+    /// the grid the model was trained on (thresholds fall midway between training values, or
+    /// one float64 step above one); an input within a float32 step of a threshold that is
+    /// neither may not.
     LessOrEqualF64,
 }
 
@@ -66,6 +67,13 @@ pub enum Comparison {
 /// use ingot::trees::{f32_cut, Comparison};
 /// assert_eq!(f32_cut(0.5, Comparison::Less), 0.5f32.next_down());
 /// assert_eq!(f32_cut(0.15, Comparison::LessOrEqualF64), 0.15f32);
+/// // LightGBM's threshold one f64 step above a float32 training value keeps that value left…
+/// let v = f64::from(3.0584667f32);
+/// assert_eq!(f32_cut(v.next_up(), Comparison::LessOrEqualF64), 3.0584667f32);
+/// // …and one step above the decimal 0.1712 keeps the decimal (f32 0.1712000072) left too.
+/// assert_eq!(f32_cut(0.1712f64.next_up(), Comparison::LessOrEqualF64), 0.1712f32);
+/// // A midpoint just below a decimal the float32 rounds above: that decimal goes right.
+/// assert_eq!(f32_cut(0.15f64.next_down(), Comparison::LessOrEqualF64), 0.15f32.next_down());
 /// ```
 pub fn f32_cut(t: f64, comparison: Comparison) -> f32 {
     let strict = match comparison {
@@ -73,7 +81,7 @@ pub fn f32_cut(t: f64, comparison: Comparison) -> f32 {
         Comparison::Less => true,
         Comparison::LessOrEqualF64 => {
             let r = t as f32;
-            if f64::from(r) == t || !r.is_finite() {
+            if f64::from(r) <= t || !r.is_finite() {
                 return r;
             }
             let decimal: f64 = r.to_string().parse().unwrap_or(f64::from(r));
