@@ -173,12 +173,12 @@ fn run(cli: Cli) -> Result<(), ingot::Error> {
             eprintln!("imported {} -> {} ({bytes} bytes)", dir.display(), output.display());
             Ok(())
         }
-        Command::Import(ImportKind::Lightgbm(args)) => import_trees(args, |path, options| {
-            ingot::import::lightgbm::import_file(path, options)
-        }),
-        Command::Import(ImportKind::Xgboost(args)) => import_trees(args, |path, options| {
-            ingot::import::xgboost::import_file(path, options)
-        }),
+        Command::Import(ImportKind::Lightgbm(args)) => {
+            import_trees(args, |path, options| ingot::import::lightgbm::import_file(path, options))
+        }
+        Command::Import(ImportKind::Xgboost(args)) => {
+            import_trees(args, |path, options| ingot::import::xgboost::import_file(path, options))
+        }
         Command::Unpack { model, output } => {
             let bundle = ingot::Bundle::open(&model)?;
             ingot::format::unpack(&bundle, &output)?;
