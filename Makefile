@@ -88,8 +88,8 @@ bench-node: bench-deps ref-deps python-install $(NODE_DIR)/node_modules/.install
 
 test-python: python-install  ## Python tests against the installed package (parity with scikit-learn, the CLI, MiniLM)
 	$(CARGO) build --locked -p ingot-cli -p ingot-server
-	$(PY) -m ruff check python scripts tests/python tests/spark benches/python
-	$(PY) -m ruff format --check python scripts tests/python tests/spark benches/python
+	$(PY) -m ruff check python scripts tests/python tests/spark benches/python benches/trees
+	$(PY) -m ruff format --check python scripts tests/python tests/spark benches/python benches/trees
 	INGOT_REQUIRE_CLI=1 INGOT_MINILM_DIR="$(MINILM_DIR)" $(PY) -m pytest -q tests/python
 
 lint:  ## rustfmt and clippy (warnings are errors)
@@ -98,7 +98,7 @@ lint:  ## rustfmt and clippy (warnings are errors)
 
 fmt:  ## Format Rust and Python
 	$(CARGO) fmt --all
-	-$(PY) -m ruff format python scripts tests/python tests/spark benches/python
+	-$(PY) -m ruff format python scripts tests/python tests/spark benches/python benches/trees
 
 fix:  ## clippy --fix, then fmt
 	$(CARGO) clippy --workspace --all-targets --fix --allow-dirty -- -D warnings
