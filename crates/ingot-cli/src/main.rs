@@ -174,11 +174,9 @@ fn run(cli: Cli) -> Result<(), ingot::Error> {
             Ok(())
         }
         Command::Import(ImportKind::Lightgbm(args)) => {
-            import_trees(args, |path, options| ingot::import::lightgbm::import_file(path, options))
+            import_trees(args, ingot::import::lightgbm::import_file)
         }
-        Command::Import(ImportKind::Xgboost(args)) => {
-            import_trees(args, |path, options| ingot::import::xgboost::import_file(path, options))
-        }
+        Command::Import(ImportKind::Xgboost(args)) => import_trees(args, ingot::import::xgboost::import_file),
         Command::Unpack { model, output } => {
             let bundle = ingot::Bundle::open(&model)?;
             ingot::format::unpack(&bundle, &output)?;
