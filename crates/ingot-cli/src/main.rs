@@ -133,6 +133,11 @@ struct TreeArgs {
     /// names; without them, the library's defaults: XGBoost `f0, f1, …`, LightGBM `Column_0, …`).
     #[arg(long)]
     feature_names: Option<String>,
+    /// Training rows (JSONL, one record per line): the first 5 become the bundle's reference
+    /// sample (what `ingot bench` runs without `--input`), and every numeric column's
+    /// statistics the reference for drift.
+    #[arg(long)]
+    sample: Option<PathBuf>,
 }
 
 type TreeImporter = fn(
@@ -142,13 +147,36 @@ type TreeImporter = fn(
 
 /// Imports a tree-ensemble model file with `import` and writes the bundle.
 fn import_trees(args: TreeArgs, import: TreeImporter) -> Result<(), ingot::Error> {
-    let TreeArgs { model, output, name, version, feature_names } = args;
+    let TreeArgs { model, output, name, version, feature_names, sample } = args;
     let feature_names = feature_names.map(|f| f.split(',').map(|n| n.trim().to_string()).collect());
     let options = ingot::import::TreeImportOptions { name, version, feature_names };
-    let (manifest, tensors) = import(&model, &options)?;
+    let (mut manifest, tensors) = import(&model, &options)?;
+    if let Some(path) = sample {
+        let records = read_records(&path)?;
+        let columns: Vec<String> = manifest.signature.inputs.iter().map(|i| i.name.clone()).collect();
+        manifest.reference = Some(ingot::format::Reference::from_records(&records, &columns, 5));
+    }
     let bytes = ingot::save(&output, &manifest, &tensors)?.bundle().file_size();
     eprintln!("imported {} -> {} ({bytes} bytes)", model.display(), output.display());
     Ok(())
+}
+
+/// The records of a JSONL file, one object per line.
+fn read_records(path: &std::path::Path) -> Result<Vec<ingot::Record>, ingot::Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| ingot::Error::io(path, e))?;
+    let records: Vec<ingot::Record> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| ingot::Error::usage(format!("{} line {}: {e}", path.display(), i + 1)))
+        })
+        .collect::<Result<_, _>>()?;
+    if records.is_empty() {
+        return Err(ingot::Error::usage(format!("{} has no rows", path.display())));
+    }
+    Ok(records)
 }
 
 fn run(cli: Cli) -> Result<(), ingot::Error> {

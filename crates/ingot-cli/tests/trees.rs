@@ -273,3 +273,53 @@ fn a_malformed_model_file_fails_with_its_path_and_writes_nothing() {
         assert!(!out.exists(), "{kind}: an output file was written");
     }
 }
+
+/// `--sample rows.jsonl`: the first 5 rows become the reference sample (so `ingot bench` runs
+/// without `--input`) and each column's statistics are those of the sample's numbers.
+#[test]
+fn a_sample_becomes_the_reference_and_bench_runs_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = read_json(&fixtures().join("lightgbm/regression_diabetes.json"));
+    let held_out = rows(&e);
+    let source = fixtures().join("lightgbm/regression_diabetes.txt");
+    let text = std::fs::read_to_string(&source).unwrap();
+    let names: Vec<String> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("feature_names="))
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let sample = dir.path().join("train.jsonl");
+    let lines: Vec<String> = held_out
+        .iter()
+        .take(20)
+        .map(|r| {
+            let record: serde_json::Map<String, Json> =
+                names.iter().zip(r).map(|(n, x)| (n.clone(), x.map_or(Json::Null, Json::from))).collect();
+            Json::Object(record).to_string()
+        })
+        .collect();
+    std::fs::write(&sample, lines.join("\n")).unwrap();
+    let bundle = dir.path().join("m.ingot");
+    import("lightgbm", &source, &bundle, &["--sample", sample.to_str().unwrap()]);
+
+    let o = ingot(&["inspect", bundle.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: Json = serde_json::from_str(&stdout(&o)).unwrap();
+    let reference = shown
+        .pointer("/manifest/reference")
+        .or_else(|| shown.pointer("/reference"))
+        .unwrap_or_else(|| panic!("no reference in {shown}"));
+    assert_eq!(reference["sample"].as_array().unwrap().len(), 5);
+    let first: Vec<f64> = held_out.iter().take(20).filter_map(|r| r[0]).collect();
+    let stats = &reference["columns"][&names[0]];
+    assert_eq!(stats["count"].as_f64().unwrap(), first.len() as f64);
+    let min = first.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(stats["min"].as_f64().unwrap(), min);
+
+    let o =
+        ingot(&["bench", bundle.to_str().unwrap(), "--batch", "1", "--seconds", "0.05", "--threads", "1"]);
+    assert!(o.status.success(), "bench without --input: {}", stderr(&o));
+    assert!(stdout(&o).contains("rows/s"), "{}", stdout(&o));
+}

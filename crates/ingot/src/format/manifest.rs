@@ -449,6 +449,77 @@ pub struct Reference {
     pub columns: BTreeMap<String, ColumnStats>,
 }
 
+impl Reference {
+    /// The reference of training rows `records`: the first `sample_rows` of them as the sample,
+    /// and the statistics of every column of `columns` that holds numbers
+    /// ([`ColumnStats::from_values`]; missing values left out), as the exporters record them.
+    ///
+    /// ```
+    /// use ingot::{format::Reference, Record, Value};
+    /// let rows: Vec<Record> = (0..10)
+    ///     .map(|i| [("x".to_string(), Value::from(i as f64))].into_iter().collect())
+    ///     .collect();
+    /// let r = Reference::from_records(&rows, &["x".to_string()], 5);
+    /// assert_eq!(r.sample.len(), 5);
+    /// assert_eq!(r.columns["x"].quantiles[5], 4.5);
+    /// ```
+    pub fn from_records(records: &[Record], columns: &[String], sample_rows: usize) -> Reference {
+        let stats = columns
+            .iter()
+            .filter_map(|c| {
+                let values: Vec<f64> = records
+                    .iter()
+                    .filter_map(|r| match r.get(c) {
+                        Some(Value::Number(v)) => Some(*v),
+                        _ => None,
+                    })
+                    .collect();
+                Some((c.clone(), ColumnStats::from_values(&values)?))
+            })
+            .collect();
+        Reference { sample: records.iter().take(sample_rows).cloned().collect(), columns: stats }
+    }
+}
+
+impl ColumnStats {
+    /// Count, mean, standard deviation (n − 1), minimum, maximum and the 0, 10, …, 100 %
+    /// quantiles (linear interpolation, NumPy's default) of the finite `values`; `None` when
+    /// there are none.
+    ///
+    /// ```
+    /// let s = ingot::format::ColumnStats::from_values(&[1.0, 2.0, f64::NAN, 4.0]).unwrap();
+    /// assert_eq!((s.count, s.min, s.max), (Some(3.0), Some(1.0), Some(4.0)));
+    /// assert_eq!(s.quantiles[5], 2.0);
+    /// ```
+    pub fn from_values(values: &[f64]) -> Option<ColumnStats> {
+        let mut x: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if x.is_empty() {
+            return None;
+        }
+        x.sort_by(f64::total_cmp);
+        let n = x.len() as f64;
+        let mean = x.iter().sum::<f64>() / n;
+        let std = if x.len() > 1 {
+            (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        let quantile = |q: f64| {
+            let at = q * (n - 1.0);
+            let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+            x[lo] + (x[hi] - x[lo]) * (at - lo as f64)
+        };
+        Some(ColumnStats {
+            count: Some(n),
+            mean: Some(mean),
+            std: Some(std),
+            min: Some(x[0]),
+            max: Some(x[x.len() - 1]),
+            quantiles: (0..=10).map(|i| quantile(f64::from(i) / 10.0)).collect(),
+        })
+    }
+}
+
 /// Statistics of one numeric training column.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ColumnStats {
