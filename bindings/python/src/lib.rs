@@ -105,6 +105,29 @@ fn import_hf(
     Ok(PyModel::new(model))
 }
 
+/// A tree importer of `ingot::import`.
+type TreeImporter = fn(
+    &std::path::Path,
+    &ingot::import::TreeImportOptions,
+) -> ingot::Result<(Manifest, Vec<(String, TensorData)>)>;
+
+/// Imports `model_path` with `import` and writes the bundle to `path`, without the GIL.
+fn import_trees(
+    py: Python<'_>,
+    import: TreeImporter,
+    model_path: &std::path::Path,
+    path: &std::path::Path,
+    options: &ingot::import::TreeImportOptions,
+) -> PyResult<PyModel> {
+    let model = py
+        .detach(|| {
+            let (manifest, tensors) = import(model_path, options)?;
+            ingot::save(path, &manifest, &tensors)
+        })
+        .map_err(to_py)?;
+    Ok(PyModel::new(model))
+}
+
 /// Imports an XGBoost model file (JSON or UBJSON, told apart by its bytes) into an `.ingot`
 /// file.
 #[pyfunction]
@@ -118,13 +141,7 @@ fn import_xgboost(
     feature_names: Option<Vec<String>>,
 ) -> PyResult<PyModel> {
     let options = ingot::import::TreeImportOptions { name, version, feature_names };
-    let model = py
-        .detach(|| {
-            let (manifest, tensors) = ingot::import::xgboost::import_file(&model_path, &options)?;
-            ingot::save(&path, &manifest, &tensors)
-        })
-        .map_err(to_py)?;
-    Ok(PyModel::new(model))
+    import_trees(py, ingot::import::xgboost::import_file, &model_path, &path, &options)
 }
 
 /// Imports a LightGBM text model (`Booster.save_model`) into an `.ingot` file.
@@ -139,13 +156,7 @@ fn import_lightgbm(
     feature_names: Option<Vec<String>>,
 ) -> PyResult<PyModel> {
     let options = ingot::import::TreeImportOptions { name, version, feature_names };
-    let model = py
-        .detach(|| {
-            let (manifest, tensors) = ingot::import::lightgbm::import_file(&model_path, &options)?;
-            ingot::save(&path, &manifest, &tensors)
-        })
-        .map_err(to_py)?;
-    Ok(PyModel::new(model))
+    import_trees(py, ingot::import::lightgbm::import_file, &model_path, &path, &options)
 }
 
 /// Where the data of each input column starts, as `Model.predict_dense` (one 2-D array `x`,

@@ -72,6 +72,20 @@ fn write_csv(path: &Path, names: &[String], rows: &[Vec<Option<f64>>], n: usize)
     picked
 }
 
+/// The first `n` of `rows` as JSONL records over `names` (a missing value as null).
+fn write_jsonl(path: &Path, names: &[String], rows: &[Vec<Option<f64>>], n: usize) {
+    let lines: Vec<String> = rows
+        .iter()
+        .take(n)
+        .map(|r| {
+            let record: serde_json::Map<String, Json> =
+                names.iter().zip(r).map(|(n, x)| (n.clone(), x.map_or(Json::Null, Json::from))).collect();
+            Json::Object(record).to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n")).unwrap();
+}
+
 /// `ingot predict MODEL -i CSV -o OUT.jsonl`: one JSON object per row.
 fn predict(model: &Path, csv: &Path, dir: &Path) -> Vec<Json> {
     let out = dir.join(format!("{}.out.jsonl", model.file_stem().unwrap().to_string_lossy()));
@@ -100,16 +114,7 @@ fn inspect(model: &Path) -> String {
 /// prints a rate for each batch size. No timing is checked.
 fn bench(model: &Path, names: &[String], rows: &[Vec<Option<f64>>], dir: &Path) {
     let input = dir.join("bench.jsonl");
-    let lines: Vec<String> = rows
-        .iter()
-        .take(4)
-        .map(|r| {
-            let record: serde_json::Map<String, Json> =
-                names.iter().zip(r).map(|(n, x)| (n.clone(), x.map_or(Json::Null, Json::from))).collect();
-            Json::Object(record).to_string()
-        })
-        .collect();
-    std::fs::write(&input, lines.join("\n")).unwrap();
+    write_jsonl(&input, names, rows, 4);
     let o = ingot(&[
         "bench",
         model.to_str().unwrap(),
@@ -291,16 +296,7 @@ fn a_sample_becomes_the_reference_and_bench_runs_on_it() {
         .map(str::to_owned)
         .collect();
     let sample = dir.path().join("train.jsonl");
-    let lines: Vec<String> = held_out
-        .iter()
-        .take(20)
-        .map(|r| {
-            let record: serde_json::Map<String, Json> =
-                names.iter().zip(r).map(|(n, x)| (n.clone(), x.map_or(Json::Null, Json::from))).collect();
-            Json::Object(record).to_string()
-        })
-        .collect();
-    std::fs::write(&sample, lines.join("\n")).unwrap();
+    write_jsonl(&sample, &names, &held_out, 20);
     let bundle = dir.path().join("m.ingot");
     import("lightgbm", &source, &bundle, &["--sample", sample.to_str().unwrap()]);
 
