@@ -80,15 +80,12 @@ fn rows(args: &Args, model: &Model) -> Result<Rows, Error> {
         }
         return Ok(Rows::Records(sample));
     };
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let rows = match path.extension().and_then(|e| e.to_str()) {
-        Some("txt") => Rows::Texts(text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()),
-        Some("jsonl") => Rows::Records(
-            text.lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str(l).map_err(|e| usage(format!("{}: {e}", path.display()))))
-                .collect::<Result<_, _>>()?,
-        ),
+        Some("txt") => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            Rows::Texts(text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        }
+        Some("jsonl") => Rows::Records(crate::read_records(path)?),
         _ => return Err(usage(format!("{}: expected a .txt or .jsonl file", path.display()))),
     };
     if rows.len() == 0 {
