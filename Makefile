@@ -202,5 +202,5 @@ fuzz:  ## Run every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz)
 	  > fuzz/corpus/v2_infer/columns
 	printf '\135\000{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}\000\000\200\077\000\000\000\100' \
 	  > fuzz/corpus/v2_infer/binary
-	cd fuzz && for t in bundle npy records hf_config arrow_frame signature_file v2_infer server_config import_xgboost import_lightgbm; do \
+	cd fuzz && for t in bundle npy records hf_config arrow_frame signature_file v2_infer server_config import_xgboost import_lightgbm import_onnx; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done

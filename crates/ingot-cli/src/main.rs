@@ -2,6 +2,7 @@
 
 mod bench;
 mod inspect;
+mod onnx;
 mod predict;
 mod quantize;
 mod sign;
@@ -109,6 +110,10 @@ enum ImportKind {
     /// (including Poisson, gamma, Tweedie, cross-entropy) and ranking objectives, numeric and
     /// categorical splits, missing values, random forests.
     Lightgbm(TreeArgs),
+    /// An ONNX model (`.onnx`, opsets 11–23): MLPs and CNNs exported from PyTorch, scikit-learn
+    /// pipelines converted by skl2onnx, tree ensembles from onnxmltools. `--check` lists every
+    /// node that cannot be imported without writing anything.
+    Onnx(onnx::OnnxArgs),
     /// An XGBoost model, JSON (`model.json`) or UBJSON (`model.ubj`, told from its bytes) as
     /// `Booster.save_model` writes it: gbtree and dart boosters, regression, binary, multiclass,
     /// Poisson, gamma and Tweedie objectives, numeric and categorical splits, missing values.
@@ -204,6 +209,7 @@ fn run(cli: Cli) -> Result<(), ingot::Error> {
         Command::Import(ImportKind::Lightgbm(args)) => {
             import_trees(args, ingot::import::lightgbm::import_file)
         }
+        Command::Import(ImportKind::Onnx(args)) => onnx::run(args),
         Command::Import(ImportKind::Xgboost(args)) => import_trees(args, ingot::import::xgboost::import_file),
         Command::Unpack { model, output } => {
             let bundle = ingot::Bundle::open(&model)?;

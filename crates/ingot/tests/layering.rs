@@ -33,8 +33,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("exec", &["error", "graph", "kernels", "format", "storage", "arena", "parallel", "trees"]),
     // The shells' shared I/O: CSV rules and Arrow batches, over inputs and predictions.
     ("io", &["error", "value", "format", "input", "output"]),
-    // Importers build manifests and tensors; they never run a model.
-    ("import", &["error", "value", "version", "format", "trees"]),
+    // Importers build manifests and tensors (inferring shapes by the graph's rules); they
+    // never run a model.
+    ("import", &["error", "value", "version", "format", "trees", "graph"]),
     // The top: the model, and what writes validated bundles.
     (
         "model",

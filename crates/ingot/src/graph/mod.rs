@@ -14,8 +14,18 @@ use std::collections::{BTreeMap, HashMap};
 use crate::error::{Error, Result};
 use crate::format::{DType, ElementType, GraphSpec, TensorEntry};
 
-pub(crate) use ops::{Op, PoolMode, WeightLayout};
-pub(crate) use shape::{Dim, Shape};
+pub(crate) use ops::{reshape_shape, Op, PoolMode, WeightLayout};
+pub(crate) use shape::{broadcast, Dim, Shape};
+
+/// The output shapes of op `op` with `attrs` over inputs of `shapes`, by the same rules as
+/// validation (importers infer shapes while they build a graph).
+pub(crate) fn infer_node(
+    op: &str,
+    attrs: &BTreeMap<String, serde_json::Value>,
+    shapes: &[&Shape],
+) -> std::result::Result<Vec<Shape>, String> {
+    ops::build(op, attrs, shapes).map(|(_, outputs)| outputs)
+}
 
 /// Op-set version this build implements.
 pub const OPSET: u32 = 1;

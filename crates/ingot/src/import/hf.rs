@@ -78,7 +78,7 @@ struct Config {
 
 /// The encoder layouts the importer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Arch {
+pub(crate) enum Arch {
     Bert,
     DistilBert,
     Roberta,
@@ -348,36 +348,132 @@ pub fn import_dir(
     let tok_path = dir.join("tokenizer.json");
     let tokenizer = fs::read(&tok_path).map_err(|e| Error::io(&tok_path, e))?;
     let w = Weights::open(dir, arch)?;
-
     let vocab = {
         let st = safetensors::SafeTensors::deserialize(&w.st)
             .map_err(|e| Error::format("header-json", e.to_string()))?;
         let name = format!("{}embeddings.word_embeddings.weight", w.prefix);
         st.tensor(&name).map(|t| t.shape().first().copied().unwrap_or(0)).unwrap_or(0)
     };
+    let name = options.name.clone().unwrap_or_else(|| {
+        let base = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+        let clean: String = base
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+            .collect();
+        if clean.is_empty() {
+            "model".into()
+        } else {
+            clean
+        }
+    });
+    let encoder = Encoder {
+        arch,
+        hidden: h,
+        heads,
+        layers: cfg.num_hidden_layers,
+        ffn,
+        eps: cfg.layer_norm_eps,
+        vocab,
+        max_positions: cfg.max_position_embeddings,
+        position_offset: offset,
+        type_vocab: cfg.type_vocab_size,
+        pooling: pool_mode,
+        normalize,
+        max_length,
+    };
+    let card = ModelCard {
+        name,
+        version: options.version.clone(),
+        description: Some(format!(
+            "{} sentence encoder ({} layers, hidden {h}, {pool_mode} pooling{}) imported from {}",
+            cfg.model_type,
+            cfg.num_hidden_layers,
+            if normalize { ", L2-normalized" } else { "" },
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("a Hugging Face directory"),
+        )),
+        tags: vec!["text".into(), "embedding".into()],
+        ..ModelCard::default()
+    };
+    let producer = Producer {
+        name: "ingot import hf".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        framework: cfg.transformers_version.as_ref().map(|v| format!("transformers {v}")),
+    };
+    encoder_bundle(&encoder, &|name: &str, shape: &[usize]| w.get(name, shape), tokenizer, card, producer)
+}
+
+/// A BERT-family encoder's dimensions, pooling and truncation: what [`encoder_bundle`] needs
+/// besides the weights. The Hugging Face importer reads it from `config.json`; the ONNX
+/// importer recognizes it in an exported graph.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Encoder {
+    pub(crate) arch: Arch,
+    pub(crate) hidden: usize,
+    pub(crate) heads: usize,
+    pub(crate) layers: usize,
+    pub(crate) ffn: usize,
+    pub(crate) eps: f64,
+    pub(crate) vocab: usize,
+    /// Rows of the position table.
+    pub(crate) max_positions: usize,
+    /// Rows of the position table before position 0 (RoBERTa).
+    pub(crate) position_offset: usize,
+    pub(crate) type_vocab: usize,
+    /// `mean`, `cls` or `max`.
+    pub(crate) pooling: &'static str,
+    pub(crate) normalize: bool,
+    pub(crate) max_length: usize,
+}
+
+/// The weight reader of [`encoder_bundle`]: the f32 values of a tensor by its Hugging Face name
+/// (e.g. `encoder.layer.0.attention.self.query.weight`, `[out, in]`), checked against `shape`.
+pub(crate) type WeightFn<'a> = dyn Fn(&str, &[usize]) -> Result<Vec<f32>> + 'a;
+
+/// The bundle of a sentence encoder: the tokenizer, embeddings, fused QKV projections, Ingot's
+/// attention, FFN and pooling nodes. Every encoder importer ends here, so the same model runs
+/// the same kernels whichever file it came from.
+pub(crate) fn encoder_bundle(
+    e: &Encoder,
+    get: &WeightFn<'_>,
+    tokenizer: Vec<u8>,
+    card: ModelCard,
+    producer: Producer,
+) -> Result<(Manifest, Vec<(String, TensorData)>)> {
+    let Encoder {
+        arch,
+        hidden: h,
+        heads,
+        ffn,
+        vocab,
+        position_offset: offset,
+        pooling: pool_mode,
+        normalize,
+        ..
+    } = *e;
+    let positions = e.max_positions - offset;
     let mut tensors: Vec<(String, TensorData)> = Vec::new();
     let mut push = |name: &str, t: TensorData| tensors.push((name.to_string(), t));
     push("tokenizer.json", TensorData::new(crate::format::DType::U8, vec![tokenizer.len()], tokenizer)?);
     push(
         "embeddings.word",
-        f32_tensor(vec![vocab, h], &w.get("embeddings.word_embeddings.weight", &[vocab, h])?)?,
+        f32_tensor(vec![vocab, h], &get("embeddings.word_embeddings.weight", &[vocab, h])?)?,
     );
-    let table = w.get("embeddings.position_embeddings.weight", &[cfg.max_position_embeddings, h])?;
+    let table = get("embeddings.position_embeddings.weight", &[e.max_positions, h])?;
     push("embeddings.position", f32_tensor(vec![positions, h], &table[offset * h..])?);
     if arch != Arch::DistilBert {
-        let types = cfg.type_vocab_size;
+        let types = e.type_vocab;
         push(
             "embeddings.token_type",
-            f32_tensor(vec![types, h], &w.get("embeddings.token_type_embeddings.weight", &[types, h])?)?,
+            f32_tensor(vec![types, h], &get("embeddings.token_type_embeddings.weight", &[types, h])?)?,
         );
     }
-    push("embeddings.ln.gamma", f32_tensor(vec![h], &w.get("embeddings.LayerNorm.weight", &[h])?)?);
-    push("embeddings.ln.beta", f32_tensor(vec![h], &w.get("embeddings.LayerNorm.bias", &[h])?)?);
+    push("embeddings.ln.gamma", f32_tensor(vec![h], &get("embeddings.LayerNorm.weight", &[h])?)?);
+    push("embeddings.ln.beta", f32_tensor(vec![h], &get("embeddings.LayerNorm.bias", &[h])?)?);
 
     let packed = |values: &[f32], m: usize, k: usize| {
         f32_tensor(packed::packed_shape(m, k).to_vec(), &packed::pack(values, m, k))
     };
-    let eps = json!({"epsilon": cfg.layer_norm_eps});
+    let eps = json!({"epsilon": e.eps});
     let mut nodes = vec![
         node("embed_word", "Gather", &["embeddings.word", "input_ids"], "e_word", json!({})),
         node("embed_position", "Gather", &["embeddings.position", "position_ids"], "e_pos", json!({})),
@@ -403,21 +499,20 @@ pub fn import_dir(
         "h0",
         eps.clone(),
     ));
-    for l in 0..cfg.num_hidden_layers {
+    for l in 0..e.layers {
         let [q, k, v, attn_out, ln1, ffn_in, ffn_out, ln2] = arch.layer_names(l);
         let mut qkv_w = Vec::with_capacity(3 * h * h);
         let mut qkv_b = Vec::with_capacity(3 * h);
         for part in [q, k, v] {
-            qkv_w.extend(w.get(&format!("{part}.weight"), &[h, h])?);
-            qkv_b.extend(w.get(&format!("{part}.bias"), &[h])?);
+            qkv_w.extend(get(&format!("{part}.weight"), &[h, h])?);
+            qkv_b.extend(get(&format!("{part}.bias"), &[h])?);
         }
         let t = |s: &str| format!("layer{l}.{s}");
         push(&t("qkv.weight"), packed(&qkv_w, 3 * h, h)?);
         push(&t("qkv.bias"), f32_tensor(vec![3 * h], &qkv_b)?);
-        let weight =
-            |name: &str, m: usize, k: usize| packed(&w.get(&format!("{name}.weight"), &[m, k])?, m, k);
+        let weight = |name: &str, m: usize, k: usize| packed(&get(&format!("{name}.weight"), &[m, k])?, m, k);
         let vector = |name: &str, suffix: &str, m: usize| {
-            f32_tensor(vec![m], &w.get(&format!("{name}.{suffix}"), &[m])?)
+            f32_tensor(vec![m], &get(&format!("{name}.{suffix}"), &[m])?)
         };
         push(&t("attn_out.weight"), weight(&attn_out, h, h)?);
         push(&t("attn_out.bias"), vector(&attn_out, "bias", h)?);
@@ -479,7 +574,7 @@ pub fn import_dir(
             eps.clone(),
         ));
     }
-    let last = format!("h{}", cfg.num_hidden_layers);
+    let last = format!("h{}", e.layers);
     let pooled = if normalize { "pooled" } else { "embedding" };
     nodes.push(node(
         "pool",
@@ -492,44 +587,19 @@ pub fn import_dir(
         nodes.push(node("normalize", "L2Normalize", &["pooled"], "embedding", json!({})));
     }
 
-    let name = options.name.clone().unwrap_or_else(|| {
-        let base = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
-        let clean: String = base
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
-            .collect();
-        if clean.is_empty() {
-            "model".into()
-        } else {
-            clean
-        }
-    });
     let ids = |n: &str| spec(n, ElementType::I64, vec![-1]);
     let manifest = Manifest {
-        model: ModelCard {
-            name,
-            version: options.version.clone(),
-            description: Some(format!(
-                "{} sentence encoder ({} layers, hidden {h}, {pool_mode} pooling{}) imported from {}",
-                cfg.model_type,
-                cfg.num_hidden_layers,
-                if normalize { ", L2-normalized" } else { "" },
-                dir.file_name().and_then(|n| n.to_str()).unwrap_or("a Hugging Face directory"),
-            )),
-            tags: vec!["text".into(), "embedding".into()],
-            ..ModelCard::default()
-        },
-        producer: Producer {
-            name: "ingot import hf".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            framework: cfg.transformers_version.as_ref().map(|v| format!("transformers {v}")),
-        },
+        model: card,
+        producer,
         signature: Signature {
             inputs: vec![spec("text", ElementType::String, vec![-1])],
             outputs: vec![spec("embedding", ElementType::F32, vec![-1, h as i64])],
             request_forms: vec![RequestForm::Strings, RequestForm::Records, RequestForm::Columns],
         },
-        preprocess: vec![PreprocessSpec::Text(TextSpec { tokenizer: "tokenizer.json".into(), max_length })],
+        preprocess: vec![PreprocessSpec::Text(TextSpec {
+            tokenizer: "tokenizer.json".into(),
+            max_length: e.max_length,
+        })],
         graph: GraphSpec {
             opset: 1,
             inputs: ["input_ids", "token_type_ids", "position_ids", "sequence_offsets"]

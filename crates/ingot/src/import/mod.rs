@@ -3,6 +3,7 @@
 
 pub mod hf;
 pub mod lightgbm;
+pub mod onnx;
 mod ubjson;
 pub mod xgboost;
 

@@ -74,31 +74,7 @@ pub fn tabular_bundle(
     }
     let parts = ensemble.to_graph("features", "scores", "trees")?;
     let width = ensemble.n_outputs as i64;
-    let (outputs, post) = match head {
-        Head::Classifier { classes, activation } => {
-            let k = classes.len() as i64;
-            let label_dtype = match classes.first() {
-                Some(Value::String(_)) => ElementType::String,
-                Some(Value::Number(n)) if n.fract() == 0.0 => ElementType::I64,
-                _ => ElementType::F64,
-            };
-            let mut outputs = Vec::new();
-            if activation != Activation::None {
-                outputs.push(spec("probabilities", ElementType::F32, vec![-1, k]));
-            }
-            outputs.push(spec("label", label_dtype, vec![-1]));
-            (outputs, PostprocessSpec::Classify { activation, classes })
-        }
-        Head::Regressor { link } => {
-            let (outputs, targets) = if width == 1 {
-                (vec![spec("value", ElementType::F32, vec![-1])], vec!["target".to_string()])
-            } else {
-                let targets = (0..width).map(|i| format!("target{i}")).collect();
-                (vec![spec("values", ElementType::F32, vec![-1, width])], targets)
-            };
-            (outputs, PostprocessSpec::Regress { targets, link })
-        }
-    };
+    let (outputs, post) = head_outputs(head, ensemble.n_outputs);
     let manifest = Manifest {
         model: card,
         producer,
@@ -127,4 +103,36 @@ pub fn tabular_bundle(
         checksum: None,
     };
     Ok((manifest, parts.tensors))
+}
+
+/// The signature outputs and the post-processing of `head` over `width` score columns: a
+/// classifier's `probabilities` (unless its scores are decisions) and `label`, a regressor's
+/// `value` (one column) or `values`. Every importer that ends in a head shares this.
+pub(crate) fn head_outputs(head: Head, width: usize) -> (Vec<TensorSpec>, PostprocessSpec) {
+    let width = width as i64;
+    match head {
+        Head::Classifier { classes, activation } => {
+            let k = classes.len() as i64;
+            let label_dtype = match classes.first() {
+                Some(Value::String(_)) => ElementType::String,
+                Some(Value::Number(n)) if n.fract() == 0.0 => ElementType::I64,
+                _ => ElementType::F64,
+            };
+            let mut outputs = Vec::new();
+            if activation != Activation::None {
+                outputs.push(spec("probabilities", ElementType::F32, vec![-1, k]));
+            }
+            outputs.push(spec("label", label_dtype, vec![-1]));
+            (outputs, PostprocessSpec::Classify { activation, classes })
+        }
+        Head::Regressor { link } => {
+            let (outputs, targets) = if width == 1 {
+                (vec![spec("value", ElementType::F32, vec![-1])], vec!["target".to_string()])
+            } else {
+                let targets = (0..width).map(|i| format!("target{i}")).collect();
+                (vec![spec("values", ElementType::F32, vec![-1, width])], targets)
+            };
+            (outputs, PostprocessSpec::Regress { targets, link })
+        }
+    }
 }

@@ -35,6 +35,7 @@ mod bundle;
 mod tensors;
 
 pub use bundle::{tabular_bundle, Head};
+pub(crate) use bundle::head_outputs;
 
 pub use tensors::GraphParts;
 pub(crate) use tensors::{from_tensors, EnsembleAttrs};
