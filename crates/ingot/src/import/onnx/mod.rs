@@ -17,6 +17,7 @@ mod inputs;
 mod ml;
 mod ml_trees;
 mod nodes;
+mod patterns;
 mod proto;
 mod tensor;
 #[cfg(test)]
@@ -174,13 +175,13 @@ pub fn import_bytes(
     default_name: &str,
     options: &OnnxImportOptions,
 ) -> Result<Imported> {
-    let model = decode(bytes)?;
-    if let Some(bundle) = text_encoder(&model, dir, default_name, options)? {
+    let (model, consts) = prepare(bytes, dir)?;
+    if let Some(bundle) = text_encoder(&model, &consts, default_name, options)? {
         return Ok(bundle);
     }
     let graph =
         model.graph.as_ref().ok_or_else(|| Error::manifest("onnx.graph", "the model has no graph"))?;
-    let mut importer = Importer::new(&model, graph, dir, options)?;
+    let mut importer = Importer::new(&model, graph, consts, options)?;
     importer.run(graph)?;
     if !importer.unsupported.is_empty() {
         return Err(unsupported_error(&importer.unsupported));
@@ -210,13 +211,14 @@ pub fn check_file(path: &Path, options: &OnnxImportOptions) -> Result<CheckRepor
     let producer = format!("{} {}", model.producer_name, model.producer_version).trim().to_string();
     let mut report =
         CheckReport { producer, opsets, ops, unsupported: Vec::new(), error: None, encoder: None };
-    let consts = match constants(&model, path.parent()) {
-        Ok(c) => c,
+    let (model, consts) = match prepare(&bytes, path.parent()) {
+        Ok(prepared) => prepared,
         Err(e) => {
             report.error = Some(e.to_string());
             return Ok(report);
         }
     };
+    let Some(graph) = model.graph.as_ref() else { return Ok(report) };
     if encoder::looks_like_encoder(graph, &consts) {
         let output = options
             .output
@@ -242,7 +244,7 @@ pub fn check_file(path: &Path, options: &OnnxImportOptions) -> Result<CheckRepor
         }
         return Ok(report);
     }
-    match Importer::new(&model, graph, path.parent(), options) {
+    match Importer::new(&model, graph, consts, options) {
         Ok(mut importer) => match importer.run(graph) {
             Ok(()) => report.unsupported = importer.unsupported,
             Err(e) => report.error = Some(e.to_string()),
@@ -250,6 +252,18 @@ pub fn check_file(path: &Path, options: &OnnxImportOptions) -> Result<CheckRepor
         Err(e) => report.error = Some(e.to_string()),
     }
     Ok(report)
+}
+
+/// The decoded model with exporter patterns rewritten (`patterns`), and its constants.
+fn prepare(bytes: &[u8], dir: Option<&Path>) -> Result<(ModelProto, HashMap<String, tensor::Const>)> {
+    let mut model = decode(bytes)?;
+    let consts = constants(&model, dir)?;
+    let opset =
+        model.opset_import.iter().filter(|o| domain_name(&o.domain) == "ai.onnx").map(|o| o.version).max();
+    if let Some(graph) = model.graph.as_mut() {
+        graph.node = patterns::rewrite(&graph.node, &consts, opset.unwrap_or(0));
+    }
+    Ok((model, consts))
 }
 
 /// The stored tensors of the graph: initializers and `Constant` nodes' values.
@@ -286,13 +300,12 @@ fn constants(model: &ModelProto, dir: Option<&Path>) -> Result<HashMap<String, t
 /// `None` when the graph is not one.
 fn text_encoder(
     model: &ModelProto,
-    dir: Option<&Path>,
+    consts: &HashMap<String, tensor::Const>,
     default_name: &str,
     options: &OnnxImportOptions,
 ) -> Result<Option<Imported>> {
     let graph =
         model.graph.as_ref().ok_or_else(|| Error::manifest("onnx.graph", "the model has no graph"))?;
-    let consts = constants(model, dir)?;
     if !encoder::looks_like_encoder(graph, &consts) {
         return Ok(None);
     }
@@ -412,7 +425,7 @@ impl From<&str> for Fail {
 
 /// The state of one import.
 pub(crate) struct Importer<'m> {
-    dir: Option<&'m Path>,
+    model: std::marker::PhantomData<&'m ModelProto>,
     pub(crate) opset: i64,
     pub(crate) ml_opset: i64,
     pub(crate) values: HashMap<String, Val>,
@@ -431,7 +444,7 @@ impl<'m> Importer<'m> {
     fn new(
         model: &'m ModelProto,
         graph: &GraphProto,
-        dir: Option<&'m Path>,
+        consts: HashMap<String, tensor::Const>,
         options: &OnnxImportOptions,
     ) -> Result<Importer<'m>> {
         let version = |domain: &str| {
@@ -465,10 +478,10 @@ impl<'m> Importer<'m> {
             *readers.entry(o.name.clone()).or_insert(0) += 1;
         }
         let mut importer = Importer {
-            dir,
+            model: std::marker::PhantomData,
             opset,
             ml_opset: version("ai.onnx.ml").unwrap_or(1),
-            values: HashMap::new(),
+            values: consts.into_iter().map(|(k, c)| (k, Val::Const(c))).collect(),
             out: Emitted::default(),
             readers,
             unsupported: Vec::new(),
@@ -476,18 +489,8 @@ impl<'m> Importer<'m> {
             inputs: inputs::Inputs::default(),
             keep_missing: false,
         };
-        importer.initializers(graph)?;
         importer.graph_inputs(graph, options)?;
         Ok(importer)
-    }
-
-    fn initializers(&mut self, graph: &GraphProto) -> Result<()> {
-        for (i, t) in graph.initializer.iter().enumerate() {
-            let c = tensor::decode(t, self.dir)
-                .map_err(|e| Error::manifest(format!("onnx.graph.initializer[{i}] `{}`", t.name), e))?;
-            self.values.insert(t.name.clone(), Val::Const(c));
-        }
-        Ok(())
     }
 
     fn run(&mut self, graph: &GraphProto) -> Result<()> {

@@ -60,6 +60,7 @@ pub(crate) fn supported(op: &str) -> bool {
             | "HardSigmoid"
             | "Clip"
             | "Gelu"
+            | "LayerNormalization"
             | "Softmax"
             | "LogSoftmax"
             | "Conv"
@@ -242,6 +243,31 @@ impl Importer<'_> {
                 }
                 let x = self.value(ins, 0)?;
                 self.out.emit("Gelu", &[Arg::Value(&x)], Default::default(), &out)?
+            }
+            "LayerNormalization" => {
+                let x = self.value(ins, 0)?;
+                let axis = a.int_or("axis", -1)?;
+                if axis != -1 && axis != x.rank() as i64 - 1 {
+                    return Err(unsupported(format!(
+                        "LayerNormalization over axes from {axis} (only the last axis)"
+                    )));
+                }
+                if node.output.iter().skip(1).any(|o| !o.is_empty() && self.readers.contains_key(o)) {
+                    return Err(unsupported("LayerNormalization's mean and inverse deviation outputs"));
+                }
+                let gamma = constant(ins, 1, "the layer norm's scale")?;
+                let h = gamma.len();
+                let beta = optional_constant(ins, 2, "the layer norm's bias")?
+                    .map_or_else(|| Some(vec![0.0; h]), |b| b.to_f32())
+                    .ok_or("the bias must be numbers")?;
+                let g = self.out.store(
+                    &format!("{out}.gamma"),
+                    vec![h],
+                    &gamma.to_f32().ok_or("the scale must be numbers")?,
+                )?;
+                let b = self.out.store(&format!("{out}.beta"), vec![beta.len()], &beta)?;
+                let eps = attrs([("epsilon", json!(a.float_or("epsilon", 1e-5)?))]);
+                self.out.emit("LayerNorm", &[Arg::Value(&x), Arg::Stored(&g), Arg::Stored(&b)], eps, &out)?
             }
             "Softmax" | "LogSoftmax" => {
                 let x = self.value(ins, 0)?;

@@ -306,3 +306,77 @@ fn a_1d_convolution_with_same_padding_runs_as_a_2d_one() {
     let p = m.predict_dense(&[1.0, 2.0, 3.0, 4.0], 1, 4).unwrap();
     assert_eq!(p.scores.as_slice(), &[4.0, 8.0, 12.0, 11.0]);
 }
+
+fn scalar(name: &str, v: f32) -> TensorProto {
+    floats(name, &[], &[v])
+}
+
+#[test]
+fn torchs_erf_gelu_becomes_one_gelu_node() {
+    // y = x · 0.5 · (1 + erf(x / √2)), as torch exports nn.GELU().
+    let nodes = vec![
+        node("Div", &["x", "sqrt2"], &["d"], vec![]),
+        node("Erf", &["d"], &["e"], vec![]),
+        node("Add", &["e", "one"], &["a"], vec![]),
+        node("Mul", &["x", "a"], &["m"], vec![]),
+        node("Mul", &["m", "half"], &["y"], vec![]),
+    ];
+    let consts = vec![scalar("sqrt2", std::f32::consts::SQRT_2), scalar("one", 1.0), scalar("half", 0.5)];
+    let m = load(&model(nodes, consts, vec![value("x", &[-1, 2])], "y"));
+    let ops: Vec<&str> = m.manifest().graph.nodes.iter().map(|n| n.op.as_str()).collect();
+    assert_eq!(ops, ["Gelu"]);
+    let p = m.predict_dense(&[1.0, -2.0], 1, 2).unwrap();
+    let gelu = |x: f64| 0.5 * x * (1.0 + libm_erf(x / std::f64::consts::SQRT_2));
+    for (got, x) in p.scores.as_slice().iter().zip([1.0, -2.0]) {
+        assert!((f64::from(*got) - gelu(x)).abs() < 1e-6, "{got} vs {}", gelu(x));
+    }
+}
+
+/// erf by its series (enough terms for |x| ≤ 2).
+fn libm_erf(x: f64) -> f64 {
+    let mut sum = 0.0;
+    let mut term = x;
+    for n in 0..60 {
+        sum += term / f64::from(2 * n + 1);
+        term *= -x * x / f64::from(n + 1);
+    }
+    sum * 2.0 / std::f64::consts::PI.sqrt()
+}
+
+#[test]
+fn a_decomposed_layer_norm_becomes_one_layer_norm_node() {
+    let axes = |name: &str| AttributeProto {
+        name: "axes".into(),
+        r#type: attribute_type::INTS,
+        ints: vec![-1],
+        ..Default::default()
+    };
+    let mut nodes = vec![
+        node("ReduceMean", &["x"], &["mean"], vec![axes("axes")]),
+        node("Sub", &["x", "mean"], &["c"], vec![]),
+        node("Pow", &["c", "two"], &["sq"], vec![]),
+        node("ReduceMean", &["sq"], &["var"], vec![axes("axes")]),
+        node("Add", &["var", "eps"], &["ve"], vec![]),
+        node("Sqrt", &["ve"], &["sd"], vec![]),
+        node("Div", &["c", "sd"], &["n"], vec![]),
+        node("Mul", &["n", "gamma"], &["g"], vec![]),
+        node("Add", &["g", "beta"], &["y"], vec![]),
+    ];
+    let consts = vec![
+        scalar("two", 2.0),
+        scalar("eps", 1e-5),
+        floats("gamma", &[2], &[1.0, 2.0]),
+        floats("beta", &[2], &[0.0, 1.0]),
+    ];
+    let m = load(&model(nodes.clone(), consts.clone(), vec![value("x", &[-1, 2])], "y"));
+    let ops: Vec<&str> = m.manifest().graph.nodes.iter().map(|n| n.op.as_str()).collect();
+    assert_eq!(ops, ["LayerNorm"]);
+    // [1, 3]: mean 2, variance 1 → normalized [-1, 1] (eps aside) → [-1·1 + 0, 1·2 + 1].
+    let p = m.predict_dense(&[1.0, 3.0], 1, 2).unwrap();
+    assert!((p.scores.as_slice()[0] + 1.0).abs() < 1e-4 && (p.scores.as_slice()[1] - 3.0).abs() < 1e-4);
+    // A second reader of an intermediate value keeps the nodes as they are.
+    nodes.push(node("Relu", &["c"], &["other"], vec![]));
+    let bytes = model(nodes, consts, vec![value("x", &[-1, 2])], "y");
+    let (manifest, _) = import_bytes(&bytes, None, "m", &OnnxImportOptions::default()).unwrap();
+    assert!(!manifest.graph.nodes.iter().any(|n| n.op == "LayerNorm"), "nothing is fused");
+}
