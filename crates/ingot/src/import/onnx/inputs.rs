@@ -9,7 +9,8 @@
 
 use serde_json::json;
 
-use super::proto::{data_type, Dimension, GraphProto, TypeProto, ValueInfoProto};
+use super::attrs::Attrs;
+use super::proto::{data_type, Dimension, GraphProto, NodeProto, TypeProto, ValueInfoProto};
 use super::translate::{attrs, Arg, Dyn, Val};
 use super::{Importer, OnnxImportOptions};
 use crate::error::{Error, Result};
@@ -20,15 +21,83 @@ use crate::format::{
 use crate::graph::Dim;
 use crate::value::Value;
 
-/// A categorical input column and the one-hot block the pre-processing gives it.
+/// A categorical input column and the block of `features` the pre-processing gives it: one
+/// column per category (a `OneHotEncoder` reads it) or one code (a `LabelEncoder`).
 #[derive(Debug, Clone)]
 pub(crate) struct Categorical {
     /// The ONNX input's name.
     pub(crate) input: String,
-    pub(crate) categories: Vec<Value>,
-    pub(crate) handle_unknown: HandleUnknown,
+    /// The pre-processing step that encodes it.
+    pub(crate) step: TabularStepSpec,
+    /// Columns of its block.
+    pub(crate) width: usize,
     /// First column of the block in `features`.
     pub(crate) offset: usize,
+}
+
+/// The encoding of categorical input `name` by `node` (a `OneHotEncoder` or a `LabelEncoder`
+/// whose values number the keys `0 … k-1`).
+fn categorical_column(node: &NodeProto, name: &str, strings: bool) -> Result<Categorical> {
+    let a = Attrs::of(node);
+    let field = |e: String| Error::manifest(format!("{} `{}`", node.op_type, node.name), e);
+    let keys = |s: &str, i: &str| -> Result<Vec<Value>> {
+        Ok(if strings {
+            a.strings(s).map_err(field)?.unwrap_or_default().into_iter().map(Value::String).collect()
+        } else {
+            a.ints(i)
+                .map_err(field)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| Value::Number(v as f64))
+                .collect()
+        })
+    };
+    if node.op_type == "OneHotEncoder" {
+        let categories = keys("cats_strings", "cats_int64s")?;
+        if categories.is_empty() {
+            return Err(field("no categories for the input's type".into()));
+        }
+        let handle_unknown = if a.int_or("zeros", 1).map_err(field)? == 1 {
+            HandleUnknown::Ignore
+        } else {
+            HandleUnknown::Error
+        };
+        let width = categories.len();
+        let step =
+            TabularStepSpec::OneHotEncoder { categories: vec![categories], handle_unknown, drop: None };
+        return Ok(Categorical { input: name.into(), step, width, offset: 0 });
+    }
+    let keys = keys("keys_strings", "keys_int64s")?;
+    let (codes, default): (Vec<f64>, f64) = if let Some(v) = a.ints("values_int64s").map_err(field)? {
+        (v.iter().map(|&c| c as f64).collect(), a.int_or("default_int64", -1).map_err(field)? as f64)
+    } else if let Some(v) = a.floats("values_floats").map_err(field)? {
+        (
+            v.iter().map(|&c| f64::from(c)).collect(),
+            f64::from(a.float_or("default_float", -0.0).map_err(field)?),
+        )
+    } else {
+        return Err(Error::Unsupported {
+            what: format!("LabelEncoder `{}` to strings or tensors", node.name),
+        });
+    };
+    if keys.is_empty() || codes.len() != keys.len() {
+        return Err(field(format!("{} keys for {} values", keys.len(), codes.len())));
+    }
+    // Ingot's ordinal encoder numbers its categories in order: sort the keys by their codes.
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&i, &j| codes[i].total_cmp(&codes[j]));
+    if order.iter().enumerate().any(|(rank, &i)| codes[i] != rank as f64) {
+        return Err(Error::Unsupported {
+            what: format!("LabelEncoder `{}` whose values are not 0 … k-1 (an ordinal encoding)", node.name),
+        });
+    }
+    let step = TabularStepSpec::OrdinalEncoder {
+        categories: vec![order.iter().map(|&i| keys[i].clone()).collect()],
+        handle_unknown: HandleUnknown::UseEncodedValue,
+        unknown_value: Some(default),
+        encoded_missing_value: None,
+    };
+    Ok(Categorical { input: name.into(), step, width: 1, offset: 0 })
 }
 
 /// How the ONNX inputs map onto the bundle's input.
@@ -157,12 +226,14 @@ impl Importer<'_> {
                 [] => 1,
                 _ => unreachable!("rank > 2 inputs are dense"),
             };
-            let encoder =
-                graph.node.iter().find(|n| n.op_type == "OneHotEncoder" && n.input.first() == Some(name));
+            let encoder = graph.node.iter().find(|n| {
+                matches!(n.op_type.as_str(), "OneHotEncoder" | "LabelEncoder")
+                    && n.input.first() == Some(name)
+            });
             match (*elem, encoder) {
                 (data_type::STRING, None) => {
                     return Err(Error::Unsupported {
-                        what: format!("string input `{name}` that no OneHotEncoder reads"),
+                        what: format!("string input `{name}` that no OneHotEncoder or LabelEncoder reads"),
                     })
                 }
                 (data_type::STRING | data_type::INT64 | data_type::INT32, Some(node)) => {
@@ -171,37 +242,9 @@ impl Importer<'_> {
                             what: format!("categorical input `{name}` of {k} columns (one column per input)"),
                         });
                     }
-                    let a = super::attrs::Attrs::of(node);
-                    let field = |e: String| Error::manifest(format!("OneHotEncoder `{}`", node.name), e);
-                    let categories: Vec<Value> = if *elem == data_type::STRING {
-                        a.strings("cats_strings")
-                            .map_err(field)?
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(Value::String)
-                            .collect()
-                    } else {
-                        a.ints("cats_int64s")
-                            .map_err(field)?
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|v| Value::Number(v as f64))
-                            .collect()
-                    };
-                    if categories.is_empty() {
-                        return Err(field("no categories for the input's type".into()));
-                    }
-                    let handle_unknown = if a.int_or("zeros", 1).map_err(field)? == 1 {
-                        HandleUnknown::Ignore
-                    } else {
-                        HandleUnknown::Error
-                    };
-                    let dtype =
-                        if *elem == data_type::STRING { ElementType::String } else { ElementType::I64 };
-                    categorical.push((
-                        Categorical { input: name.clone(), categories, handle_unknown, offset: 0 },
-                        dtype,
-                    ));
+                    let strings = *elem == data_type::STRING;
+                    let dtype = if strings { ElementType::String } else { ElementType::I64 };
+                    categorical.push((categorical_column(node, name, strings)?, dtype));
                 }
                 (data_type::FLOAT | data_type::DOUBLE, _) => {
                     numeric.push((name.clone(), k, ElementType::F64))
@@ -235,7 +278,7 @@ impl Importer<'_> {
         let mut offset = n_numeric;
         for (c, _) in &mut categorical {
             c.offset = offset;
-            offset += c.categories.len();
+            offset += c.width;
         }
         let width = offset;
         self.out.reserve("features");
@@ -313,13 +356,9 @@ impl Inputs {
             }
             for c in &self.categorical {
                 transformers.push(TransformerSpec {
-                    name: format!("onehot_{}", c.input),
+                    name: format!("encode_{}", c.input),
                     columns: vec![c.input.clone()],
-                    steps: vec![TabularStepSpec::OneHotEncoder {
-                        categories: vec![c.categories.clone()],
-                        handle_unknown: c.handle_unknown,
-                        drop: None,
-                    }],
+                    steps: vec![c.step.clone()],
                 });
             }
             (

@@ -30,6 +30,7 @@ pub(crate) fn supported(op: &str) -> bool {
             | "LinearRegressor"
             | "ZipMap"
             | "OneHotEncoder"
+            | "LabelEncoder"
             | "ArrayFeatureExtractor"
             | "FeatureVectorizer"
             | "TreeEnsembleClassifier"
@@ -187,7 +188,7 @@ impl Importer<'_> {
                 Ok(vec![Val::Dyn(self.linear_rows(&x, &w, targets, f, &b, &out)?)])
             }
             "LinearClassifier" => self.linear_classifier(node, &a, ins),
-            "OneHotEncoder" => match ins.first().and_then(Option::as_ref) {
+            "OneHotEncoder" | "LabelEncoder" => match ins.first().and_then(Option::as_ref) {
                 Some(Val::Category(name)) => {
                     let c = self
                         .inputs
@@ -197,12 +198,14 @@ impl Importer<'_> {
                         .cloned()
                         .ok_or("unknown column")?;
                     let features = self.inputs.features.clone().ok_or("no tabular input")?;
-                    let n = c.categories.len();
-                    let cols = self.slice_columns(&features, c.offset, n, &out)?;
-                    Ok(vec![Val::Dyn(self.reshape(&cols, &[0, 1, n as i64])?)])
+                    let cols = self.slice_columns(&features, c.offset, c.width, &out)?;
+                    if op == "LabelEncoder" {
+                        return Ok(vec![Val::Dyn(cols)]);
+                    }
+                    Ok(vec![Val::Dyn(self.reshape(&cols, &[0, 1, c.width as i64])?)])
                 }
                 _ => {
-                    Err(unsupported("OneHotEncoder inside the graph (only over a categorical input column)"))
+                    Err(unsupported(format!("{op} inside the graph (only over a categorical input column)")))
                 }
             },
             "ArrayFeatureExtractor" => {

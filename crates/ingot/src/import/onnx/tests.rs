@@ -345,17 +345,17 @@ fn libm_erf(x: f64) -> f64 {
 
 #[test]
 fn a_decomposed_layer_norm_becomes_one_layer_norm_node() {
-    let axes = |name: &str| AttributeProto {
+    let axes = || AttributeProto {
         name: "axes".into(),
         r#type: attribute_type::INTS,
         ints: vec![-1],
         ..Default::default()
     };
     let mut nodes = vec![
-        node("ReduceMean", &["x"], &["mean"], vec![axes("axes")]),
+        node("ReduceMean", &["x"], &["mean"], vec![axes()]),
         node("Sub", &["x", "mean"], &["c"], vec![]),
         node("Pow", &["c", "two"], &["sq"], vec![]),
-        node("ReduceMean", &["sq"], &["var"], vec![axes("axes")]),
+        node("ReduceMean", &["sq"], &["var"], vec![axes()]),
         node("Add", &["var", "eps"], &["ve"], vec![]),
         node("Sqrt", &["ve"], &["sd"], vec![]),
         node("Div", &["c", "sd"], &["n"], vec![]),
@@ -379,4 +379,52 @@ fn a_decomposed_layer_norm_becomes_one_layer_norm_node() {
     let bytes = model(nodes, consts, vec![value("x", &[-1, 2])], "y");
     let (manifest, _) = import_bytes(&bytes, None, "m", &OnnxImportOptions::default()).unwrap();
     assert!(!manifest.graph.nodes.iter().any(|n| n.op == "LayerNorm"), "nothing is fused");
+}
+
+#[test]
+fn a_label_encoder_over_a_string_column_becomes_an_ordinal_encoder() {
+    let strings = |name: &str, v: &[&str]| AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::STRINGS,
+        strings: v.iter().map(|s| Bytes::from(s.to_string())).collect(),
+        ..Default::default()
+    };
+    let encoder = NodeProto {
+        domain: "ai.onnx.ml".into(),
+        ..node(
+            "LabelEncoder",
+            &["color"],
+            &["code"],
+            vec![strings("keys_strings", &["red", "green", "blue"]), ints_attr("values_int64s", &[2, 0, 1])],
+        )
+    };
+    let cast = node("Cast", &["code"], &["codef"], vec![int_attr("to", data_type::FLOAT as i64)]);
+    let concat = node("Concat", &["x", "codef"], &["both"], vec![int_attr("axis", 1)]);
+    let w = floats("W", &[2, 2], &[1.0, 0.0, 0.0, 1.0]);
+    let mut bytes_model = ModelProto::decode(Bytes::from(model(
+        vec![encoder, cast, concat, node("MatMul", &["both", "W"], &["y"], vec![])],
+        vec![w],
+        vec![
+            value("x", &[-1, 1]),
+            ValueInfoProto { name: "color".into(), r#type: Some(dims_type(data_type::STRING, &[-1, 1])) },
+        ],
+        "y",
+    )))
+    .unwrap();
+    bytes_model.opset_import.push(OperatorSetIdProto { domain: "ai.onnx.ml".into(), version: 2 });
+    let m = load(&bytes_model.encode_to_vec());
+    let records: Vec<crate::Record> = [("blue", 1.5), ("red", 2.0), ("purple", 0.0)]
+        .iter()
+        .map(|(c, x)| {
+            [
+                ("x".to_string(), crate::Value::Number(*x)),
+                ("color".to_string(), crate::Value::String(c.to_string())),
+            ]
+            .into_iter()
+            .collect()
+        })
+        .collect();
+    let p = m.predict_records(&records).unwrap();
+    // blue → 1, red → 2, an unknown color → LabelEncoder's default -1.
+    assert_eq!(p.scores.as_slice(), &[1.5, 1.0, 2.0, 2.0, 0.0, -1.0]);
 }
