@@ -306,7 +306,7 @@ fn text_encoder(
 ) -> Result<Option<Imported>> {
     let graph =
         model.graph.as_ref().ok_or_else(|| Error::manifest("onnx.graph", "the model has no graph"))?;
-    if !encoder::looks_like_encoder(graph, &consts) {
+    if !encoder::looks_like_encoder(graph, consts) {
         return Ok(None);
     }
     let output = match &options.output {
@@ -317,7 +317,7 @@ fn text_encoder(
             .map(|o| o.name.clone())
             .ok_or_else(|| Error::manifest("onnx.graph.output", "no outputs"))?,
     };
-    let found = encoder::recognize(graph, &consts, &output).map_err(|e| match e {
+    let found = encoder::recognize(graph, consts, &output).map_err(|e| match e {
         Fail::Unsupported(what) => Error::Unsupported { what: format!("text encoder: {what}") },
         Fail::Invalid(detail) => Error::manifest("onnx.graph (text encoder)", detail),
     })?;

@@ -18,13 +18,12 @@ use super::tensor::Const;
 /// The graph's nodes with the patterns rewritten.
 pub(crate) fn rewrite(nodes: &[NodeProto], consts: &HashMap<String, Const>, opset: i64) -> Vec<NodeProto> {
     let mut g = Nodes::new(nodes, consts, opset);
-    for i in 0..nodes.len() {
-        if nodes[i].op_type == "Erf" {
-            g.gelu(i);
-        }
-        if nodes[i].op_type == "ReduceMean" {
-            g.layer_norm(i);
-        }
+    for (i, n) in nodes.iter().enumerate() {
+        match n.op_type.as_str() {
+            "Erf" => g.gelu(i),
+            "ReduceMean" => g.layer_norm(i),
+            _ => None,
+        };
     }
     g.finish()
 }
@@ -204,7 +203,7 @@ impl<'a> Nodes<'a> {
         let gamma = Self::other(&self.nodes[mul], &self.nodes[div].output[0])?.to_string();
         let bias = self.only_reader(mul, "Add")?;
         let beta = Self::other(&self.nodes[bias], &self.nodes[mul].output[0])?.to_string();
-        if !self.consts.contains_key(&gamma) || !self.consts.contains_key(&beta) || !(eps > 0.0) {
+        if !self.consts.contains_key(&gamma) || !self.consts.contains_key(&beta) || eps.is_nan() || eps <= 0.0 {
             return None;
         }
         for i in [mean, sub, pow, var, add, sqrt, div, mul] {
