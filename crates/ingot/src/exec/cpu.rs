@@ -4,21 +4,28 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::lower::transpose;
+use super::lower::{kernel_window, transpose};
 use super::Feed;
 use crate::arena::{Arena, Lease};
 use crate::error::{Error, Result};
-use crate::graph::WeightLayout;
+use crate::graph::{slice_range, SliceAxis, WeightLayout, Window};
 use crate::kernels::activation::Act;
 use crate::kernels::attention::{sequence_offsets, Attention};
+use crate::kernels::conv::Conv2d;
 use crate::kernels::elementwise::{self, broadcast_shape, Binary};
 use crate::kernels::embedding::Embedding;
 use crate::kernels::gemm::{gemm, InputKind, PackedWeight};
 use crate::kernels::isa::Isa;
 use crate::kernels::layernorm::LayerNorm;
+use crate::kernels::layout;
 use crate::kernels::linear::LinearKernel;
+use crate::kernels::matmul::{batch_shape, batched_matmul};
 use crate::kernels::pool::{l2_normalize, SequencePool};
+use crate::kernels::pool2d::{global_pool, pool2d, Pool2d};
+use crate::kernels::reduce::{reduce, Reduce};
+use crate::kernels::tabular::{impute, normalize, Norm};
 use crate::kernels::trees::Forest;
+use crate::kernels::unary::{self, Unary};
 use crate::storage::F32Data;
 
 /// What one step runs.
@@ -59,6 +66,42 @@ pub(crate) enum Kernel {
     L2Normalize,
     /// A tree ensemble, packed.
     Trees(Box<Forest>),
+    /// A convolution with its stored weights (and fused activation) and its window.
+    Conv {
+        conv: Box<Conv2d>,
+        window: Window,
+    },
+    /// A window pool.
+    Pool2d {
+        pool: Pool2d,
+        window: Window,
+        ceil_mode: bool,
+    },
+    /// The maximum (`max`) or mean of each `[N, C]` plane.
+    GlobalPool {
+        max: bool,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// An element-wise function other than the fusable activations.
+    Map(Unary),
+    LogSoftmax {
+        axis: usize,
+    },
+    Reduce {
+        op: Reduce,
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
+    Slice {
+        axes: Vec<SliceAxis>,
+    },
+    Normalize(Norm),
+    /// Missing values replaced by the stored fill values, one per column (or one for all).
+    Impute {
+        fill: Vec<f32>,
+    },
 }
 
 /// One step: a kernel, the values it reads and the value it writes.
@@ -264,14 +307,23 @@ impl CpuPlan {
                 other => Err(failed(step, format!("expected [rows, {width}], got {other:?}"))),
             }
         };
+        // `[…, width]` of rank ≥ 2 as rows: their number, and the shape with `out` columns.
+        let leading_rows = |shape: &[usize], width: usize, out: usize| -> Result<(usize, Vec<usize>)> {
+            match shape {
+                [lead @ .., w] if *w == width && !lead.is_empty() => {
+                    Ok((lead.iter().product(), lead.iter().copied().chain([out]).collect()))
+                }
+                other => Err(failed(step, format!("expected […, {width}] of rank ≥ 2, got {other:?}"))),
+            }
+        };
         match &step.kernel {
             Kernel::Linear(k) => {
                 let (x, shape) = f32_arg(0)?;
-                let n = rows_of(shape, k.in_features())?;
+                let (n, out_shape) = leading_rows(shape, k.in_features(), k.out_features())?;
                 if let Some(observer) = &self.observer {
                     observer.record(&step.name, x, k.in_features());
                 }
-                Ok(output(arena, vec![n, k.out_features()], |o| k.forward(x, n, o)))
+                Ok(output(arena, out_shape, |o| k.forward(x, n, o)))
             }
             Kernel::LinearDynamic { layout } => {
                 let (x, xs) = f32_arg(0)?;
@@ -280,25 +332,30 @@ impl CpuPlan {
                     (WeightLayout::Rows, [m, k]) => (*m, *k),
                     _ => return Err(failed(step, "computed weights must be [out, in]")),
                 };
-                let n = rows_of(xs, k)?;
+                let (_, out_shape) = leading_rows(xs, k, m)?;
                 let bias = step.inputs.get(2).map(|_| f32_arg(2)).transpose()?.map(|(b, _)| b);
                 if bias.is_some_and(|b| b.len() != m) {
                     return Err(failed(step, format!("the bias does not have {m} values")));
                 }
                 let packed = PackedWeight::pack(w, m, k);
-                Ok(output(arena, vec![n, m], |o| {
+                Ok(output(arena, out_shape, |o| {
                     gemm(self.isa, x, &packed, bias, Act::Identity, InputKind::Dense, o)
                 }))
             }
             Kernel::MatMul => {
                 let (x, xs) = f32_arg(0)?;
                 let (b, bs) = f32_arg(1)?;
-                let &[k, m] = bs else { return Err(failed(step, "B must be 2-D")) };
-                let n = rows_of(xs, k)?;
-                let packed = PackedWeight::pack(&transpose(b, k, m), m, k);
-                Ok(output(arena, vec![n, m], |o| {
-                    gemm(self.isa, x, &packed, None, Act::Identity, InputKind::Dense, o)
-                }))
+                if let (&[_, _], &[k, m]) = (xs, bs) {
+                    let n = rows_of(xs, k)?;
+                    let packed = PackedWeight::pack(&transpose(b, k, m), m, k);
+                    return Ok(output(arena, vec![n, m], |o| {
+                        gemm(self.isa, x, &packed, None, Act::Identity, InputKind::Dense, o)
+                    }));
+                }
+                let batch = batch_shape(xs, bs)
+                    .ok_or_else(|| failed(step, format!("{xs:?} and {bs:?} do not multiply")))?;
+                let shape = batch.into_iter().chain([xs[xs.len() - 2], bs[bs.len() - 1]]).collect();
+                Ok(output(arena, shape, |o| batched_matmul(self.isa, (x, xs), (b, bs), o)))
             }
             Kernel::Gemm { alpha, beta, trans_a, trans_b } => {
                 let (a, a_shape) = f32_arg(0)?;
@@ -416,8 +473,118 @@ impl CpuPlan {
                 let d = shape.last().copied().unwrap_or(1);
                 Ok(output(arena, shape.to_vec(), |o| l2_normalize(x, d, o)))
             }
+            Kernel::Conv { conv, window } => {
+                let (x, shape) = f32_arg(0)?;
+                let (n, hw, out_hw) =
+                    image(shape, conv.in_channels(), window, false).map_err(|e| failed(step, e))?;
+                Ok(output(arena, vec![n, conv.out_channels(), out_hw[0], out_hw[1]], |o| {
+                    conv.forward(x, n, hw, out_hw, o)
+                }))
+            }
+            Kernel::Pool2d { pool, window, ceil_mode } => {
+                let (x, shape) = f32_arg(0)?;
+                let c = shape.get(1).copied().unwrap_or(0);
+                let (n, hw, out_hw) = image(shape, c, window, *ceil_mode).map_err(|e| failed(step, e))?;
+                let win = kernel_window(window);
+                Ok(output(arena, vec![n, c, out_hw[0], out_hw[1]], |o| {
+                    pool2d(*pool, &win, x, n * c, hw, out_hw, o)
+                }))
+            }
+            Kernel::GlobalPool { max } => {
+                let (x, shape) = f32_arg(0)?;
+                if shape.len() < 3 {
+                    return Err(failed(step, format!("expected [N, C, spatial…], got {shape:?}")));
+                }
+                let mut out_shape = shape.to_vec();
+                out_shape[2..].fill(1);
+                let size = shape[2..].iter().product();
+                Ok(output(arena, out_shape, |o| global_pool(*max, x, size, o)))
+            }
+            Kernel::Transpose { perm } => {
+                let (x, shape) = f32_arg(0)?;
+                if shape.len() != perm.len() {
+                    return Err(failed(step, format!("{shape:?} does not have {} axes", perm.len())));
+                }
+                let out_shape = perm.iter().map(|&a| shape[a]).collect();
+                Ok(output(arena, out_shape, |o| layout::transpose(x, shape, perm, o)))
+            }
+            Kernel::Map(f) => {
+                let (x, shape) = f32_arg(0)?;
+                Ok(output(arena, shape.to_vec(), |o| unary::map(*f, x, o)))
+            }
+            Kernel::LogSoftmax { axis } => {
+                let (x, shape) = f32_arg(0)?;
+                if *axis >= shape.len() {
+                    return Err(failed(step, format!("axis {axis} is out of range for {shape:?}")));
+                }
+                Ok(output(arena, shape.to_vec(), |o| elementwise::log_softmax_axis(x, shape, *axis, o)))
+            }
+            Kernel::Reduce { op, axes, keepdims } => {
+                let (x, shape) = f32_arg(0)?;
+                if axes.iter().any(|&a| a >= shape.len()) {
+                    return Err(failed(step, format!("axes {axes:?} are out of range for {shape:?}")));
+                }
+                let reduced: Vec<bool> = (0..shape.len()).map(|a| axes.contains(&a)).collect();
+                let out_shape = shape
+                    .iter()
+                    .zip(&reduced)
+                    .filter_map(|(&d, &r)| match (r, keepdims) {
+                        (false, _) => Some(d),
+                        (true, true) => Some(1),
+                        (true, false) => None,
+                    })
+                    .collect();
+                Ok(output(arena, out_shape, |o| reduce(*op, x, shape, &reduced, o)))
+            }
+            Kernel::Slice { axes } => {
+                let (x, shape) = f32_arg(0)?;
+                let mut ranges: Vec<(usize, usize, isize)> = shape.iter().map(|&d| (0, d, 1)).collect();
+                for s in axes {
+                    let Some(&d) = shape.get(s.axis) else {
+                        return Err(failed(step, format!("axis {} is out of range for {shape:?}", s.axis)));
+                    };
+                    let (first, len) = slice_range(d, s.start, s.end, s.step);
+                    ranges[s.axis] = (first, len, s.step as isize);
+                }
+                let out_shape = ranges.iter().map(|r| r.1).collect();
+                Ok(output(arena, out_shape, |o| layout::slice(x, shape, &ranges, o)))
+            }
+            Kernel::Normalize(norm) => {
+                let (x, shape) = f32_arg(0)?;
+                let &[_, f] = shape else {
+                    return Err(failed(step, format!("expected [rows, features], got {shape:?}")));
+                };
+                Ok(output(arena, shape.to_vec(), |o| normalize(*norm, x, f, o)))
+            }
+            Kernel::Impute { fill } => {
+                let (x, shape) = f32_arg(0)?;
+                match shape {
+                    [_, f] if *f == fill.len() || fill.len() == 1 => {}
+                    other => {
+                        return Err(failed(step, format!("expected [rows, {}], got {other:?}", fill.len())))
+                    }
+                }
+                Ok(output(arena, shape.to_vec(), |o| impute(x, fill, o)))
+            }
         }
     }
+}
+
+/// The batch, `[H, W]` and output `[OH, OW]` of `window` over an `[N, C, H, W]` input of
+/// `channels` channels.
+fn image(
+    shape: &[usize],
+    channels: usize,
+    window: &Window,
+    ceil: bool,
+) -> std::result::Result<(usize, [usize; 2], [usize; 2]), String> {
+    let &[n, c, h, w] = shape else { return Err(format!("expected [N, C, H, W], got {shape:?}")) };
+    if c != channels {
+        return Err(format!("expected {channels} channels, got {shape:?}"));
+    }
+    let out =
+        window.output([h, w], ceil).ok_or_else(|| format!("the window does not fit a {h}×{w} input"))?;
+    Ok((n, [h, w], out))
 }
 
 /// Output dimensions of a reshape: `-1` infers one dimension, `0` copies the input's.

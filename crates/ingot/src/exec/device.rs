@@ -1,16 +1,18 @@
 //! Running a graph on a candle [`Device`] (CUDA with the `cuda` feature) with candle's own ops.
 //!
 //! The CPU has its own plan ([`super::cpu`]); this one exists for the other devices, and runs the
-//! generic ops of opset 1. The ops that have only CPU kernels so far (`Gather`, `LayerNorm`,
-//! `MultiHeadAttention`, `SequencePool`, `TreeEnsemble`) are refused at load, naming the op and the device.
+//! generic ops with candle's. The ops that have only CPU kernels so far (`Gather`, `LayerNorm`,
+//! `MultiHeadAttention`, `SequencePool`, `TreeEnsemble`), and the uses of opset-2 ops that no
+//! short composition of candle ops computes exactly ([`unsupported`]), are refused at load,
+//! naming the op and the device.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::Feed;
 use crate::error::{Error, Result};
 use crate::format::packed;
 use crate::format::Bundle;
-use crate::graph::{Graph, Op, WeightLayout};
+use crate::graph::{slice_range, Graph, NormKind, Op, ReduceKind, WeightLayout};
 
 /// A graph prepared for a device: its stored tensors uploaded, nodes kept as ops.
 #[derive(Debug)]
@@ -27,17 +29,10 @@ impl DevicePlan {
     pub(crate) fn lower(graph: &Graph, bundle: &Bundle, device: &Device) -> Result<DevicePlan> {
         let mut constants = Vec::new();
         for node in &graph.nodes {
-            if matches!(
-                node.op,
-                Op::Gather { .. }
-                    | Op::LayerNorm { .. }
-                    | Op::MultiHeadAttention { .. }
-                    | Op::SequencePool { .. }
-                    | Op::TreeEnsemble(_)
-            ) {
+            if let Some(why) = unsupported(&node.op) {
                 return Err(Error::Unsupported {
                     what: format!(
-                        "op `{:?}` (node `{}`) on device {device:?}; it runs on the CPU",
+                        "op `{:?}` (node `{}`) on device {device:?}: {why}; it runs on the CPU",
                         node.op, node.name
                     ),
                 });
@@ -118,6 +113,32 @@ impl DevicePlan {
     }
 }
 
+/// Why `op` has no device implementation, or `None` when it has one.
+fn unsupported(op: &Op) -> Option<&'static str> {
+    match op {
+        Op::Gather { .. }
+        | Op::LayerNorm { .. }
+        | Op::MultiHeadAttention { .. }
+        | Op::SequencePool { .. }
+        | Op::TreeEnsemble(_) => Some("it has only a CPU kernel"),
+        Op::Conv { window, .. }
+            if window.strides[0] != window.strides[1] || window.dilations[0] != window.dilations[1] =>
+        {
+            Some("candle's convolution takes one stride and one dilation for both axes")
+        }
+        Op::MaxPool { window, ceil_mode } | Op::AveragePool { window, ceil_mode, .. }
+            if *ceil_mode || window.pads != [0; 4] || window.dilations != [1, 1] =>
+        {
+            Some("candle's pools have no padding, dilation or ceil mode")
+        }
+        Op::Slice { axes } if axes.iter().any(|s| s.step != 1) => Some("candle slices with step 1 only"),
+        Op::Pow { exponent } if ![0.5, 2.0, 3.0].contains(exponent) => {
+            Some("candle's powf is exact only for positive bases; exponents 0.5, 2 and 3 run")
+        }
+        _ => None,
+    }
+}
+
 /// For each node, the values it is the last reader of (never graph outputs or stored tensors).
 fn release_plan(graph: &Graph) -> Vec<Vec<usize>> {
     let mut last = vec![None; graph.values.len()];
@@ -161,7 +182,7 @@ fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
     let x = args[0];
     Ok(match op {
         Op::Linear { .. } => {
-            let y = x.matmul(&args[1].t()?)?;
+            let y = x.broadcast_matmul(&args[1].t()?)?;
             match args.get(2) {
                 Some(b) => y.broadcast_add(b)?,
                 None => y,
@@ -179,7 +200,7 @@ fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
                 _ => y,
             }
         }
-        Op::MatMul => x.matmul(args[1])?,
+        Op::MatMul => x.broadcast_matmul(args[1])?,
         Op::Add => x.broadcast_add(args[1])?,
         Op::Sub => x.broadcast_sub(args[1])?,
         Op::Mul => x.broadcast_mul(args[1])?,
@@ -204,6 +225,72 @@ fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
             let dims = super::cpu::resolve_reshape(x.dims(), shape).map_err(candle_core::Error::Msg)?;
             x.reshape(dims)?
         }
+        Op::Conv { window, group } => {
+            let [top, left, bottom, right] = window.pads;
+            let padded = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+            let y = padded.conv2d(args[1], 0, window.strides[0], window.dilations[0], *group)?;
+            match args.get(2) {
+                Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)?,
+                None => y,
+            }
+        }
+        Op::MaxPool { window, .. } => x.max_pool2d_with_stride(window.kernel_pair(), window.stride_pair())?,
+        Op::AveragePool { window, .. } => {
+            x.avg_pool2d_with_stride(window.kernel_pair(), window.stride_pair())?
+        }
+        Op::GlobalAveragePool => x.mean_keepdim((2..x.rank()).collect::<Vec<_>>())?,
+        Op::GlobalMaxPool => (2..x.rank()).try_fold(x.clone(), |t, d| t.max_keepdim(d))?,
+        Op::Transpose { perm } => x.permute(perm.clone())?.contiguous()?,
+        Op::LeakyRelu { alpha } => x.ge(0f64)?.where_cond(x, &(x * f64::from(*alpha))?)?,
+        Op::Clip { min, max } => x.clamp(*min, *max)?,
+        Op::Exp => x.exp()?,
+        Op::Log => x.log()?,
+        Op::Sqrt => x.sqrt()?,
+        Op::Abs => x.abs()?,
+        Op::Neg => x.neg()?,
+        Op::Erf => x.erf()?,
+        Op::Reciprocal => x.recip()?,
+        Op::HardSigmoid { alpha, beta } => {
+            x.affine(f64::from(*alpha), f64::from(*beta))?.clamp(0f32, 1f32)?
+        }
+        Op::HardSwish => (x * x.affine(1.0 / 6.0, 0.5)?.clamp(0f32, 1f32)?)?,
+        // max(x, 0) + ln(1 + e^−|x|): no overflow for large |x|.
+        Op::Softplus => (x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?,
+        Op::Pow { exponent } if *exponent == 2.0 => x.sqr()?,
+        Op::Pow { exponent } if *exponent == 3.0 => (x.sqr()? * x)?,
+        Op::Pow { .. } => x.sqrt()?,
+        Op::LogSoftmax { axis } => {
+            let shifted = x.broadcast_sub(&x.max_keepdim(*axis)?)?;
+            shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(*axis)?.log()?)?
+        }
+        Op::Reduce { kind, axes, keepdims } => {
+            let mut y = match kind {
+                ReduceKind::Mean => x.mean_keepdim(axes.clone())?,
+                ReduceKind::Sum => x.sum_keepdim(axes.clone())?,
+                ReduceKind::Max => axes.iter().try_fold(x.clone(), |t, &a| t.max_keepdim(a))?,
+            };
+            if !keepdims {
+                for &a in axes.iter().rev() {
+                    y = y.squeeze(a)?;
+                }
+            }
+            y
+        }
+        Op::Slice { axes } => axes.iter().try_fold(x.clone(), |t, s| {
+            let (first, len) = slice_range(t.dim(s.axis)?, s.start, s.end, s.step);
+            t.narrow(s.axis, first, len)
+        })?,
+        Op::Normalize { norm } => {
+            let n = match norm {
+                NormKind::L1 => x.abs()?.sum_keepdim(1)?,
+                NormKind::L2 => x.sqr()?.sum_keepdim(1)?.sqrt()?,
+                NormKind::Max => x.abs()?.max_keepdim(1)?,
+            };
+            // A zero norm divides by 1: the row stays as it is.
+            let n = (&n + n.eq(0f64)?.to_dtype(DType::F32)?)?;
+            x.broadcast_div(&n)?
+        }
+        Op::Impute => x.ne(x)?.where_cond(&args[1].broadcast_as(x.shape())?, x)?,
         Op::Gather { .. }
         | Op::LayerNorm { .. }
         | Op::MultiHeadAttention { .. }

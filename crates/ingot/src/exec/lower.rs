@@ -6,9 +6,10 @@
 use super::cpu::{Constant, CpuPlan, Kernel, Step};
 use crate::error::{Error, Result};
 use crate::format::{Bundle, DType};
-use crate::graph::{Graph, Node, Op, PoolMode, WeightLayout};
+use crate::graph::{Dim, Graph, Node, NormKind, Op, PoolMode, ReduceKind, Shape, WeightLayout, Window};
 use crate::kernels::activation::Act;
 use crate::kernels::attention::Attention;
+use crate::kernels::conv::Conv2d;
 use crate::kernels::elementwise::Binary;
 use crate::kernels::embedding::Embedding;
 use crate::kernels::gemm::PackedWeight;
@@ -17,8 +18,13 @@ use crate::kernels::isa::Isa;
 use crate::kernels::layernorm::LayerNorm;
 use crate::kernels::linear::LinearKernel;
 use crate::kernels::pool::SequencePool;
+use crate::kernels::pool2d::Pool2d;
 use crate::kernels::qgemm::QuantWeight;
+use crate::kernels::reduce::Reduce;
+use crate::kernels::tabular::Norm;
 use crate::kernels::trees::Forest;
+use crate::kernels::unary::Unary;
+use crate::kernels::window;
 use crate::storage::F32Data;
 
 /// Lowers `graph` for the CPU, reading stored tensors from `bundle`.
@@ -208,7 +214,7 @@ fn bind(node: &Node, graph: &Graph, bundle: &Bundle, isa: Isa) -> Result<(Kernel
         Op::Gemm { alpha, beta, trans_a, trans_b } => {
             Kernel::Gemm { alpha: *alpha, beta: *beta, trans_a: *trans_a, trans_b: *trans_b }
         }
-        Op::MatMul if graph.is_initializer(inputs[1]) => {
+        Op::MatMul if graph.is_initializer(inputs[1]) && graph.values[inputs[1]].shape.len() == 2 => {
             let shape = dims(inputs[1]).unwrap_or_default();
             let [k, m] = shape.as_slice() else { return Err("B must be 2-D".into()) };
             let b = stored(graph, bundle, inputs[1])?;
@@ -265,8 +271,70 @@ fn bind(node: &Node, graph: &Graph, bundle: &Bundle, isa: Isa) -> Result<(Kernel
             let ensemble = crate::trees::from_tensors(attrs, width, &views)?;
             return Ok((Kernel::Trees(Box::new(Forest::pack(&ensemble))), vec![inputs[0]]));
         }
+        Op::Conv { window, group } => {
+            let shape = dims(inputs[1]).unwrap_or_default();
+            let shape = <[usize; 4]>::try_from(shape.as_slice()).map_err(|_| "the weight must be 4-D")?;
+            let weight = stored(graph, bundle, inputs[1])?;
+            let bias = inputs
+                .get(2)
+                .map(|&b| stored(graph, bundle, b).map(|d| d.as_slice().to_vec()))
+                .transpose()?;
+            let conv = Conv2d::new(isa, weight.as_slice(), bias, shape, *group, kernel_window(window))?;
+            return Ok((Kernel::Conv { conv: Box::new(conv), window: *window }, vec![inputs[0]]));
+        }
+        Op::MaxPool { window, ceil_mode } => {
+            Kernel::Pool2d { pool: Pool2d::Max, window: *window, ceil_mode: *ceil_mode }
+        }
+        Op::AveragePool { window, ceil_mode, count_include_pad } => Kernel::Pool2d {
+            pool: Pool2d::Average { count_include_pad: *count_include_pad },
+            window: *window,
+            ceil_mode: *ceil_mode,
+        },
+        Op::GlobalAveragePool => Kernel::GlobalPool { max: false },
+        Op::GlobalMaxPool => Kernel::GlobalPool { max: true },
+        Op::Transpose { perm } => Kernel::Transpose { perm: perm.clone() },
+        Op::LeakyRelu { alpha } => Kernel::Map(Unary::LeakyRelu(*alpha)),
+        Op::Clip { min, max } => Kernel::Map(Unary::Clip { min: *min, max: *max }),
+        Op::Exp => Kernel::Map(Unary::Exp),
+        Op::Log => Kernel::Map(Unary::Log),
+        Op::Sqrt => Kernel::Map(Unary::Sqrt),
+        Op::Abs => Kernel::Map(Unary::Abs),
+        Op::Neg => Kernel::Map(Unary::Neg),
+        Op::Erf => Kernel::Map(Unary::Erf),
+        Op::Reciprocal => Kernel::Map(Unary::Reciprocal),
+        Op::HardSigmoid { alpha, beta } => Kernel::Map(Unary::HardSigmoid { alpha: *alpha, beta: *beta }),
+        Op::HardSwish => Kernel::Map(Unary::HardSwish),
+        Op::Softplus => Kernel::Map(Unary::Softplus),
+        Op::Pow { exponent } => Kernel::Map(Unary::Pow(*exponent)),
+        Op::LogSoftmax { axis } => Kernel::LogSoftmax { axis: *axis },
+        Op::Reduce { kind, axes, keepdims } => {
+            let op = match kind {
+                ReduceKind::Mean => Reduce::Mean,
+                ReduceKind::Sum => Reduce::Sum,
+                ReduceKind::Max => Reduce::Max,
+            };
+            Kernel::Reduce { op, axes: axes.clone(), keepdims: *keepdims }
+        }
+        Op::Slice { axes } => Kernel::Slice { axes: axes.clone() },
+        Op::Normalize { norm } => Kernel::Normalize(match norm {
+            NormKind::L1 => Norm::L1,
+            NormKind::L2 => Norm::L2,
+            NormKind::Max => Norm::Max,
+        }),
+        Op::Impute => {
+            let fill = stored(graph, bundle, inputs[1])?.as_slice().to_vec();
+            if fill.is_empty() {
+                return Err("the fill values are empty".into());
+            }
+            return Ok((Kernel::Impute { fill }, vec![inputs[0]]));
+        }
     };
     Ok((kernel, inputs))
+}
+
+/// The kernels' form of a graph window.
+pub(super) fn kernel_window(w: &Window) -> window::Window {
+    window::Window { kernel: w.kernel, strides: w.strides, pads: w.pads, dilations: w.dilations }
 }
 
 /// Row-major `[cols, rows]` transpose of a `[rows, cols]` matrix.
@@ -280,8 +348,8 @@ fn readers(plan: &CpuPlan, v: usize) -> usize {
         + plan.outputs.iter().filter(|&&o| o == v).count()
 }
 
-/// Folds an activation step into the preceding linear kernel when nothing else reads the
-/// intermediate value.
+/// Folds an activation step into the preceding linear or convolution kernel when nothing else
+/// reads the intermediate value.
 fn fuse_activations(plan: &mut CpuPlan) {
     let mut i = 0;
     while i + 1 < plan.steps.len() {
@@ -290,14 +358,19 @@ fn fuse_activations(plan: &mut CpuPlan) {
             _ => None,
         };
         let produced = plan.steps[i].output;
-        let fusable = matches!(&plan.steps[i].kernel, Kernel::Linear(k) if k.act() == Act::Identity)
-            && plan.steps[i + 1].inputs == [produced]
-            && readers(plan, produced) == 1;
+        let unfused = match &plan.steps[i].kernel {
+            Kernel::Linear(k) => k.act() == Act::Identity,
+            Kernel::Conv { conv, .. } => conv.act() == Act::Identity,
+            _ => false,
+        };
+        let fusable = unfused && plan.steps[i + 1].inputs == [produced] && readers(plan, produced) == 1;
         if let (true, Some(act)) = (fusable, act) {
             let next = plan.steps.remove(i + 1);
             let step = &mut plan.steps[i];
-            if let Kernel::Linear(k) = &step.kernel {
-                step.kernel = Kernel::Linear(k.with_act(act));
+            match &mut step.kernel {
+                Kernel::Linear(k) => *k = k.with_act(act),
+                Kernel::Conv { conv, .. } => conv.set_act(act),
+                _ => {}
             }
             step.output = next.output;
             step.name = format!("{}+{}", step.name, next.name);
@@ -397,27 +470,66 @@ fn release_plan(plan: &CpuPlan) -> Vec<Vec<usize>> {
 }
 
 /// Whether the plan maps each row of its single `[rows, width]` input to the same row of every
-/// output: linear kernels, element-wise activations, softmax and L2 normalization along the
-/// features, and arithmetic with a constant that does not vary by row (rank ≤ 1, or a leading
-/// dimension of 1). Such a plan may run a tall batch in independent chunks of rows.
+/// output, so that it may run a tall batch in independent chunks of rows.
+///
+/// A value *carries the rows* when its axis 0 is the input's rows: the input does, and so does
+/// the output of a step that works row by row on values that carry them — linear layers,
+/// element-wise functions, convolutions and pools (per image), normalizations of rows, softmax
+/// along a later axis, transposes, slices and reductions that leave axis 0 in place, reshapes
+/// that keep each row's values in its row, and arithmetic of two row-carrying values of the
+/// same rank or of one and a constant that does not vary by row (of lower rank, or with a
+/// leading dimension of 1). The plan is row-wise when every step is such a step.
 fn is_row_wise(plan: &CpuPlan, graph: &Graph) -> bool {
-    let constant_per_row = |v: usize| {
-        plan.constants
-            .iter()
-            .find(|(c, _)| *c == v)
-            .map(|(_, c)| matches!(c.shape.as_slice(), [] | [_] | [1, ..]))
-    };
-    let per_row = |step: &Step| match &step.kernel {
-        Kernel::Linear(_) | Kernel::Unary(_) | Kernel::L2Normalize => true,
-        Kernel::Softmax { axis } => *axis == 1,
-        Kernel::Binary(_) => match step.inputs.as_slice() {
-            &[a, b] => match (constant_per_row(a), constant_per_row(b)) {
-                (None, Some(fixed)) | (Some(fixed), None) => fixed,
+    let Some(input) = graph.input_width().map(|_| graph.inputs[0].value) else { return false };
+    let mut rows = vec![false; plan.slot_count];
+    rows[input] = true;
+    let rank = |v: usize| graph.values[v].shape.len();
+    let constant = |v: usize| plan.constants.iter().find(|(c, _)| *c == v).map(|(_, c)| c.shape.as_slice());
+    let per_row_constant = |c: &[usize], r: usize| c.len() < r || (c.len() == r && c.first() == Some(&1));
+    for step in &plan.steps {
+        let first = step.inputs.first().is_some_and(|&v| rows[v]);
+        let row_wise = match &step.kernel {
+            Kernel::Linear(_)
+            | Kernel::Unary(_)
+            | Kernel::Map(_)
+            | Kernel::L2Normalize
+            | Kernel::Normalize(_)
+            | Kernel::Impute { .. }
+            | Kernel::Conv { .. }
+            | Kernel::Pool2d { .. }
+            | Kernel::GlobalPool { .. } => first,
+            Kernel::Softmax { axis } | Kernel::LogSoftmax { axis } => first && *axis >= 1,
+            Kernel::Transpose { perm } => first && perm.first() == Some(&0),
+            Kernel::Slice { axes } => first && axes.iter().all(|s| s.axis != 0),
+            Kernel::Reduce { axes, .. } => first && !axes.contains(&0),
+            Kernel::Reshape { .. } => {
+                first && keeps_rows(&graph.values[step.inputs[0]].shape, &graph.values[step.output].shape)
+            }
+            Kernel::Binary(_) => match *step.inputs.as_slice() {
+                [a, b] => match (rows[a], rows[b]) {
+                    (true, true) => rank(a) == rank(b),
+                    (true, false) => constant(b).is_some_and(|c| per_row_constant(c, rank(a))),
+                    (false, true) => constant(a).is_some_and(|c| per_row_constant(c, rank(b))),
+                    (false, false) => false,
+                },
                 _ => false,
             },
             _ => false,
-        },
-        _ => false,
+        };
+        if !row_wise {
+            return false;
+        }
+        rows[step.output] = true;
+    }
+    true
+}
+
+/// Whether a reshape from `input` to `output` keeps each row's values in its row: both are
+/// `[-1, fixed…]` with as many values per row.
+fn keeps_rows(input: &Shape, output: &Shape) -> bool {
+    let per_row = |s: &Shape| match s.split_first() {
+        Some((Dim::Var, rest)) => rest.iter().map(|d| d.fixed()).product::<Option<usize>>(),
+        _ => None,
     };
-    graph.input_width().is_some() && plan.steps.iter().all(per_row)
+    per_row(input).is_some() && per_row(input) == per_row(output)
 }

@@ -167,6 +167,9 @@ impl Plan {
 }
 
 #[cfg(test)]
+mod op_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

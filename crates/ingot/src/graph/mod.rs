@@ -1,21 +1,27 @@
-//! The op graph (opset 1) as a validated IR: named values with load-time shapes and nodes in
-//! topological order (docs/format.md §4).
+//! The op graph (opsets 1 and 2) as a validated IR: named values with load-time shapes and
+//! nodes in topological order (docs/format.md §4).
 //!
 //! [`Graph::validate`] checks a manifest's [`GraphSpec`] against the bundle's tensor table —
 //! names, arities, attributes, shapes, which operands must be stored tensors — and infers every
 //! value's shape. A `Graph` only exists once every check has passed. What runs it is decided
 //! elsewhere: `exec` lowers a `Graph` to kernels (binding weights, fusing, choosing the device).
 
+mod attrs;
+mod layout;
 mod ops;
 mod shape;
+mod spatial;
+mod unary;
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::format::{DType, ElementType, GraphSpec, TensorEntry};
 
-pub(crate) use ops::{reshape_shape, Op, PoolMode, WeightLayout};
+pub(crate) use layout::{slice_range, SliceAxis};
+pub(crate) use ops::{reshape_shape, NormKind, Op, PoolMode, ReduceKind, WeightLayout};
 pub(crate) use shape::{broadcast, Dim, Shape};
+pub(crate) use spatial::Window;
 
 /// The output shapes of op `op` with `attrs` over inputs of `shapes`, by the same rules as
 /// validation (importers infer shapes while they build a graph).
@@ -27,8 +33,10 @@ pub(crate) fn infer_node(
     ops::build(op, attrs, shapes).map(|(_, outputs)| outputs)
 }
 
-/// Op-set version this build implements.
-pub const OPSET: u32 = 1;
+/// Op-set version this build implements (and reads every earlier one). Opset 2 added the
+/// image, layout and element-wise ops of ONNX models (docs/format.md §4); an opset-1 graph
+/// that uses one is refused, as a reader of opset 1 would refuse it.
+pub const OPSET: u32 = 2;
 
 /// Where a value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +186,13 @@ impl Graph {
             }
             let in_shapes: Vec<&Shape> = node_inputs.iter().map(|&v| &values[v].shape).collect();
             let (op, out_shapes) = ops::build(&node.op, &node.attrs, &in_shapes).map_err(graph_err)?;
+            let needs = op.opset(&in_shapes);
+            if needs > spec.opset {
+                return Err(graph_err(format!(
+                    "this use of `{}` needs opset {needs}; the graph declares opset {}",
+                    node.op, spec.opset
+                )));
+            }
             check_operands(&op, &node_inputs, &values, &inputs).map_err(graph_err)?;
             check_quantized_weight(&op, &node_inputs, &values, tensors).map_err(graph_err)?;
             if out_shapes.len() != node.outputs.len() {
@@ -274,7 +289,8 @@ fn check_operands(
 ) -> Result<(), String> {
     let (stored, integer): (&[usize], &[usize]) = match op {
         Op::Gather { .. } => (&[0], &[1]),
-        Op::LayerNorm { .. } => (&[1, 2], &[]),
+        Op::LayerNorm { .. } | Op::Conv { .. } => (&[1, 2], &[]),
+        Op::Impute => (&[1], &[]),
         Op::MultiHeadAttention { .. } | Op::SequencePool { .. } => (&[], &[1]),
         Op::TreeEnsemble(_) => (&[1, 2, 3, 4, 5, 6], &[]),
         _ => (&[], &[]),

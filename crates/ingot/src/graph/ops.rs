@@ -1,8 +1,12 @@
-//! The ops of opset 1: parsing attributes and inferring output shapes (docs/format.md §4).
+//! The ops of opsets 1 and 2: parsing attributes and inferring output shapes (docs/format.md
+//! §4). The window ops live in `spatial`, the layout ops in `layout`, the element-wise
+//! functions in `unary`; this module holds the op set itself and dispatches.
 
-use std::collections::BTreeMap;
-
+use super::attrs::{attr_bool, attr_f64, attr_i64, Attrs};
+use super::layout::{self, SliceAxis};
 use super::shape::{axis, broadcast, Dim, Shape};
+use super::spatial::{self, Window};
+use super::unary;
 use crate::format::packed::{packed_shape, PANEL_WIDTH};
 use crate::trees::EnsembleAttrs;
 
@@ -62,6 +66,143 @@ pub(crate) enum Op {
     /// Trees over `[rows, features]` rows; the ensemble itself is read from the stored
     /// operands when the graph is lowered (`crate::trees`).
     TreeEnsemble(EnsembleAttrs),
+    /// 2-D convolution of `[N, C, H, W]` images with a stored `[M, C/group, kH, kW]` weight
+    /// and an optional stored `[M]` bias (opset 2).
+    Conv {
+        window: Window,
+        group: usize,
+    },
+    /// The maximum of each window's input values; padding never wins (opset 2).
+    MaxPool {
+        window: Window,
+        ceil_mode: bool,
+    },
+    /// The mean of each window's input values, or (`count_include_pad`) their sum divided by
+    /// the number of the window's taps within the padded input (opset 2).
+    AveragePool {
+        window: Window,
+        ceil_mode: bool,
+        count_include_pad: bool,
+    },
+    /// The mean of each `[N, C]` plane (opset 2).
+    GlobalAveragePool,
+    /// The maximum of each `[N, C]` plane (opset 2).
+    GlobalMaxPool,
+    /// Axes permuted: output axis `i` is input axis `perm[i]` (opset 2).
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// `x` for `x ≥ 0`, else `alpha·x` (opset 2).
+    LeakyRelu {
+        alpha: f32,
+    },
+    /// `x` clamped to `[min, max]` (±∞ when unbounded); NaN stays NaN (opset 2).
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    /// `eˣ` (opset 2).
+    Exp,
+    /// Natural logarithm (opset 2).
+    Log,
+    /// Square root (opset 2).
+    Sqrt,
+    /// `|x|` (opset 2).
+    Abs,
+    /// `−x` (opset 2).
+    Neg,
+    /// The error function (opset 2).
+    Erf,
+    /// `1 / x` (opset 2).
+    Reciprocal,
+    /// `max(0, min(1, alpha·x + beta))` (opset 2).
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// `x · max(0, min(1, x/6 + 1/2))` (opset 2).
+    HardSwish,
+    /// `ln(1 + eˣ)` (opset 2).
+    Softplus,
+    /// `x^exponent` for a constant exponent (opset 2).
+    Pow {
+        exponent: f32,
+    },
+    /// `x − max − ln Σ e^(x − max)` along `axis` (opset 2).
+    LogSoftmax {
+        axis: usize,
+    },
+    /// A mean, sum or maximum over `axes` (sorted, distinct), which stay as size 1 with
+    /// `keepdims` (opset 2).
+    Reduce {
+        kind: ReduceKind,
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
+    /// A strided slice of some axes (sorted by axis) (opset 2).
+    Slice {
+        axes: Vec<SliceAxis>,
+    },
+    /// Rows of `[N, F]` divided by their norm; a zero row stays zero (opset 2).
+    Normalize {
+        norm: NormKind,
+    },
+    /// `[N, F]` with each NaN in column `j` replaced by a stored `[F]` fill value (opset 2).
+    Impute,
+}
+
+/// What a `Reduce*` op computes over its axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReduceKind {
+    /// `ReduceMean`.
+    Mean,
+    /// `ReduceSum`.
+    Sum,
+    /// `ReduceMax`.
+    Max,
+}
+
+/// The norm a `Normalize` node divides each row by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NormKind {
+    /// `Σ |x|`.
+    L1,
+    /// `sqrt(Σ x²)`.
+    L2,
+    /// `max |x|`.
+    Max,
+}
+
+impl Op {
+    /// The opset that introduced this op used on inputs of `shapes`: 2 for the ops added in
+    /// opset 2, and for a `Linear` or `MatMul` on operands of rank other than 2.
+    pub(crate) fn opset(&self, shapes: &[&Shape]) -> u32 {
+        let beyond_2d = shapes.iter().take(2).any(|s| s.len() != 2);
+        match self {
+            Op::Linear { .. } => 1 + u32::from(shapes.first().is_some_and(|s| s.len() != 2)),
+            Op::MatMul => 1 + u32::from(beyond_2d),
+            Op::Gemm { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Relu
+            | Op::Tanh
+            | Op::Sigmoid
+            | Op::Identity
+            | Op::Softmax { .. }
+            | Op::Concat { .. }
+            | Op::Reshape { .. }
+            | Op::Gather { .. }
+            | Op::LayerNorm { .. }
+            | Op::Gelu
+            | Op::MultiHeadAttention { .. }
+            | Op::SequencePool { .. }
+            | Op::L2Normalize
+            | Op::TreeEnsemble(_) => 1,
+            _ => 2,
+        }
+    }
 }
 
 /// How a `Linear` node's weight is stored.
@@ -99,37 +240,12 @@ fn weight_layout(attrs: &Attrs) -> Result<WeightLayout, String> {
     }
 }
 
-type Attrs = BTreeMap<String, serde_json::Value>;
-
 /// The `weight_scale` attribute: the name of an int8 weight's stored scales.
 fn weight_scale(attrs: &Attrs) -> Result<Option<String>, String> {
     match attrs.get("weight_scale") {
         None => Ok(None),
         Some(serde_json::Value::String(name)) => Ok(Some(name.clone())),
         Some(_) => Err("attribute `weight_scale` must be a tensor name".into()),
-    }
-}
-
-fn attr_f64(attrs: &Attrs, key: &str, default: f64) -> Result<f64, String> {
-    match attrs.get(key) {
-        None => Ok(default),
-        Some(v) => v.as_f64().ok_or_else(|| format!("attribute `{key}` must be a number")),
-    }
-}
-
-fn attr_bool(attrs: &Attrs, key: &str) -> Result<bool, String> {
-    match attrs.get(key) {
-        None => Ok(false),
-        Some(serde_json::Value::Bool(b)) => Ok(*b),
-        Some(serde_json::Value::Number(n)) => Ok(n.as_i64() == Some(1)),
-        Some(_) => Err(format!("attribute `{key}` must be a boolean")),
-    }
-}
-
-fn attr_i64(attrs: &Attrs, key: &str, default: Option<i64>) -> Result<i64, String> {
-    match attrs.get(key) {
-        None => default.ok_or_else(|| format!("attribute `{key}` is required")),
-        Some(v) => v.as_i64().ok_or_else(|| format!("attribute `{key}` must be an integer")),
     }
 }
 
@@ -145,6 +261,14 @@ fn rank2(s: &Shape, what: &str) -> Result<(Dim, Dim), String> {
     match s.as_slice() {
         [a, b] => Ok((*a, *b)),
         other => Err(format!("{what} must be 2-D, got shape {other:?}")),
+    }
+}
+
+/// The leading dimensions and the last two of a shape of rank ≥ 2.
+fn matrices(s: &Shape, what: &str) -> Result<(Shape, Dim, Dim), String> {
+    match s.as_slice() {
+        [lead @ .., a, b] => Ok((lead.to_vec(), *a, *b)),
+        other => Err(format!("{what} must have rank ≥ 2, got shape {other:?}")),
     }
 }
 
@@ -168,6 +292,18 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
         "MultiHeadAttention" => &["num_heads"],
         "SequencePool" => &["mode"],
         "TreeEnsemble" => &["n_outputs", "comparison", "aggregate", "base_score"],
+        "Conv" => &["strides", "pads", "dilations", "group", "kernel_shape"],
+        "MaxPool" => &["kernel_shape", "strides", "pads", "dilations", "ceil_mode"],
+        "AveragePool" => &["kernel_shape", "strides", "pads", "dilations", "ceil_mode", "count_include_pad"],
+        "Transpose" => &["perm"],
+        "LeakyRelu" => &["alpha"],
+        "Clip" => &["min", "max"],
+        "HardSigmoid" => &["alpha", "beta"],
+        "Pow" => &["exponent"],
+        "LogSoftmax" => &["axis"],
+        "ReduceMean" | "ReduceSum" | "ReduceMax" => &["axes", "keepdims"],
+        "Slice" => &["starts", "ends", "axes", "steps"],
+        "Normalize" => &["norm"],
         _ => &[],
     };
     if let Some(unknown) = attrs.keys().find(|k| !known.contains(&k.as_str())) {
@@ -176,7 +312,10 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
     let out = match op {
         "Linear" => {
             arity(inputs, 2, 3)?;
-            let (n, k) = rank2(inputs[0], "input")?;
+            let (lead, k) = match inputs[0].as_slice() {
+                [lead @ .., k] if !lead.is_empty() => (lead.to_vec(), *k),
+                other => return Err(format!("input must have rank ≥ 2, got shape {other:?}")),
+            };
             let layout = weight_layout(attrs)?;
             let (m, kw) = match layout {
                 WeightLayout::Rows => rank2(inputs[1], "weight")?,
@@ -209,12 +348,13 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
                 Some(serde_json::Value::String(_)) => return Err("`input_scale` needs `weight_scale`".into()),
                 Some(_) => return Err("attribute `input_scale` must be a tensor name".into()),
             };
-            (Op::Linear { layout, scale, input_scale }, vec![vec![n, m]])
+            let out = lead.into_iter().chain([m]).collect();
+            (Op::Linear { layout, scale, input_scale }, vec![out])
         }
         "Gemm" => {
             arity(inputs, 2, 3)?;
-            let trans_a = attr_bool(attrs, "trans_a")?;
-            let trans_b = attr_bool(attrs, "trans_b")?;
+            let trans_a = attr_bool(attrs, "trans_a", false)?;
+            let trans_b = attr_bool(attrs, "trans_b", false)?;
             let (a0, a1) = rank2(inputs[0], "A")?;
             let (b0, b1) = rank2(inputs[1], "B")?;
             let (m, ka) = if trans_a { (a1, a0) } else { (a0, a1) };
@@ -233,10 +373,11 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
         }
         "MatMul" => {
             arity(inputs, 2, 2)?;
-            let (n, k) = rank2(inputs[0], "A")?;
-            let (kb, m) = rank2(inputs[1], "B")?;
+            let (batch_a, n, k) = matrices(inputs[0], "A")?;
+            let (batch_b, kb, m) = matrices(inputs[1], "B")?;
             same(k, kb, "inner dimensions")?;
-            (Op::MatMul, vec![vec![n, m]])
+            let batch = broadcast(&batch_a, &batch_b).map_err(|e| format!("batch dimensions: {e}"))?;
+            (Op::MatMul, vec![batch.into_iter().chain([n, m]).collect()])
         }
         "Add" | "Sub" | "Mul" | "Div" => {
             arity(inputs, 2, 2)?;
@@ -353,7 +494,69 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
             let width = Dim::Fixed(attrs.n_outputs);
             (Op::TreeEnsemble(attrs), vec![vec![n, width]])
         }
-        other => return Err(format!("unknown op `{other}` in opset 1")),
+        "Conv" => {
+            arity(inputs, 2, 3)?;
+            spatial::conv(attrs, inputs)?
+        }
+        "MaxPool" | "AveragePool" => {
+            arity(inputs, 1, 1)?;
+            spatial::pool(op, attrs, inputs[0])?
+        }
+        "GlobalAveragePool" | "GlobalMaxPool" => {
+            arity(inputs, 1, 1)?;
+            spatial::global_pool(op, inputs[0])?
+        }
+        "Transpose" => {
+            arity(inputs, 1, 1)?;
+            let (perm, out) = layout::transpose(attrs, inputs[0])?;
+            (Op::Transpose { perm }, vec![out])
+        }
+        "LogSoftmax" => {
+            arity(inputs, 1, 1)?;
+            let axis = axis(attr_i64(attrs, "axis", Some(-1))?, inputs[0].len())?;
+            (Op::LogSoftmax { axis }, vec![inputs[0].clone()])
+        }
+        "ReduceMean" | "ReduceSum" | "ReduceMax" => {
+            arity(inputs, 1, 1)?;
+            let (axes, keepdims, out) = layout::reduce(attrs, inputs[0])?;
+            let kind = match op {
+                "ReduceMean" => ReduceKind::Mean,
+                "ReduceSum" => ReduceKind::Sum,
+                _ => ReduceKind::Max,
+            };
+            (Op::Reduce { kind, axes, keepdims }, vec![out])
+        }
+        "Slice" => {
+            arity(inputs, 1, 1)?;
+            let (axes, out) = layout::slice(attrs, inputs[0])?;
+            (Op::Slice { axes }, vec![out])
+        }
+        "Normalize" => {
+            arity(inputs, 1, 1)?;
+            rank2(inputs[0], "input")?;
+            let norm = match attrs.get("norm").and_then(|v| v.as_str()) {
+                Some("l1") => NormKind::L1,
+                Some("l2") => NormKind::L2,
+                Some("max") => NormKind::Max,
+                _ => return Err("attribute `norm` must be \"l1\", \"l2\" or \"max\"".into()),
+            };
+            (Op::Normalize { norm }, vec![inputs[0].clone()])
+        }
+        "Impute" => {
+            arity(inputs, 2, 2)?;
+            let (_, f) = rank2(inputs[0], "input")?;
+            match inputs[1].as_slice() {
+                [Dim::Fixed(1)] => {}
+                [fill] => same(*fill, f, "fill values vs input columns")?,
+                other => return Err(format!("fill values must be 1-D, got {other:?}")),
+            }
+            (Op::Impute, vec![inputs[0].clone()])
+        }
+        name if unary::NAMES.contains(&name) => {
+            arity(inputs, 1, 1)?;
+            (unary::parse(name, attrs)?, vec![inputs[0].clone()])
+        }
+        other => return Err(format!("unknown op `{other}` (this build implements opset {})", super::OPSET)),
     };
     Ok(out)
 }
@@ -395,27 +598,31 @@ pub(crate) fn reshape_shape(input: &Shape, target: &[i64]) -> Result<Shape, Stri
             d => return Err(format!("invalid dimension {d} in `shape`")),
         });
     }
-    let known_in: Option<usize> = input.iter().try_fold(1usize, |acc, d| match d {
-        Dim::Fixed(v) => acc.checked_mul(*v),
-        Dim::Var => None,
-    });
-    let fixed_out: Option<usize> = out.iter().try_fold(1usize, |acc, d| match d {
-        Dim::Fixed(v) => acc.checked_mul(*v),
-        Dim::Var => Some(acc),
-    });
+    // A variable input dimension that a `0` copies to the same position cancels out: the
+    // rest of the sizes still decide a `-1` (`[0, -1]` of `[-1, 8, 4]` is `[-1, 32]`).
+    let copied_var = |i: usize| target.get(i) == Some(&0) && input.get(i) == Some(&Dim::Var);
+    let known_in: Option<usize> =
+        input.iter().enumerate().filter(|(i, _)| !copied_var(*i)).try_fold(1usize, |acc, (_, d)| match d {
+            Dim::Fixed(v) => acc.checked_mul(*v),
+            Dim::Var => None,
+        });
+    let fixed_out: Option<usize> =
+        out.iter().enumerate().filter(|(i, _)| !copied_var(*i)).try_fold(1usize, |acc, (_, d)| match d {
+            Dim::Fixed(v) => acc.checked_mul(*v),
+            Dim::Var => Some(acc),
+        });
     if let (Some(total), Some(fixed)) = (known_in, fixed_out) {
-        let has_var = out.contains(&Dim::Var);
-        if has_var {
-            if fixed == 0 || !total.is_multiple_of(fixed) {
-                return Err(format!("cannot reshape {input:?} into {target:?}"));
-            }
-            for d in out.iter_mut() {
-                if *d == Dim::Var {
-                    *d = Dim::Fixed(total / fixed);
+        match target.iter().position(|&d| d == -1) {
+            Some(infer) => {
+                if fixed == 0 || !total.is_multiple_of(fixed) {
+                    return Err(format!("cannot reshape {input:?} into {target:?}"));
                 }
+                out[infer] = Dim::Fixed(total / fixed);
             }
-        } else if total != fixed {
-            return Err(format!("cannot reshape {input:?} ({total} elements) into {target:?}"));
+            None if total != fixed => {
+                return Err(format!("cannot reshape {input:?} ({total} elements) into {target:?}"));
+            }
+            None => {}
         }
     }
     Ok(out)

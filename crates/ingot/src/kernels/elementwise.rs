@@ -1,5 +1,5 @@
 //! Element-wise and shape ops on row-major f32 data: NumPy-broadcast arithmetic, activations,
-//! softmax along an axis and concatenation — the generic ops of a graph that no fused kernel
+//! softmax and log-softmax along an axis and concatenation — the generic ops of a graph that no fused kernel
 //! absorbed.
 
 use super::activation::Act;
@@ -136,6 +136,26 @@ pub(crate) fn softmax_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [f
     }
 }
 
+/// Log-softmax of `x` (shape `shape`) along `axis`, in f32: `(x − max) − ln Σ e^(x − max)`.
+///
+/// # Panics
+/// If `axis` is out of range or the lengths do not match.
+pub(crate) fn log_softmax_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [f32]) {
+    let n = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let out = write_all(out, x.iter().copied());
+    if n == 0 || inner == 0 {
+        return;
+    }
+    for block in out.chunks_exact_mut(n * inner) {
+        for i in 0..inner {
+            let max = (0..n).map(|j| block[j * inner + i]).fold(f32::NEG_INFINITY, f32::max);
+            let log_sum = (0..n).map(|j| (block[j * inner + i] - max).exp()).sum::<f32>().ln();
+            (0..n).for_each(|j| block[j * inner + i] = (block[j * inner + i] - max) - log_sum);
+        }
+    }
+}
+
 /// Concatenation of `parts` (data and shape; equal but for `axis`) along `axis` into `out`.
 ///
 /// # Panics
@@ -220,6 +240,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn log_softmax_is_the_log_of_softmax() {
+        let shape = [2, 3, 4];
+        let x: Vec<f32> = (0..24).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
+        for axis in 0..3 {
+            let soft = run(|o| softmax_axis(&x, &shape, axis, o), 24);
+            let log = run(|o| log_softmax_axis(&x, &shape, axis, o), 24);
+            for (s, l) in soft.iter().zip(&log) {
+                assert!((s.ln() - l).abs() < 1e-5, "axis {axis}: ln {s} vs {l}");
+            }
+        }
+        // Large logits stay finite: log_softmax([1000, 0]) = [0, -1000].
+        assert_eq!(run(|o| log_softmax_axis(&[1000.0, 0.0], &[1, 2], 1, o), 2), [0.0, -1000.0]);
     }
 
     #[test]

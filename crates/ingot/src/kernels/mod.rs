@@ -1,4 +1,5 @@
-//! Ingot's own hot loops on plain slices: GEMM, attention, LayerNorm, softmax, element-wise ops.
+//! Ingot's own hot loops on plain slices: GEMM, convolution, attention, LayerNorm, softmax,
+//! pooling, reductions, layout copies, element-wise ops.
 //!
 //! Each kernel keeps a plain scalar reference beside it (`*_ref`, or the portable path) that
 //! tests compare against; the vector paths are chosen at run time from [`isa::Isa`]. Kernels
@@ -8,18 +9,26 @@
 pub(crate) mod activation;
 mod amx;
 pub(crate) mod attention;
+pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod embedding;
 pub(crate) mod gemm;
 pub(crate) mod hgemm;
 pub(crate) mod isa;
 pub(crate) mod layernorm;
+pub(crate) mod layout;
 pub(crate) mod linear;
+pub(crate) mod matmul;
 pub(crate) mod pool;
+pub(crate) mod pool2d;
 pub(crate) mod qgemm;
+pub(crate) mod reduce;
 pub(crate) mod softmax;
+pub(crate) mod tabular;
 pub(crate) mod trees;
+pub(crate) mod unary;
 pub(crate) mod vmath;
+pub(crate) mod window;
 
 /// Work (multiply-adds) below which a kernel stays on the calling thread: handing work to
 /// workers costs more than it saves for batch-1 requests.

@@ -34,8 +34,8 @@
 mod bundle;
 mod tensors;
 
-pub use bundle::{tabular_bundle, Head};
 pub(crate) use bundle::head_outputs;
+pub use bundle::{tabular_bundle, Head};
 
 pub use tensors::GraphParts;
 pub(crate) use tensors::{from_tensors, EnsembleAttrs};

@@ -179,6 +179,9 @@ impl Importer<'_> {
         if a.has_graph() {
             return Err(unsupported("control flow (sub-graphs)"));
         }
+        if node.op_type == "Identity" {
+            return Ok(vec![input(ins, 0)?.clone()]);
+        }
         if ins.iter().flatten().any(|v| matches!(v, Val::Labels | Val::Category(_))) {
             let what =
                 ins.iter().flatten().find(|v| matches!(v, Val::Labels | Val::Category(_))).map(Val::kind);
@@ -190,12 +193,11 @@ impl Importer<'_> {
         let op = node.op_type.as_str();
         let out = node.output.first().cloned().unwrap_or_else(|| op.to_string());
         let emitted = match op {
-            "Identity" => return Ok(vec![input(ins, 0)?.clone()]),
             "Dropout" => {
                 if node.output.get(1).is_some_and(|m| !m.is_empty() && self.readers.contains_key(m)) {
                     return Err(unsupported("Dropout's mask output is read"));
                 }
-                return Ok(vec![input(ins, 0)?.clone(), Val::Labels]);
+                return Ok(vec![input(ins, 0)?.clone()]);
             }
             "Cast" => {
                 let to = a.int("to")?.unwrap_or(0) as i32;

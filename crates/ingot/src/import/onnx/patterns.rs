@@ -203,7 +203,8 @@ impl<'a> Nodes<'a> {
         let gamma = Self::other(&self.nodes[mul], &self.nodes[div].output[0])?.to_string();
         let bias = self.only_reader(mul, "Add")?;
         let beta = Self::other(&self.nodes[bias], &self.nodes[mul].output[0])?.to_string();
-        if !self.consts.contains_key(&gamma) || !self.consts.contains_key(&beta) || eps.is_nan() || eps <= 0.0 {
+        if !self.consts.contains_key(&gamma) || !self.consts.contains_key(&beta) || eps.is_nan() || eps <= 0.0
+        {
             return None;
         }
         for i in [mean, sub, pow, var, add, sqrt, div, mul] {

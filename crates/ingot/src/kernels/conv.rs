@@ -1,0 +1,705 @@
+//! 2-D convolution (`Conv`) of NCHW images: im2col + the packed GEMM.
+//!
+//! Each image's output pixels are cut into blocks. For a block and a group, im2col writes the
+//! block's receptive fields as rows, `[pixels, C/group · kH · kW]`, into a per-thread scratch;
+//! the packed GEMM (`gemm::kernel`, on every ISA path) multiplies them by the group's weights,
+//! packed once at load, adding the bias and the fused activation in its epilogue; the
+//! `[pixels, M/group]` tile is then written out into the NCHW output planes. A pointwise
+//! convolution (1 × 1, stride 1, no padding) has no receptive fields to gather: its im2col is a
+//! transpose. Blocks of all the images are the parallel tasks, so a single image uses every
+//! thread too.
+//!
+//! A convolution whose groups each read one input channel (depthwise, or a one-channel input)
+//! would give the GEMM one useful column in sixteen; it runs as direct multiply-adds along each
+//! output row instead, one plane per task. [`conv2d_ref`] is the scalar reference.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use super::activation::Act;
+use super::gemm::{self, Dst, PackedWeight, NR};
+use super::isa::Isa;
+use super::window::Window;
+use super::PARALLEL_MIN_WORK;
+use crate::parallel::{self, SendPtr};
+
+/// Bytes of im2col rows one task gathers (the GEMM keeps them in L2 while it walks the panels).
+const BLOCK_BYTES: usize = 192 * 1024;
+/// Fewest and most output pixels per task.
+const MIN_ROWS: usize = 48;
+const MAX_ROWS: usize = 512;
+
+/// How the weights are held.
+#[derive(Clone)]
+enum Path {
+    /// One packed `[M/group, C/group · kH · kW]` weight per group.
+    Gemm(Vec<PackedWeight>),
+    /// `[M, kH · kW]` taps; output channel `o` reads input channel `o / (M / group)`.
+    Direct(Vec<f32>),
+}
+
+/// A convolution with its weights: `[N, C, H, W]` → `[N, M, OH, OW]`.
+#[derive(Clone)]
+pub(crate) struct Conv2d {
+    isa: Isa,
+    window: Window,
+    /// Input channels `C`, output channels `M` and groups.
+    channels: usize,
+    outputs: usize,
+    group: usize,
+    path: Path,
+    bias: Option<Vec<f32>>,
+    act: Act,
+}
+
+impl Conv2d {
+    /// A convolution with the row-major `[M, C/group, kH, kW]` weight `weight` (its dimensions in
+    /// `shape`), `M` bias values, `group` groups and `window` (whose kernel is `[kH, kW]`).
+    pub(crate) fn new(
+        isa: Isa,
+        weight: &[f32],
+        bias: Option<Vec<f32>>,
+        shape: [usize; 4],
+        group: usize,
+        window: Window,
+    ) -> Result<Conv2d, String> {
+        let [m, cg, kh, kw] = shape;
+        let k = cg * kh * kw;
+        if group == 0 || !m.is_multiple_of(group) || weight.len() != m * k || window.kernel != [kh, kw] {
+            return Err(format!(
+                "a {shape:?} weight of {} values does not suit {group} groups",
+                weight.len()
+            ));
+        }
+        if bias.as_ref().is_some_and(|b| b.len() != m) {
+            return Err(format!("the bias does not have {m} values"));
+        }
+        let mg = m / group;
+        let path = if cg == 1 {
+            Path::Direct(weight.to_vec())
+        } else {
+            Path::Gemm(weight.chunks_exact(mg * k).map(|w| PackedWeight::pack(w, mg, k)).collect())
+        };
+        Ok(Conv2d { isa, window, channels: cg * group, outputs: m, group, path, bias, act: Act::Identity })
+    }
+
+    /// Input channels.
+    pub(crate) fn in_channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Output channels.
+    pub(crate) fn out_channels(&self) -> usize {
+        self.outputs
+    }
+
+    /// The activation applied to every output.
+    pub(crate) fn act(&self) -> Act {
+        self.act
+    }
+
+    /// Applies `act` to every output from now on (a fused activation).
+    pub(crate) fn set_act(&mut self, act: Act) {
+        self.act = act;
+    }
+
+    /// Writes the `[n, M, OH, OW]` output of `n` `[C, H, W]` images `x` into `out` (every
+    /// value); `[OH, OW]` (`out_hw`) must be the window's output size over `[H, W]` (`hw`).
+    ///
+    /// # Panics
+    /// If the lengths of `x` or `out` do not match the shapes.
+    pub(crate) fn forward(&self, x: &[f32], n: usize, hw: [usize; 2], out_hw: [usize; 2], out: &mut [f32]) {
+        let (c, m) = (self.channels, self.outputs);
+        let (image, p) = (c * hw[0] * hw[1], out_hw[0] * out_hw[1]);
+        assert!(
+            x.len() == n * image && out.len() == n * m * p,
+            "conv: {n} images of {c}×{hw:?} into {m}×{out_hw:?}"
+        );
+        if out.is_empty() {
+            return;
+        }
+        let [kh, kw] = self.window.kernel;
+        let work = (n * m * p).saturating_mul(c / self.group * kh * kw);
+        let parallel = work >= PARALLEL_MIN_WORK && parallel::threads() > 1;
+        match &self.path {
+            Path::Direct(taps) => {
+                let run = |plane: usize, o: &mut [f32]| {
+                    let (b, oc) = (plane / m, plane % m);
+                    let ic = oc / (m / self.group);
+                    let input = &x[b * image + ic * hw[0] * hw[1]..][..hw[0] * hw[1]];
+                    let bias = self.bias.as_ref().map_or(0.0, |b| b[oc]);
+                    direct(
+                        self.isa,
+                        &self.window,
+                        input,
+                        &taps[oc * kh * kw..][..kh * kw],
+                        bias,
+                        self.act,
+                        hw,
+                        out_hw,
+                        o,
+                    );
+                };
+                if parallel {
+                    parallel::for_each_chunk_mut(out, p, run);
+                } else {
+                    out.chunks_exact_mut(p).enumerate().for_each(|(plane, o)| run(plane, o));
+                }
+            }
+            Path::Gemm(weights) => {
+                let rows = block_rows(n, p, c / self.group * kh * kw, parallel);
+                let blocks = p.div_ceil(rows);
+                let planes = Planes::new(out);
+                let task = |t: usize| {
+                    let pixels = (t % blocks) * rows..((t % blocks + 1) * rows).min(p);
+                    let b = t / blocks;
+                    self.gemm_block(weights, &x[b * image..][..image], hw, out_hw, pixels, b, &planes);
+                };
+                if parallel {
+                    parallel::for_each(n * blocks, &task);
+                } else {
+                    (0..n * blocks).for_each(task);
+                }
+            }
+        }
+    }
+
+    /// Output pixels `pixels` of image `b` (`x`, `[C, H, W]`), every channel, through the GEMM.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_block(
+        &self,
+        weights: &[PackedWeight],
+        x: &[f32],
+        hw: [usize; 2],
+        out_hw: [usize; 2],
+        pixels: Range<usize>,
+        b: usize,
+        planes: &Planes<'_>,
+    ) {
+        let (cg, mg) = (self.channels / self.group, self.outputs / self.group);
+        let k = cg * self.window.kernel[0] * self.window.kernel[1];
+        let (rows, p) = (pixels.len(), out_hw[0] * out_hw[1]);
+        with_scratch(rows * (k + mg), |scratch| {
+            let (col, tile) = scratch.split_at_mut(rows * k);
+            for (g, w) in weights.iter().enumerate() {
+                im2col(x, g * cg..(g + 1) * cg, hw, out_hw[1], &self.window, pixels.clone(), col);
+                let bias = self.bias.as_deref().map(|b| &b[g * mg..(g + 1) * mg]);
+                gemm::kernel(self.isa, col, w, 0..mg.div_ceil(NR), bias, self.act, Dst::new(tile, mg));
+                let first = (b * self.outputs + g * mg) * p + pixels.start;
+                // SAFETY: this task is the only writer of pixels `pixels` of image `b` (tasks
+                // are distinct (image, pixel block) pairs), in each of that image's planes.
+                unsafe { planes.write_tile(tile, mg, first, p) };
+            }
+        });
+    }
+}
+
+impl std::fmt::Debug for Conv2d {
+    /// The geometry and path, not the weights (error messages name the kernel).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = match self.path {
+            Path::Gemm(_) => "im2col + gemm",
+            Path::Direct(_) => "direct",
+        };
+        f.debug_struct("Conv2d")
+            .field("channels", &self.channels)
+            .field("outputs", &self.outputs)
+            .field("group", &self.group)
+            .field("window", &self.window)
+            .field("bias", &self.bias.is_some())
+            .field("act", &self.act)
+            .field("path", &path)
+            .finish()
+    }
+}
+
+/// Output pixels per GEMM task: about [`BLOCK_BYTES`] of im2col rows (`k` values each), fewer
+/// when the tasks would not give every thread two, in whole 8-row tiles, evened out over `p`.
+fn block_rows(n: usize, p: usize, k: usize, parallel: bool) -> usize {
+    let mut rows = (BLOCK_BYTES / (4 * k.max(1))).clamp(MIN_ROWS, MAX_ROWS);
+    let threads = parallel::threads();
+    if parallel && n * p.div_ceil(rows) < 2 * threads {
+        rows = p.div_ceil((2 * threads).div_ceil(n)).max(MIN_ROWS);
+    }
+    p.div_ceil(p.div_ceil(rows)).next_multiple_of(8)
+}
+
+/// The receptive fields of output pixels `pixels` (row-major over `[OH, OW]`, `ow` wide) in
+/// input channels `channels` of one `[C, H, W]` image, as rows of `channels · kH · kW` values
+/// (channel, then kernel row, then kernel column), zero where a tap falls in the padding.
+///
+/// The pixels are walked a run of one output row at a time: for each tap, the run's values are
+/// consecutive (stride 1) or evenly spaced values of one input row, written down the run's
+/// rows. (Copying each pixel's `kW` adjacent values instead measured slower for 3 × 3 kernels.)
+fn im2col(
+    image: &[f32],
+    channels: Range<usize>,
+    [h, w]: [usize; 2],
+    ow: usize,
+    win: &Window,
+    pixels: Range<usize>,
+    col: &mut [f32],
+) {
+    let [kh, kw] = win.kernel;
+    let k = channels.len() * kh * kw;
+    let plane_len = h * w;
+    if win.is_pointwise() {
+        // Output pixel p reads input pixel p: the rows are the block's columns of each plane.
+        for (ci, c) in channels.enumerate() {
+            let src = &image[c * plane_len + pixels.start..][..pixels.len()];
+            col[ci..].iter_mut().step_by(k).zip(src).for_each(|(d, &v)| *d = v);
+        }
+        return;
+    }
+    let (dh, sw) = (win.dilations[0], win.strides[1]);
+    let columns = tap_columns(win, w, ow);
+    let (mut p, mut r0) = (pixels.start, 0);
+    while p < pixels.end {
+        let (oy, ox0) = (p / ow, p % ow);
+        let ox1 = ow.min(ox0 + pixels.end - p);
+        let run = &mut col[r0 * k..(r0 + ox1 - ox0) * k];
+        let (y0, ty) = win.taps(0, oy, h);
+        for (ci, c) in channels.clone().enumerate() {
+            let plane = &image[c * plane_len..][..plane_len];
+            for i in 0..kh {
+                let base = (ci * kh + i) * kw;
+                if !ty.contains(&i) {
+                    run.chunks_exact_mut(k).for_each(|row| row[base..base + kw].fill(0.0));
+                    continue;
+                }
+                let line = &plane[(y0 + (i * dh) as isize) as usize * w..][..w];
+                for (j, (inside, first)) in columns.iter().enumerate() {
+                    let kk = base + j;
+                    // Within this run: zeros, then the taps inside the row, then zeros.
+                    let lo = inside.start.clamp(ox0, ox1);
+                    let hi = inside.end.clamp(lo, ox1);
+                    let mut rows = run.chunks_exact_mut(k);
+                    rows.by_ref().take(lo - ox0).for_each(|row| row[kk] = 0.0);
+                    if hi > lo {
+                        let values = line[first + (lo - inside.start) * sw..].iter().step_by(sw);
+                        rows.by_ref().take(hi - lo).zip(values).for_each(|(row, &v)| row[kk] = v);
+                    }
+                    rows.for_each(|row| row[kk] = 0.0);
+                }
+            }
+        }
+        r0 += ox1 - ox0;
+        p += ox1 - ox0;
+    }
+}
+
+/// For each kernel column `j`: the output columns whose tap `j` lands inside an input row of
+/// `w` values (`⌈(left − j·dw) / sw⌉` up to the last with `x·sw + j·dw − left < w`), and the
+/// input column of the first of them.
+fn tap_columns(win: &Window, w: usize, ow: usize) -> Vec<(Range<usize>, usize)> {
+    let (sw, dw, left) = (win.strides[1], win.dilations[1], win.pads[1]);
+    (0..win.kernel[1])
+        .map(|j| {
+            let offset = j * dw;
+            let end = if w + left > offset { ((w + left - offset - 1) / sw + 1).min(ow) } else { 0 };
+            let start = left.saturating_sub(offset).div_ceil(sw).min(end);
+            let first = if start < end { start * sw + offset - left } else { 0 };
+            (start..end, first)
+        })
+        .collect()
+}
+
+/// One output plane of a convolution reading one input plane (`input`, `[H, W]`) through the
+/// `kH × kW` taps `taps`: `out = act(bias + Σ taps · input)`, accumulated along output rows.
+#[allow(clippy::too_many_arguments)]
+fn direct(
+    isa: Isa,
+    win: &Window,
+    input: &[f32],
+    taps: &[f32],
+    bias: f32,
+    act: Act,
+    hw: [usize; 2],
+    out_hw: [usize; 2],
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Some(t) = isa.avx512() {
+            // SAFETY: the `Avx512` token proves the CPU has AVX-512F.
+            unsafe { direct_avx512(t, win, input, taps, bias, act, hw, out_hw, out) };
+            return;
+        }
+        if let Some(t) = isa.avx2() {
+            // SAFETY: the `Avx2` token proves the CPU has AVX2 and FMA.
+            unsafe { direct_avx2(t, win, input, taps, bias, act, hw, out_hw, out) };
+            return;
+        }
+    }
+    let _ = isa;
+    direct_body(win, input, taps, bias, act, hw, out_hw, out);
+}
+
+/// [`direct_body`] compiled for AVX-512 (the row loops vectorize 16 wide).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+fn direct_avx512(
+    _t: super::isa::Avx512,
+    win: &Window,
+    input: &[f32],
+    taps: &[f32],
+    bias: f32,
+    act: Act,
+    hw: [usize; 2],
+    out_hw: [usize; 2],
+    out: &mut [f32],
+) {
+    direct_body(win, input, taps, bias, act, hw, out_hw, out);
+}
+
+/// [`direct_body`] compiled for AVX2 (the row loops vectorize 8 wide).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn direct_avx2(
+    _t: super::isa::Avx2,
+    win: &Window,
+    input: &[f32],
+    taps: &[f32],
+    bias: f32,
+    act: Act,
+    hw: [usize; 2],
+    out_hw: [usize; 2],
+    out: &mut [f32],
+) {
+    direct_body(win, input, taps, bias, act, hw, out_hw, out);
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn direct_body(
+    win: &Window,
+    input: &[f32],
+    taps: &[f32],
+    bias: f32,
+    act: Act,
+    [h, w]: [usize; 2],
+    [oh, ow]: [usize; 2],
+    out: &mut [f32],
+) {
+    let kw = win.kernel[1];
+    let sw = win.strides[1];
+    let columns = tap_columns(win, w, ow);
+    for (oy, row) in out.chunks_exact_mut(ow).enumerate().take(oh) {
+        row.fill(bias);
+        let (y0, ty) = win.taps(0, oy, h);
+        for i in ty {
+            let line = &input[(y0 + (i * win.dilations[0]) as isize) as usize * w..][..w];
+            for (j, (outputs, x0)) in columns.iter().enumerate() {
+                let tap = taps[i * kw + j];
+                let dst = &mut row[outputs.clone()];
+                if sw == 1 {
+                    dst.iter_mut().zip(&line[*x0..]).for_each(|(o, &v)| *o += tap * v);
+                } else {
+                    dst.iter_mut().zip(line[*x0..].iter().step_by(sw)).for_each(|(o, &v)| *o += tap * v);
+                }
+            }
+        }
+        if act != Act::Identity {
+            row.iter_mut().for_each(|v| *v = act.apply(*v));
+        }
+    }
+}
+
+/// The output buffer, shared by tasks that each write their own pixels of every channel plane.
+struct Planes<'a> {
+    base: SendPtr<f32>,
+    len: usize,
+    _out: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> Planes<'a> {
+    fn new(out: &'a mut [f32]) -> Self {
+        Planes { base: SendPtr(out.as_mut_ptr()), len: out.len(), _out: std::marker::PhantomData }
+    }
+
+    /// Writes column `j` of the `[rows, cols]` tile `tile` at `first + j · stride ..` (`rows`
+    /// values), for every `j`: the tile's pixels into `cols` channel planes. Blocks of 16 × 16
+    /// are transposed through fixed-size arrays, which the compiler turns into vector code
+    /// (twice as fast as a column walk of the tile on the benchmark layer).
+    ///
+    /// # Safety
+    /// No other thread may write or read those ranges meanwhile.
+    unsafe fn write_tile(&self, tile: &[f32], cols: usize, first: usize, stride: usize) {
+        const B: usize = 16;
+        let rows = tile.len() / cols.max(1);
+        if rows == 0 {
+            return;
+        }
+        assert!(first + (cols - 1) * stride + rows <= self.len, "conv: write past the output");
+        let put = |j: usize, r: usize, run: &[f32]| {
+            // SAFETY: `j < cols` and `r + run.len() ≤ rows`, in bounds (asserted); the buffer is
+            // borrowed mutably for 'a, and the caller owns these ranges.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    run.as_ptr(),
+                    self.base.0.add(first + j * stride + r),
+                    run.len(),
+                )
+            }
+        };
+        let (full_rows, full_cols) = (rows / B * B, cols / B * B);
+        for r0 in (0..full_rows).step_by(B) {
+            for j0 in (0..full_cols).step_by(B) {
+                let mut block = [[0f32; B]; B];
+                for (i, row) in block.iter_mut().enumerate() {
+                    row.copy_from_slice(&tile[(r0 + i) * cols + j0..][..B]);
+                }
+                (0..B).for_each(|j| put(j0 + j, r0, &std::array::from_fn::<f32, B, _>(|i| block[i][j])));
+            }
+            for j in full_cols..cols {
+                let column: [f32; B] = std::array::from_fn(|i| tile[(r0 + i) * cols + j]);
+                put(j, r0, &column);
+            }
+        }
+        let rest = rows - full_rows;
+        if rest > 0 {
+            for j in 0..cols {
+                let column: [f32; B] =
+                    std::array::from_fn(|i| if i < rest { tile[(full_rows + i) * cols + j] } else { 0.0 });
+                put(j, full_rows, &column[..rest]);
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's im2col rows and GEMM tile, kept from call to call.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` values of this thread's scratch (their contents are left from earlier).
+fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [f32]) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => {
+            if s.len() < len {
+                s.resize(len, 0.0);
+            }
+            f(&mut s[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
+/// Scalar reference: `act(b[o] + Σ w[o, c, i, j] · x[n, g·C/group + c, y·sh − top + i·dh,
+/// x·sw − left + j·dw])` in f64, taps outside the input counting as zero.
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv2d_ref(
+    x: &[f32],
+    [n, c, h, w]: [usize; 4],
+    weight: &[f32],
+    [m, cg, kh, kw]: [usize; 4],
+    bias: Option<&[f32]>,
+    group: usize,
+    win: &Window,
+    act: Act,
+) -> (Vec<f32>, [usize; 2]) {
+    let out_dim = |a: usize, size: usize| {
+        (size + win.pads[a] + win.pads[a + 2] - win.dilations[a] * (win.kernel[a] - 1) - 1) / win.strides[a]
+            + 1
+    };
+    let (oh, ow) = (out_dim(0, h), out_dim(1, w));
+    let mg = m / group;
+    let mut out = Vec::with_capacity(n * m * oh * ow);
+    for b in 0..n {
+        for o in 0..m {
+            for y in 0..oh {
+                for xo in 0..ow {
+                    let mut s = bias.map_or(0.0, |bv| f64::from(bv[o]));
+                    for ci in 0..cg {
+                        let ch = o / mg * cg + ci;
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let iy = (y * win.strides[0] + i * win.dilations[0]) as isize
+                                    - win.pads[0] as isize;
+                                let ix = (xo * win.strides[1] + j * win.dilations[1]) as isize
+                                    - win.pads[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let xv = x[((b * c + ch) * h + iy as usize) * w + ix as usize];
+                                s += f64::from(xv) * f64::from(weight[((o * cg + ci) * kh + i) * kw + j]);
+                            }
+                        }
+                    }
+                    out.push(act.apply(s as f32));
+                }
+            }
+        }
+    }
+    (out, [oh, ow])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seeded(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// One geometry: `[n, c, h, w]`, `[m, cg, kh, kw]`, groups, the window's strides, pads and
+    /// dilations.
+    #[derive(Debug, Clone)]
+    struct Case {
+        x: [usize; 4],
+        w: [usize; 4],
+        group: usize,
+        strides: [usize; 2],
+        pads: [usize; 4],
+        dilations: [usize; 2],
+    }
+
+    /// The kernel on every ISA path this CPU has, against [`conv2d_ref`]; with and without a
+    /// bias, with ReLU and GELU epilogues.
+    fn check(case: &Case, seed: u64) {
+        let Case { x: xs, w: ws, group, strides, pads, dilations } = case.clone();
+        let win = Window { kernel: [ws[2], ws[3]], strides, pads, dilations };
+        let x = seeded(xs.iter().product(), seed);
+        let weight = seeded(ws.iter().product(), seed + 1);
+        let bias = seeded(ws[0], seed + 2);
+        for (b, act) in [(None, Act::Identity), (Some(&bias), Act::Relu), (Some(&bias), Act::Gelu)] {
+            let (want, out_hw) = conv2d_ref(&x, xs, &weight, ws, b.map(|b| b.as_slice()), group, &win, act);
+            for isa in Isa::available() {
+                let mut conv = Conv2d::new(isa, &weight, b.cloned(), ws, group, win).unwrap();
+                conv.set_act(act);
+                let mut out = vec![f32::NAN; want.len()];
+                conv.forward(&x, xs[0], [xs[2], xs[3]], out_hw, &mut out);
+                let k = (ws[1] * ws[2] * ws[3]) as f32;
+                for (i, (a, r)) in out.iter().zip(&want).enumerate() {
+                    let tol = 1e-5 * k.sqrt() * (1.0 + r.abs());
+                    assert!((a - r).abs() <= tol, "{isa:?} {case:?} {act:?} [{i}]: {a} vs {r}");
+                }
+            }
+        }
+    }
+
+    fn case(
+        x: [usize; 4],
+        w: [usize; 4],
+        group: usize,
+        strides: [usize; 2],
+        pads: [usize; 4],
+        dilations: [usize; 2],
+    ) -> Case {
+        Case { x, w, group, strides, pads, dilations }
+    }
+
+    #[test]
+    fn matches_the_reference_on_typical_layers() {
+        let cases = [
+            // A 3×3 "same" layer, batch 1 and 3; the benchmark's first layer.
+            case([1, 3, 32, 32], [32, 3, 3, 3], 1, [1, 1], [1; 4], [1, 1]),
+            case([3, 8, 9, 7], [16, 8, 3, 3], 1, [1, 1], [1; 4], [1, 1]),
+            // Pointwise (im2col is a transpose), odd sizes; strided 1×1 is not pointwise.
+            case([3, 20, 5, 7], [33, 20, 1, 1], 1, [1, 1], [0; 4], [1, 1]),
+            case([1, 6, 7, 9], [5, 6, 1, 1], 1, [2, 2], [0; 4], [1, 1]),
+            // Depthwise and channel multiplier 2 (the direct path), strided and dilated.
+            case([3, 8, 11, 10], [8, 1, 3, 3], 8, [1, 1], [1; 4], [1, 1]),
+            case([1, 4, 12, 13], [8, 1, 3, 3], 4, [2, 2], [1, 0, 2, 1], [2, 1]),
+            case([1, 1, 28, 28], [6, 1, 5, 5], 1, [1, 1], [2; 4], [1, 1]),
+            // Grouped, asymmetric pads, a kernel larger than the input with padding.
+            case([3, 6, 8, 8], [9, 2, 3, 3], 3, [2, 1], [0, 1, 2, 3], [1, 2]),
+            case([1, 4, 2, 3], [5, 4, 4, 5], 1, [1, 1], [2, 2, 1, 2], [1, 1]),
+            // Enough pixels for several blocks per image, wide receptive fields.
+            case([1, 64, 20, 20], [40, 64, 3, 3], 1, [1, 1], [1; 4], [1, 1]),
+        ];
+        for (i, c) in cases.iter().enumerate() {
+            check(c, i as u64);
+        }
+    }
+
+    #[test]
+    fn a_thread_limit_of_one_gives_the_same_bits() {
+        let c = case([3, 16, 14, 14], [24, 8, 3, 3], 2, [1, 1], [1; 4], [1, 1]);
+        let win = Window { kernel: [3, 3], strides: c.strides, pads: c.pads, dilations: c.dilations };
+        let x = seeded(3 * 16 * 14 * 14, 5);
+        let conv = Conv2d::new(Isa::detect(), &seeded(24 * 8 * 9, 6), None, c.w, 2, win).unwrap();
+        let run = || {
+            let mut out = vec![f32::NAN; 3 * 24 * 14 * 14];
+            conv.forward(&x, 3, [14, 14], [14, 14], &mut out);
+            out
+        };
+        let serial = parallel::with_threads(Some(1), run);
+        assert_eq!(serial, run());
+    }
+
+    #[test]
+    fn tap_columns_match_a_scan() {
+        for (k, s, left, d, w) in [
+            (3, 1, 1, 1, 5),
+            (3, 2, 2, 2, 4),
+            (5, 1, 4, 1, 2),
+            (2, 3, 0, 3, 7),
+            (4, 1, 0, 2, 3),
+            (1, 1, 3, 1, 1),
+        ] {
+            let win = Window { kernel: [1, k], strides: [1, s], pads: [0, left, 0, left], dilations: [1, d] };
+            let ow = (w + 2 * left).saturating_sub(d * (k - 1) + 1) / s + 1;
+            for (j, (inside, first)) in tap_columns(&win, w, ow).into_iter().enumerate() {
+                let want: Vec<usize> = (0..ow).filter(|&o| win.taps(1, o, w).1.contains(&j)).collect();
+                assert_eq!(
+                    inside.clone().collect::<Vec<_>>(),
+                    want,
+                    "k={k} s={s} left={left} d={d} w={w} j={j}"
+                );
+                if let Some(&o) = want.first() {
+                    assert_eq!(first as isize, win.origin(1, o) + (j * d) as isize);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_weights_are_refused() {
+        let win = Window { kernel: [3, 3], strides: [1, 1], pads: [0; 4], dilations: [1, 1] };
+        let isa = Isa::detect();
+        assert!(Conv2d::new(isa, &[0.0; 10], None, [2, 1, 3, 3], 1, win).is_err());
+        assert!(Conv2d::new(isa, &[0.0; 27], None, [3, 1, 3, 3], 2, win).is_err());
+        assert!(Conv2d::new(isa, &[0.0; 18], Some(vec![0.0; 3]), [2, 1, 3, 3], 1, win).is_err());
+        assert!(Conv2d::new(isa, &[0.0; 18], None, [2, 1, 3, 2], 1, win).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn random_geometries_match_the_reference(
+            n in prop::sample::select(vec![1usize, 3]),
+            (group, cg, mg) in (1usize..4, 1usize..4, 1usize..5),
+            (h, w) in (1usize..10, 1usize..10),
+            (kh, kw) in (1usize..5, 1usize..5),
+            strides in (1usize..4, 1usize..4),
+            pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+            dilations in (1usize..3, 1usize..3),
+            seed in 0u64..1000,
+        ) {
+            let c = case(
+                [n, group * cg, h, w],
+                [group * mg, cg, kh, kw],
+                group,
+                [strides.0, strides.1],
+                [pads.0, pads.1, pads.2, pads.3],
+                [dilations.0, dilations.1],
+            );
+            let fits = |a: usize, size: usize, k: usize, d: usize| size + c.pads[a] + c.pads[a + 2] > d * (k - 1);
+            prop_assume!(fits(0, h, kh, dilations.0) && fits(1, w, kw, dilations.1));
+            check(&c, seed);
+        }
+    }
+}
