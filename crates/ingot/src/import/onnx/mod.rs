@@ -153,7 +153,7 @@ impl CheckReport {
 /// # fn main() -> ingot::Result<()> {
 /// use ingot::import::onnx::{import_file, OnnxImportOptions};
 /// let (manifest, tensors) = import_file("model.onnx".as_ref(), &OnnxImportOptions::default())?;
-/// ingot::format::write(&manifest, &tensors, "model.ingot")?;
+/// ingot::save("model.ingot", &manifest, &tensors)?;
 /// # Ok(()) }
 /// ```
 pub fn import_file(path: &Path, options: &OnnxImportOptions) -> Result<Imported> {
