@@ -26,7 +26,8 @@ Cases: ``mlp_digits`` and ``cnn_digits`` (trained a few epochs on scikit-learn's
 ``cnn_bn`` is the same CNN exported with ``do_constant_folding=False``, which keeps the
 ``BatchNormalization`` nodes that constant folding fuses into the convolutions), ``cnn_ops``
 and ``conv1d`` (random init: strides, dilation, grouped and depthwise convolutions, ceil-mode
-and padded pooling, squeeze-excitation gating, activations, softmax), ``tiny_bert`` (a 2-layer
+and padded pooling, squeeze-excitation gating, activations, softmax), ``cnn_resize`` (random
+init: zero, reflect and edge padding, nearest and bilinear resizing), ``tiny_bert`` (a 2-layer
 BERT with random weights, eager attention and mean pooling; ``tiny_bert_hf/`` holds the same
 encoder as a sentence-transformers directory for ``ingot import hf``) and ``tiny_bert_dynamo``
 (the same weights with transformers' default SDPA attention, through the dynamo exporter).
@@ -326,6 +327,44 @@ def conv1d(out: Path) -> None:
     inputs = {"x": x}
     export(model, inputs, ["y"], out / "conv1d.onnx")
     finish(out, "conv1d", model, inputs, ["y"])
+
+
+class CnnResize(nn.Module):
+    """3×16×16 → a flattened 4×8×8 feature map, through the paddings and resizes an importer has
+    to get right: zero, reflect and edge padding (uneven sides), nearest upsampling, bilinear
+    down- and upsampling with and without ``align_corners``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.zero = nn.ZeroPad2d((1, 2, 0, 1))  # 16×16 → 17×19
+        self.conv1 = nn.Conv2d(3, 8, 3)  # → 15×17
+        self.replicate = nn.ReplicationPad2d((0, 1, 2, 1))  # 18×20 → 21×21
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.conv2 = nn.Conv2d(8, 8, 3, stride=2)
+        self.conv3 = nn.Conv2d(8, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv1(self.zero(x)))  # 15×17
+        x = nn.functional.pad(x, (2, 1, 1, 2), mode="reflect")  # 18×20
+        x = self.replicate(x)  # 21×21
+        x = self.conv2(self.up(x))  # 42×42 → 20×20
+        x = nn.functional.interpolate(x, scale_factor=0.6, mode="bilinear", align_corners=False)
+        x = torch.relu(x)  # 12×12
+        x = nn.functional.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=True)
+        x = self.conv3(x)  # 18×18
+        x = nn.functional.interpolate(x, size=(8, 8), mode="bilinear", align_corners=False)
+        return torch.flatten(x, 1)
+
+
+def cnn_resize(out: Path) -> None:
+    """Random-init ``CnnResize``: input ``x`` [N,3,16,16], output ``y`` [N,256]; 4
+    standard-normal inputs."""
+    torch.manual_seed(SEED)
+    model = CnnResize().eval()
+    x = np.random.default_rng(SEED + 3).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    inputs = {"x": x}
+    export(model, inputs, ["y"], out / "cnn_resize.onnx")
+    finish(out, "cnn_resize", model, inputs, ["y"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -727,7 +766,9 @@ def minilm(out: Path) -> None:
     )
 
 
-CASES = {f.__name__: f for f in [mlp_digits, cnn_digits, cnn_ops, conv1d, tiny_bert, minilm]}
+CASES = {
+    f.__name__: f for f in [mlp_digits, cnn_digits, cnn_ops, cnn_resize, conv1d, tiny_bert, minilm]
+}
 
 
 def main() -> None:

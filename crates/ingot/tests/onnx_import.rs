@@ -131,7 +131,7 @@ fn pytorch_mlp_matches_onnxruntime() {
 
 #[test]
 fn pytorch_cnns_match_onnxruntime() {
-    for name in ["cnn_digits", "cnn_bn", "cnn_ops", "conv1d"] {
+    for name in ["cnn_digits", "cnn_bn", "cnn_ops", "cnn_resize", "conv1d"] {
         check(name, &OnnxImportOptions::default());
     }
 }

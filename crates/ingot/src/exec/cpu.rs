@@ -23,6 +23,7 @@ use crate::kernels::matmul::{batch_shape, batched_matmul};
 use crate::kernels::pool::{l2_normalize, SequencePool};
 use crate::kernels::pool2d::{global_pool, pool2d, Pool2d};
 use crate::kernels::reduce::{reduce, Reduce};
+use crate::kernels::resize::{pad, resize, PadFill, Resize};
 use crate::kernels::tabular::{impute, normalize, Norm};
 use crate::kernels::trees::Forest;
 use crate::kernels::unary::{self, Unary};
@@ -101,6 +102,16 @@ pub(crate) enum Kernel {
     /// Missing values replaced by the stored fill values, one per column (or one for all).
     Impute {
         fill: Vec<f32>,
+    },
+    /// A border of `pads` (`[begin…, end…]`) around the input.
+    Pad {
+        pads: Vec<usize>,
+        fill: PadFill,
+    },
+    /// `[N, C, H, W]` planes resized to `sizes`.
+    Resize {
+        resize: Resize,
+        sizes: [usize; 2],
     },
 }
 
@@ -555,6 +566,40 @@ impl CpuPlan {
                     return Err(failed(step, format!("expected [rows, features], got {shape:?}")));
                 };
                 Ok(output(arena, shape.to_vec(), |o| normalize(*norm, x, f, o)))
+            }
+            Kernel::Pad { pads, fill } => {
+                let (x, shape) = f32_arg(0)?;
+                let rank = shape.len();
+                if pads.len() != 2 * rank {
+                    return Err(failed(step, format!("{shape:?} does not have {} axes", pads.len() / 2)));
+                }
+                let mut out_shape = Vec::with_capacity(rank);
+                for (a, &d) in shape.iter().enumerate() {
+                    let (begin, end) = (pads[a], pads[rank + a]);
+                    let fits = match fill {
+                        PadFill::Constant(_) => true,
+                        PadFill::Edge => d > 0 || begin + end == 0,
+                        PadFill::Reflect => begin < d && end < d || begin + end == 0,
+                    };
+                    if !fits {
+                        return Err(failed(
+                            step,
+                            format!("pads {begin}, {end} do not fit axis {a} of {shape:?}"),
+                        ));
+                    }
+                    out_shape.push(d + begin + end);
+                }
+                Ok(output(arena, out_shape, |o| pad(x, shape, pads, *fill, o)))
+            }
+            Kernel::Resize { resize: r, sizes } => {
+                let (x, shape) = f32_arg(0)?;
+                let &[n, c, h, w] = shape else {
+                    return Err(failed(step, format!("expected [N, C, H, W], got {shape:?}")));
+                };
+                if h == 0 || w == 0 {
+                    return Err(failed(step, format!("cannot resize empty planes {shape:?}")));
+                }
+                Ok(output(arena, vec![n, c, sizes[0], sizes[1]], |o| resize(r, x, n * c, [h, w], *sizes, o)))
             }
             Kernel::Impute { fill } => {
                 let (x, shape) = f32_arg(0)?;

@@ -12,7 +12,9 @@ use super::Feed;
 use crate::error::{Error, Result};
 use crate::format::packed;
 use crate::format::Bundle;
-use crate::graph::{slice_range, Graph, NormKind, Op, ReduceKind, WeightLayout};
+use crate::graph::{
+    slice_range, CoordMode, Graph, NearestMode, NormKind, Op, PadMode, ReduceKind, ResizeAttrs, WeightLayout,
+};
 
 /// A graph prepared for a device: its stored tensors uploaded, nodes kept as ops.
 #[derive(Debug)]
@@ -132,11 +134,25 @@ fn unsupported(op: &Op) -> Option<&'static str> {
             Some("candle's pools have no padding, dilation or ceil mode")
         }
         Op::Slice { axes } if axes.iter().any(|s| s.step != 1) => Some("candle slices with step 1 only"),
+        Op::Pad { mode: PadMode::Reflect, .. } => Some("candle has no reflect padding"),
+        Op::Pad { mode: PadMode::Constant(v), .. } if *v != 0.0 => Some("candle pads with zeros only"),
+        Op::Resize(r) if !nearest_doubling(r) => {
+            Some("candle resizes only nearest, asymmetric, floor, by power-of-two scales")
+        }
         Op::Pow { exponent } if ![0.5, 2.0, 3.0].contains(exponent) => {
             Some("candle's powf is exact only for positive bases; exponents 0.5, 2 and 3 run")
         }
         _ => None,
     }
+}
+
+/// Whether `r` is a nearest `asymmetric`/`floor` upsampling by powers of two, which candle's
+/// `upsample_nearest2d` computes exactly (its source index is `⌊o · in / out⌋`).
+fn nearest_doubling(r: &ResizeAttrs) -> bool {
+    let power_of_two = |s: f32| s >= 1.0 && s.fract() == 0.0 && (s as u32).is_power_of_two();
+    r.nearest == Some(NearestMode::Floor)
+        && r.coord == CoordMode::Asymmetric
+        && r.scales.is_some_and(|s| s.iter().all(|&v| power_of_two(v)))
 }
 
 /// For each node, the values it is the last reader of (never graph outputs or stored tensors).
@@ -289,6 +305,23 @@ fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
             // A zero norm divides by 1: the row stays as it is.
             let n = (&n + n.eq(0f64)?.to_dtype(DType::F32)?)?;
             x.broadcast_div(&n)?
+        }
+        Op::Pad { pads, mode } => {
+            let rank = pads.len() / 2;
+            (0..rank).try_fold(x.clone(), |t, a| match mode {
+                PadMode::Edge => t.pad_with_same(a, pads[a], pads[rank + a]),
+                _ => t.pad_with_zeros(a, pads[a], pads[rank + a]),
+            })?
+        }
+        Op::Resize(r) => {
+            let (h, w) = (x.dim(2)?, x.dim(3)?);
+            let exact = r.scales.is_some_and(|s| {
+                (h as f32 * s[0], w as f32 * s[1]) == (r.sizes[0] as f32, r.sizes[1] as f32)
+            });
+            if !exact {
+                candle_core::bail!("{h}×{w} does not resize to {:?} by {:?}", r.sizes, r.scales)
+            }
+            x.upsample_nearest2d(r.sizes[0], r.sizes[1])?
         }
         Op::Impute => x.ne(x)?.where_cond(&args[1].broadcast_as(x.shape())?, x)?,
         Op::Gather { .. }

@@ -6,7 +6,10 @@
 use super::cpu::{Constant, CpuPlan, Kernel, Step};
 use crate::error::{Error, Result};
 use crate::format::{Bundle, DType};
-use crate::graph::{Dim, Graph, Node, NormKind, Op, PoolMode, ReduceKind, Shape, WeightLayout, Window};
+use crate::graph::{
+    CoordMode, Dim, Graph, NearestMode, Node, NormKind, Op, PadMode, PoolMode, ReduceKind, ResizeAttrs,
+    Shape, WeightLayout, Window,
+};
 use crate::kernels::activation::Act;
 use crate::kernels::attention::Attention;
 use crate::kernels::conv::Conv2d;
@@ -21,6 +24,7 @@ use crate::kernels::pool::SequencePool;
 use crate::kernels::pool2d::Pool2d;
 use crate::kernels::qgemm::QuantWeight;
 use crate::kernels::reduce::Reduce;
+use crate::kernels::resize::{Coord, Interpolation, PadFill, Resize, Rounding};
 use crate::kernels::tabular::Norm;
 use crate::kernels::trees::Forest;
 use crate::kernels::unary::Unary;
@@ -321,6 +325,15 @@ fn bind(node: &Node, graph: &Graph, bundle: &Bundle, isa: Isa) -> Result<(Kernel
             NormKind::L2 => Norm::L2,
             NormKind::Max => Norm::Max,
         }),
+        Op::Pad { pads, mode } => {
+            let fill = match mode {
+                PadMode::Constant(v) => PadFill::Constant(*v),
+                PadMode::Reflect => PadFill::Reflect,
+                PadMode::Edge => PadFill::Edge,
+            };
+            Kernel::Pad { pads: pads.clone(), fill }
+        }
+        Op::Resize(r) => Kernel::Resize { resize: kernel_resize(r), sizes: r.sizes },
         Op::Impute => {
             let fill = stored(graph, bundle, inputs[1])?.as_slice().to_vec();
             if fill.is_empty() {
@@ -335,6 +348,24 @@ fn bind(node: &Node, graph: &Graph, bundle: &Bundle, isa: Isa) -> Result<(Kernel
 /// The kernels' form of a graph window.
 pub(super) fn kernel_window(w: &Window) -> window::Window {
     window::Window { kernel: w.kernel, strides: w.strides, pads: w.pads, dilations: w.dilations }
+}
+
+/// The kernels' form of a graph `Resize`.
+fn kernel_resize(r: &ResizeAttrs) -> Resize {
+    let interpolation = match r.nearest {
+        None => Interpolation::Linear,
+        Some(NearestMode::RoundPreferFloor) => Interpolation::Nearest(Rounding::RoundPreferFloor),
+        Some(NearestMode::RoundPreferCeil) => Interpolation::Nearest(Rounding::RoundPreferCeil),
+        Some(NearestMode::Floor) => Interpolation::Nearest(Rounding::Floor),
+        Some(NearestMode::Ceil) => Interpolation::Nearest(Rounding::Ceil),
+    };
+    let coord = match r.coord {
+        CoordMode::HalfPixel => Coord::HalfPixel,
+        CoordMode::Asymmetric => Coord::Asymmetric,
+        CoordMode::AlignCorners => Coord::AlignCorners,
+        CoordMode::PytorchHalfPixel => Coord::PytorchHalfPixel,
+    };
+    Resize { interpolation, coord, scales: r.scales }
 }
 
 /// Row-major `[cols, rows]` transpose of a `[rows, cols]` matrix.
@@ -474,7 +505,7 @@ fn release_plan(plan: &CpuPlan) -> Vec<Vec<usize>> {
 ///
 /// A value *carries the rows* when its axis 0 is the input's rows: the input does, and so does
 /// the output of a step that works row by row on values that carry them — linear layers,
-/// element-wise functions, convolutions and pools (per image), normalizations of rows, softmax
+/// element-wise functions, convolutions, pools and resizes (per image), pads of later axes, normalizations of rows, softmax
 /// along a later axis, transposes, slices and reductions that leave axis 0 in place, reshapes
 /// that keep each row's values in its row, and arithmetic of two row-carrying values of the
 /// same rank or of one and a constant that does not vary by row (of lower rank, or with a
@@ -497,7 +528,11 @@ fn is_row_wise(plan: &CpuPlan, graph: &Graph) -> bool {
             | Kernel::Impute { .. }
             | Kernel::Conv { .. }
             | Kernel::Pool2d { .. }
+            | Kernel::Resize { .. }
             | Kernel::GlobalPool { .. } => first,
+            Kernel::Pad { pads, .. } => {
+                first && pads.first() == Some(&0) && pads.get(pads.len() / 2) == Some(&0)
+            }
             Kernel::Softmax { axis } | Kernel::LogSoftmax { axis } => first && *axis >= 1,
             Kernel::Transpose { perm } => first && perm.first() == Some(&0),
             Kernel::Slice { axes } => first && axes.iter().all(|s| s.axis != 0),

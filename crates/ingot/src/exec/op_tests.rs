@@ -194,6 +194,32 @@ fn transpose_and_slice() {
 }
 
 #[test]
+fn pad_and_resize() {
+    // A 2×2 image 1 2 / 3 4, padded one column on the left and one row below.
+    let pad = |attrs: Json| flat(image(1, 2, 2).node("Pad", &["img"], "p", attrs), "p");
+    let x = iota(4);
+    let pads = json!([0, 0, 0, 1, 0, 0, 1, 0]);
+    close(&pad(json!({"pads": pads})).run(&x, 1), &[0.0, 1.0, 2.0, 0.0, 3.0, 4.0, 0.0, 0.0, 0.0]);
+    close(
+        &pad(json!({"pads": pads, "mode": "edge"})).run(&x, 1),
+        &[1.0, 1.0, 2.0, 3.0, 3.0, 4.0, 3.0, 3.0, 4.0],
+    );
+    close(
+        &pad(json!({"pads": pads, "mode": "reflect"})).run(&x, 1),
+        &[2.0, 1.0, 2.0, 4.0, 3.0, 4.0, 2.0, 1.0, 2.0],
+    );
+    close(&pad(json!({"pads": pads, "value": 7})).run(&x, 1), &[7.0, 1.0, 2.0, 7.0, 3.0, 4.0, 7.0, 7.0, 7.0]);
+    // Nearest doubling (candle runs it too) and bilinear half-pixel to 1×4.
+    let resize = |attrs: Json| flat(image(1, 2, 2).node("Resize", &["img"], "r", attrs), "r");
+    let near = json!({"sizes": [4, 4], "scales": [2.0, 2.0], "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"});
+    let want = [1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.];
+    close(&resize(near).run(&x, 1), &want);
+    let linear = json!({"sizes": [1, 4], "mode": "linear"});
+    // Rows: (0 + 0.5) · 2 − 0.5 = 0.5 → halfway; columns −0.25, 0.25, 0.75, 1.25 → 0, ¼, ¾, 1.
+    close(&resize(linear).run(&x, 1), &[2.0, 2.25, 2.75, 3.0]);
+}
+
+#[test]
 fn element_wise_functions() {
     let x = [-2.0f32, -0.5, 0.0, 1.0, 4.0];
     let run = |op: &str, attrs: Json| Net::new(5).node(op, &["x"], "y", attrs).run(&x, 1);

@@ -1,7 +1,7 @@
-//! The layout ops of opset 2 — `Transpose`, `Slice` and the reductions — their attributes and
-//! output shapes (docs/format.md §4).
+//! The layout ops of opset 2 — `Transpose`, `Slice`, `Pad` and the reductions — their
+//! attributes and output shapes (docs/format.md §4).
 
-use super::attrs::{attr_bool, attr_ints, Attrs};
+use super::attrs::{attr_bool, attr_f32, attr_ints, Attrs};
 use super::shape::{axis, Dim, Shape};
 
 /// Highest rank `Transpose` takes.
@@ -105,6 +105,62 @@ pub(crate) fn slice(attrs: &Attrs, input: &Shape) -> Result<(Vec<SliceAxis>, Sha
     Ok((sliced, out))
 }
 
+/// How `Pad` fills the border.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum PadMode {
+    /// A constant (`value`).
+    Constant(f32),
+    /// The input mirrored about its first and last values (each pad smaller than its axis).
+    Reflect,
+    /// The input's first or last value repeated.
+    Edge,
+}
+
+/// `Pad`: `pads` (`[begin…, end…]`, one pair per axis, non-negative, none on the batch axis 0),
+/// `mode` (default `constant`) with `value` (default 0), and the output shape.
+pub(crate) fn pad(attrs: &Attrs, input: &Shape) -> Result<(Vec<usize>, PadMode, Shape), String> {
+    let rank = input.len();
+    if !(1..=MAX_TRANSPOSE_RANK).contains(&rank) {
+        return Err(format!("input rank must be 1 to {MAX_TRANSPOSE_RANK}, got {input:?}"));
+    }
+    let given = attr_ints(attrs, "pads")?.ok_or("attribute `pads` is required")?;
+    if given.len() != 2 * rank {
+        return Err(format!("`pads` {given:?} must have 2 × {rank} values"));
+    }
+    let pads: Vec<usize> = given
+        .iter()
+        .map(|&p| usize::try_from(p).ok())
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("`pads` {given:?} must be non-negative (cropping is not supported)"))?;
+    if pads[0] != 0 || pads[rank] != 0 {
+        return Err(format!("`pads` {given:?} pad the batch axis 0"));
+    }
+    let mode = match attrs.get("mode").map(|v| v.as_str()) {
+        None | Some(Some("constant")) => PadMode::Constant(attr_f32(attrs, "value", 0.0)?),
+        Some(Some("reflect")) => PadMode::Reflect,
+        Some(Some("edge")) => PadMode::Edge,
+        _ => return Err("attribute `mode` must be \"constant\", \"reflect\" or \"edge\"".into()),
+    };
+    if attrs.contains_key("value") && !matches!(mode, PadMode::Constant(_)) {
+        return Err("`value` goes with the constant mode only".into());
+    }
+    let mut out = input.clone();
+    for a in 0..rank {
+        let (begin, end) = (pads[a], pads[rank + a]);
+        if let Dim::Fixed(d) = input[a] {
+            let empty = d == 0 && begin + end > 0 && mode != PadMode::Constant(0.0);
+            if mode == PadMode::Reflect && (begin >= d || end >= d) || empty {
+                return Err(format!(
+                    "pads {begin} and {end} do not fit axis {a} of {d} values in {mode:?} mode"
+                ));
+            }
+            out[a] =
+                Dim::Fixed(d.checked_add(begin).and_then(|v| v.checked_add(end)).ok_or("`pads` overflow")?);
+        }
+    }
+    Ok((pads, mode, out))
+}
+
 /// A reduction's `axes` (required; resolved, sorted, distinct) and `keepdims` (default true),
 /// with the output shape.
 pub(crate) fn reduce(attrs: &Attrs, input: &Shape) -> Result<(Vec<usize>, bool, Shape), String> {
@@ -190,6 +246,26 @@ mod tests {
         assert!(err(json!({"starts": [0], "ends": [1], "axes": [3]})).contains("out of range"));
         assert!(err(json!({"starts": [0], "ends": [1], "axes": [1], "steps": [0]})).contains("not be 0"));
         assert!(err(json!({"starts": [4], "ends": [2], "axes": [1]})).contains("empty"));
+    }
+
+    #[test]
+    fn pads_grow_axes_and_check_their_modes() {
+        let x = vec![Dim::Var, Dim::Fixed(3), Dim::Fixed(4)];
+        let (pads, mode, out) = pad(&attrs(json!({"pads": [0, 1, 2, 0, 0, 1]})), &x).unwrap();
+        assert_eq!((pads, mode), (vec![0, 1, 2, 0, 0, 1], PadMode::Constant(0.0)));
+        assert_eq!(out, vec![Dim::Var, Dim::Fixed(4), Dim::Fixed(7)]);
+        let a = attrs(json!({"pads": [0, 2, 3, 0, 2, 3], "mode": "reflect"}));
+        assert_eq!(pad(&a, &x).unwrap().1, PadMode::Reflect);
+        let a = attrs(json!({"pads": [0, 0, 0, 0, 5, 5], "mode": "constant", "value": -1.5}));
+        assert_eq!(pad(&a, &x).unwrap().1, PadMode::Constant(-1.5));
+        let err = |v: serde_json::Value| pad(&attrs(v), &x).unwrap_err();
+        assert!(err(json!({})).contains("required"));
+        assert!(err(json!({"pads": [0, 1, 0, 1]})).contains("2 × 3"));
+        assert!(err(json!({"pads": [0, -1, 0, 0, 0, 0]})).contains("non-negative"));
+        assert!(err(json!({"pads": [1, 0, 0, 0, 0, 0]})).contains("batch"));
+        assert!(err(json!({"pads": [0, 3, 0, 0, 0, 0], "mode": "reflect"})).contains("do not fit"));
+        assert!(err(json!({"pads": [0, 0, 0, 0, 0, 0], "mode": "wrap"})).contains("`mode`"));
+        assert!(err(json!({"pads": [0, 0, 0, 0, 0, 0], "mode": "edge", "value": 1})).contains("`value`"));
     }
 
     #[test]

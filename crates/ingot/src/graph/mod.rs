@@ -18,10 +18,10 @@ use std::collections::{BTreeMap, HashMap};
 use crate::error::{Error, Result};
 use crate::format::{DType, ElementType, GraphSpec, TensorEntry};
 
-pub(crate) use layout::{slice_range, SliceAxis};
+pub(crate) use layout::{slice_range, PadMode, SliceAxis};
 pub(crate) use ops::{reshape_shape, NormKind, Op, PoolMode, ReduceKind, WeightLayout};
 pub(crate) use shape::{broadcast, Dim, Shape};
-pub(crate) use spatial::Window;
+pub(crate) use spatial::{CoordMode, NearestMode, ResizeAttrs, Window};
 
 /// The output shapes of op `op` with `attrs` over inputs of `shapes`, by the same rules as
 /// validation (importers infer shapes while they build a graph).

@@ -3,9 +3,9 @@
 //! functions in `unary`; this module holds the op set itself and dispatches.
 
 use super::attrs::{attr_bool, attr_f64, attr_i64, Attrs};
-use super::layout::{self, SliceAxis};
+use super::layout::{self, PadMode, SliceAxis};
 use super::shape::{axis, broadcast, Dim, Shape};
-use super::spatial::{self, Window};
+use super::spatial::{self, ResizeAttrs, Window};
 use super::unary;
 use crate::format::packed::{packed_shape, PANEL_WIDTH};
 use crate::trees::EnsembleAttrs;
@@ -149,6 +149,13 @@ pub(crate) enum Op {
     },
     /// `[N, F]` with each NaN in column `j` replaced by a stored `[F]` fill value (opset 2).
     Impute,
+    /// The input with a border: `pads` `[begin…, end…]` per axis, filled by `mode` (opset 2).
+    Pad {
+        pads: Vec<usize>,
+        mode: PadMode,
+    },
+    /// `[N, C, H, W]` planes resized to a fixed `[OH, OW]`, nearest or bilinear (opset 2).
+    Resize(ResizeAttrs),
 }
 
 /// What a `Reduce*` op computes over its axes.
@@ -304,6 +311,8 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
         "ReduceMean" | "ReduceSum" | "ReduceMax" => &["axes", "keepdims"],
         "Slice" => &["starts", "ends", "axes", "steps"],
         "Normalize" => &["norm"],
+        "Pad" => &["pads", "mode", "value"],
+        "Resize" => &["mode", "coordinate_transformation_mode", "nearest_mode", "sizes", "scales"],
         _ => &[],
     };
     if let Some(unknown) = attrs.keys().find(|k| !known.contains(&k.as_str())) {
@@ -530,6 +539,15 @@ pub(crate) fn build(op: &str, attrs: &Attrs, inputs: &[&Shape]) -> Result<(Op, V
             arity(inputs, 1, 1)?;
             let (axes, out) = layout::slice(attrs, inputs[0])?;
             (Op::Slice { axes }, vec![out])
+        }
+        "Pad" => {
+            arity(inputs, 1, 1)?;
+            let (pads, mode, out) = layout::pad(attrs, inputs[0])?;
+            (Op::Pad { pads, mode }, vec![out])
+        }
+        "Resize" => {
+            arity(inputs, 1, 1)?;
+            spatial::resize(attrs, inputs[0])?
         }
         "Normalize" => {
             arity(inputs, 1, 1)?;

@@ -1,5 +1,5 @@
-//! The window ops over `[N, C, H, W]` images (opset 2): `Conv`, `MaxPool`, `AveragePool`, and
-//! the global pools — their attributes and output shapes (docs/format.md §4).
+//! The window ops over `[N, C, H, W]` images (opset 2): `Conv`, `MaxPool`, `AveragePool`, the
+//! global pools and `Resize` — their attributes and output shapes (docs/format.md §4).
 
 use super::attrs::{attr_bool, attr_i64, attr_sizes, Attrs};
 use super::ops::Op;
@@ -152,6 +152,92 @@ pub(crate) fn global_pool(op: &str, input: &Shape) -> Result<(Op, Vec<Shape>), S
     Ok((pooled, vec![out]))
 }
 
+/// How `Resize` maps an output coordinate back to the input (`coordinate_transformation_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CoordMode {
+    /// `(x + 0.5) / scale − 0.5` (the default).
+    HalfPixel,
+    /// `x / scale`.
+    Asymmetric,
+    /// `x · (in − 1) / (out − 1)`.
+    AlignCorners,
+    /// As `HalfPixel`, but 0 for an output of 1.
+    PytorchHalfPixel,
+}
+
+/// How a nearest `Resize` rounds (`nearest_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NearestMode {
+    /// Halves down (the default).
+    RoundPreferFloor,
+    /// Halves up.
+    RoundPreferCeil,
+    /// Down.
+    Floor,
+    /// Up.
+    Ceil,
+}
+
+/// A `Resize` node's attributes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ResizeAttrs {
+    /// Nearest (with its rounding) or bilinear (`None`).
+    pub(crate) nearest: Option<NearestMode>,
+    /// The coordinate mapping.
+    pub(crate) coord: CoordMode,
+    /// The output height and width.
+    pub(crate) sizes: [usize; 2],
+    /// The height and width scales the mapping divides by (default: output / input size).
+    pub(crate) scales: Option<[f32; 2]>,
+}
+
+/// `Resize`: x `[N, C, H, W]` → `[N, C, sizes[0], sizes[1]]`.
+pub(crate) fn resize(attrs: &Attrs, input: &Shape) -> Result<(Op, Vec<Shape>), String> {
+    let [n, c, _, _] = image(input, "input")?;
+    let text = |key: &str, default: &'static str| -> Result<String, String> {
+        match attrs.get(key) {
+            None => Ok(default.into()),
+            Some(v) => {
+                v.as_str().map(String::from).ok_or_else(|| format!("attribute `{key}` must be a string"))
+            }
+        }
+    };
+    let nearest = match text("nearest_mode", "round_prefer_floor")?.as_str() {
+        "round_prefer_floor" => NearestMode::RoundPreferFloor,
+        "round_prefer_ceil" => NearestMode::RoundPreferCeil,
+        "floor" => NearestMode::Floor,
+        "ceil" => NearestMode::Ceil,
+        other => return Err(format!("unknown nearest_mode `{other}`")),
+    };
+    let nearest = match text("mode", "nearest")?.as_str() {
+        "nearest" => Some(nearest),
+        "linear" if !attrs.contains_key("nearest_mode") => None,
+        "linear" => return Err("`nearest_mode` goes with the nearest mode only".into()),
+        other => return Err(format!("unknown mode `{other}` (nearest, linear)")),
+    };
+    let coord = match text("coordinate_transformation_mode", "half_pixel")?.as_str() {
+        "half_pixel" => CoordMode::HalfPixel,
+        "asymmetric" => CoordMode::Asymmetric,
+        "align_corners" => CoordMode::AlignCorners,
+        "pytorch_half_pixel" => CoordMode::PytorchHalfPixel,
+        other => return Err(format!("unknown coordinate_transformation_mode `{other}`")),
+    };
+    let sizes = attr_sizes(attrs, "sizes", None, 1)?;
+    let scales = match attrs.get("scales") {
+        None => None,
+        Some(v) => {
+            let s: Option<Vec<f32>> =
+                v.as_array().and_then(|a| a.iter().map(|s| s.as_f64().map(|s| s as f32)).collect());
+            match s.as_deref() {
+                Some(&[h, w]) if [h, w].iter().all(|s| s.is_finite() && *s > 0.0) => Some([h, w]),
+                _ => return Err("attribute `scales` must be two positive numbers".into()),
+            }
+        }
+    };
+    let out = vec![n, c, Dim::Fixed(sizes[0]), Dim::Fixed(sizes[1])];
+    Ok((Op::Resize(ResizeAttrs { nearest, coord, sizes, scales }), vec![out]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +322,38 @@ mod tests {
         let bad_flag = attrs(json!({"kernel_shape": [2, 2], "ceil_mode": "yes"}));
         assert!(pool("MaxPool", &bad_flag, &x).unwrap_err().contains("ceil_mode"));
         assert!(pool("MaxPool", &a, &fixed(&[2, 6, 6])).unwrap_err().contains("4-D"));
+    }
+
+    #[test]
+    fn resize_reads_its_modes_and_sizes() {
+        let x = vec![Dim::Var, Dim::Fixed(3), Dim::Fixed(5), Dim::Fixed(7)];
+        let (op, out) = resize(&attrs(json!({"sizes": [10, 14]})), &x).unwrap();
+        assert_eq!(out[0], vec![Dim::Var, Dim::Fixed(3), Dim::Fixed(10), Dim::Fixed(14)]);
+        let want = ResizeAttrs {
+            nearest: Some(NearestMode::RoundPreferFloor),
+            coord: CoordMode::HalfPixel,
+            sizes: [10, 14],
+            scales: None,
+        };
+        assert_eq!(op, Op::Resize(want));
+        let a = attrs(
+            json!({"sizes": [3, 4], "mode": "linear", "coordinate_transformation_mode": "align_corners", "scales": [0.6, 0.6]}),
+        );
+        let (op, _) = resize(&a, &x).unwrap();
+        assert!(
+            matches!(op, Op::Resize(r) if r.nearest.is_none() && r.coord == CoordMode::AlignCorners && r.scales == Some([0.6, 0.6]))
+        );
+        let err = |v: serde_json::Value| resize(&attrs(v), &x).unwrap_err();
+        assert!(err(json!({})).contains("sizes"));
+        assert!(err(json!({"sizes": [0, 2]})).contains("at least 1"));
+        assert!(err(json!({"sizes": [2, 2], "mode": "cubic"})).contains("mode"));
+        assert!(err(json!({"sizes": [2, 2], "mode": "linear", "nearest_mode": "floor"}))
+            .contains("nearest mode only"));
+        assert!(err(json!({"sizes": [2, 2], "nearest_mode": "up"})).contains("nearest_mode"));
+        assert!(err(json!({"sizes": [2, 2], "coordinate_transformation_mode": "tf_crop_and_resize"}))
+            .contains("coordinate"));
+        assert!(err(json!({"sizes": [2, 2], "scales": [1, 0]})).contains("positive"));
+        assert!(resize(&attrs(json!({"sizes": [2, 2]})), &fixed(&[1, 5, 7])).unwrap_err().contains("4-D"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub(crate) mod pool;
 pub(crate) mod pool2d;
 pub(crate) mod qgemm;
 pub(crate) mod reduce;
+pub(crate) mod resize;
 pub(crate) mod softmax;
 pub(crate) mod tabular;
 pub(crate) mod trees;

@@ -435,13 +435,37 @@ fn range(ins: &[Option<Val>]) -> Result<Val, Fail> {
 fn slice(a: &Attrs<'_>, ins: &[Option<Val>], opset: i64) -> Result<Val, Fail> {
     let (starts, ends, axes, steps) = slice_params(a, ins, opset)?;
     let Some(v) = ins[0].as_ref().and_then(ints) else {
-        return Err(Fail::Unsupported("Slice of a constant tensor of rank > 1".into()));
+        return match konst(&ins[0]) {
+            Some(c) => slice_const(c, &starts, &ends, &axes, &steps),
+            None => Err(Fail::Unsupported("Slice of a constant tensor of rank > 1".into())),
+        };
     };
     if axes.iter().any(|&x| x != 0 && x != -1) || starts.len() != 1 {
         return Err("Slice of a 1-D vector on another axis".into());
     }
     let idx = slice_indices(v.values.len(), starts[0], ends[0], steps.first().copied().unwrap_or(1))?;
     Ok(from_ints(idx.into_iter().map(|i| v.values[i]).collect(), false))
+}
+
+/// `Slice` of a constant tensor of any rank (the pads an exporter computes from a `[-1, 2]`
+/// reshape, for one).
+fn slice_const(c: &Const, starts: &[i64], ends: &[i64], axes: &[i64], steps: &[i64]) -> Result<Val, Fail> {
+    let rank = c.dims.len();
+    let mut picks: Vec<Vec<usize>> = c.dims.iter().map(|&d| (0..d).collect()).collect();
+    for (i, &a) in axes.iter().enumerate() {
+        let a = axis_of(a, rank)?;
+        picks[a] = slice_indices(c.dims[a], starts[i], ends[i], steps[i])?;
+    }
+    let mut strides = vec![1usize; rank];
+    for i in (0..rank.saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * c.dims[i + 1];
+    }
+    let mut order = vec![0usize];
+    for (p, st) in picks.iter().zip(&strides) {
+        order = order.iter().flat_map(|&base| p.iter().map(move |&i| base + i * st)).collect();
+    }
+    let dims = picks.iter().map(Vec::len).collect();
+    Ok(Val::Const(Const { dims, data: pick(&c.data, &order) }))
 }
 
 /// `starts, ends, axes, steps` of a `Slice`.

@@ -76,6 +76,9 @@ pub(crate) fn supported(op: &str) -> bool {
             | "ReduceSum"
             | "ReduceMax"
             | "ArgMax"
+            | "Pad"
+            | "Resize"
+            | "Upsample"
     )
 }
 
@@ -359,6 +362,8 @@ impl Importer<'_> {
                 let at = attrs([("axes", json!(axes)), ("keepdims", json!(a.int_or("keepdims", 1)? == 1))]);
                 self.out.emit(op, &[Arg::Value(&x)], at, &out)?
             }
+            "Pad" => self.pad(&a, ins, &out)?,
+            "Resize" | "Upsample" => self.resize(op, &a, ins, &out)?,
             "Gather" => return Err(unsupported("Gather of a computed value (only constant gathers fold)")),
             other => {
                 return Err(unsupported(format!("{other} over computed values (only constant inputs fold)")))
@@ -503,6 +508,169 @@ impl Importer<'_> {
         let name = self.out.store(&format!("{}.bias", x.name), vec![channels], &bias)?;
         self.out.nodes[i].inputs.push(name);
         Ok(Some(x.clone()))
+    }
+
+    /// `Pad`: pads (and from opset 11 the constant value and, from 18, the axes) as constant
+    /// inputs, or attributes before opset 11.
+    fn pad(&mut self, a: &Attrs<'_>, ins: &[Option<Val>], out: &str) -> Result<Dyn, Fail> {
+        let x = self.value(ins, 0)?;
+        let rank = x.rank();
+        let (given, value, axes) = if self.opset >= 11 {
+            let value = optional_constant(ins, 2, "Pad's constant value")?
+                .map(|c| c.scalar_f32().ok_or_else(|| unsupported("a non-scalar Pad value")))
+                .transpose()?;
+            (const_ints(ins, 1)?, value, const_ints(ins, 3)?)
+        } else {
+            (a.ints("pads")?, a.float("value")?, None)
+        };
+        let given = given.ok_or("Pad needs pads")?;
+        let axes: Vec<usize> = match axes {
+            None => (0..rank).collect(),
+            Some(axes) => axes
+                .iter()
+                .map(|&v| usize::try_from(if v < 0 { v + rank as i64 } else { v }).ok().filter(|&v| v < rank))
+                .collect::<Option<_>>()
+                .ok_or_else(|| Fail::Invalid(format!("Pad axes {axes:?} out of range for rank {rank}")))?,
+        };
+        let k = axes.len();
+        if given.len() != 2 * k {
+            return Err(format!("Pad has {} pads for {k} axes", given.len()).into());
+        }
+        if given.iter().any(|&p| p < 0) {
+            return Err(unsupported(format!("Pad with negative pads {given:?} (cropping)")));
+        }
+        let mut pads = vec![0i64; 2 * rank];
+        for (i, &ax) in axes.iter().enumerate() {
+            pads[ax] = given[i];
+            pads[rank + ax] = given[k + i];
+        }
+        if pads[0] != 0 || pads[rank] != 0 {
+            return Err(unsupported("Pad of the batch dimension"));
+        }
+        let mode = a.string("mode")?.unwrap_or_else(|| "constant".into());
+        if !matches!(mode.as_str(), "constant" | "reflect" | "edge") {
+            return Err(unsupported(format!("Pad in mode `{mode}`")));
+        }
+        let mut at = attrs([("pads", json!(pads)), ("mode", json!(mode))]);
+        if mode == "constant" {
+            at.insert("value".into(), json!(value.unwrap_or(0.0)));
+        }
+        Ok(self.out.emit("Pad", &[Arg::Value(&x)], at, out)?)
+    }
+
+    /// `Resize` (opset 10: `[X, scales]`; 11+: `[X, roi, scales, sizes]`) and `Upsample` over
+    /// `[N, C, H, W]`, nearest or bilinear, with constant scales or sizes.
+    fn resize(&mut self, op: &str, a: &Attrs<'_>, ins: &[Option<Val>], out: &str) -> Result<Dyn, Fail> {
+        let x = self.value(ins, 0)?;
+        let [_, _, h, w] = x.dims()[..] else {
+            return Err(unsupported(format!("{op} of rank {} (only [N, C, H, W])", x.rank())));
+        };
+        let modern = op == "Resize" && self.opset >= 11;
+        for (name, default) in [("antialias", 0), ("exclude_outside", 0)] {
+            if a.int_or(name, default)? != default {
+                return Err(unsupported(format!("{op} with `{name}`")));
+            }
+        }
+        if a.string("keep_aspect_ratio_policy")?.is_some_and(|p| p != "stretch") {
+            return Err(unsupported(format!("{op} with `keep_aspect_ratio_policy`")));
+        }
+        if a.has("axes") {
+            return Err(unsupported(format!("{op} with `axes`")));
+        }
+        let mode = a.string("mode")?.unwrap_or_else(|| "nearest".into());
+        let mode = match mode.as_str() {
+            "nearest" => "nearest",
+            "linear" | "bilinear" => "linear",
+            other => return Err(unsupported(format!("{op} in mode `{other}`"))),
+        };
+        let (scales_at, sizes_at) = if modern { (2, 3) } else { (1, usize::MAX) };
+        let scales = optional_constant(ins, scales_at, "Resize's scales")?
+            .map(|c| c.to_f32().ok_or("scales must be numbers"))
+            .transpose()?
+            .filter(|s| !s.is_empty());
+        let scales = match (scales, op == "Upsample" && self.opset < 9) {
+            (None, true) => a.floats("scales")?,
+            (s, _) => s,
+        };
+        let sizes: Option<Vec<Option<usize>>> = match ins.get(sizes_at).and_then(Option::as_ref) {
+            None => None,
+            Some(Val::Const(c)) => Some(
+                c.to_i64()
+                    .ok_or("sizes must be integers")?
+                    .iter()
+                    .map(|&v| usize::try_from(v).ok())
+                    .collect(),
+            ),
+            Some(Val::Shape(dims)) => Some(
+                dims.iter()
+                    .map(|d| match d {
+                        SymDim::Known(v) => usize::try_from(*v).ok(),
+                        SymDim::Batch => None,
+                    })
+                    .collect(),
+            ),
+            Some(other) => return Err(unsupported(format!("{op} sizes that are {}", other.kind()))),
+        };
+        let (out_hw, given) = match (scales, sizes) {
+            (Some(s), None) => {
+                let &[sn, sc, sh, sw] = s.as_slice() else {
+                    return Err(format!("{op} scales {s:?} for rank 4").into());
+                };
+                if sn != 1.0 || sc != 1.0 {
+                    return Err(unsupported(format!("{op} that scales N or C ({s:?})")));
+                }
+                let (Some(h), Some(w)) = (h, w) else {
+                    return Err(unsupported(format!("{op} by scales of a variable height or width")));
+                };
+                // ONNX Runtime's output size: the f32 product, truncated.
+                let size = |d: usize, s: f32| (d as f32 * s) as usize;
+                ([size(h, sh), size(w, sw)], Some([sh, sw]))
+            }
+            (None, Some(d)) => match d.as_slice() {
+                [_, _, Some(oh), Some(ow)] if d[1].is_none_or(|c| Some(c) == x.dims()[1]) => {
+                    ([*oh, *ow], None)
+                }
+                _ => return Err(unsupported(format!("{op} to sizes {d:?} (only H and W may change)"))),
+            },
+            _ => return Err(Fail::Invalid(format!("{op} needs exactly one of scales and sizes"))),
+        };
+        if out_hw.contains(&0) {
+            return Err(Fail::Invalid(format!("{op} to an empty output {out_hw:?}")));
+        }
+        let (coord, nearest) = if modern {
+            let coord = a.string("coordinate_transformation_mode")?.unwrap_or_else(|| "half_pixel".into());
+            if !matches!(coord.as_str(), "half_pixel" | "asymmetric" | "align_corners" | "pytorch_half_pixel")
+            {
+                return Err(unsupported(format!("{op} with coordinate_transformation_mode `{coord}`")));
+            }
+            (coord, a.string("nearest_mode")?.unwrap_or_else(|| "round_prefer_floor".into()))
+        } else {
+            // Opset 10 and Upsample: asymmetric; nearest truncates up-sampling and rounds a
+            // down-sampling up (ONNX Runtime's rule).
+            let down = given.map(|s| s.map(|v| v < 1.0));
+            let nearest = match down {
+                Some([false, false]) | None => "floor",
+                Some([true, true]) => "ceil",
+                Some(_) => {
+                    return Err(unsupported(format!(
+                        "nearest {op} that grows one axis and shrinks the other"
+                    )))
+                }
+            };
+            ("asymmetric".into(), nearest.into())
+        };
+        let mut at = attrs([
+            ("mode", json!(mode)),
+            ("coordinate_transformation_mode", json!(coord)),
+            ("sizes", json!(out_hw)),
+        ]);
+        if mode == "nearest" {
+            at.insert("nearest_mode".into(), json!(nearest));
+        }
+        if let Some(s) = given {
+            at.insert("scales".into(), json!(s));
+        }
+        Ok(self.out.emit("Resize", &[Arg::Value(&x)], at, out)?)
     }
 
     fn clip(&mut self, a: &Attrs<'_>, ins: &[Option<Val>], out: &str) -> Result<Dyn, Fail> {
