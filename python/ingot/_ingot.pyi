@@ -95,6 +95,29 @@ def import_lightgbm(
     version: str = "1.0.0",
     feature_names: list[str] | None = None,
 ) -> Model: ...
+def import_onnx(
+    model_path: str | PathLike[str],
+    path: str | PathLike[str],
+    *,
+    name: str | None = None,
+    version: str = "1.0.0",
+    input_shapes: list[tuple[str, list[int]]] = ...,
+    classes: list[str | int | float] | None = None,
+    feature_names: list[str] | None = None,
+    output: str | None = None,
+    embedding: bool = False,
+    tokenizer: str | PathLike[str] | None = None,
+    max_length: int | None = None,
+) -> Model: ...
+
+# Keys: ok, producer, opsets, ops, unsupported (dicts: op_type, domain, node, opset, reason),
+# error, encoder.
+def check_onnx(
+    model_path: str | PathLike[str],
+    *,
+    input_shapes: list[tuple[str, list[int]]] = ...,
+    output: str | None = None,
+) -> dict[str, Any]: ...
 def encode_strings(values: np.ndarray) -> tuple[np.ndarray, list[str]] | None: ...
 def isa_level() -> str: ...
 def pool_threads() -> int: ...

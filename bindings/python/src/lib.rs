@@ -159,6 +159,100 @@ fn import_lightgbm(
     import_trees(py, ingot::import::lightgbm::import_file, &model_path, &path, &options)
 }
 
+/// Imports an ONNX model into an `.ingot` file (external data files are read next to it).
+#[pyfunction]
+#[pyo3(signature = (
+    model_path, path, *, name = None, version = "1.0.0".to_string(), input_shapes = Vec::new(),
+    classes = None, feature_names = None, output = None, embedding = false, tokenizer = None,
+    max_length = None
+))]
+#[allow(clippy::too_many_arguments)]
+fn import_onnx(
+    py: Python<'_>,
+    model_path: std::path::PathBuf,
+    path: std::path::PathBuf,
+    name: Option<String>,
+    version: String,
+    input_shapes: Vec<(String, Vec<i64>)>,
+    classes: Option<Vec<Bound<'_, PyAny>>>,
+    feature_names: Option<Vec<String>>,
+    output: Option<String>,
+    embedding: bool,
+    tokenizer: Option<std::path::PathBuf>,
+    max_length: Option<usize>,
+) -> PyResult<PyModel> {
+    let classes = classes.map(|c| c.iter().map(class_label).collect::<PyResult<Vec<_>>>()).transpose()?;
+    let options = ingot::import::onnx::OnnxImportOptions {
+        name,
+        version,
+        input_shapes,
+        classes,
+        feature_names,
+        output,
+        embedding,
+        tokenizer,
+        max_length,
+    };
+    let model = py
+        .detach(|| {
+            let (manifest, tensors) = ingot::import::onnx::import_file(&model_path, &options)?;
+            ingot::save(&path, &manifest, &tensors)
+        })
+        .map_err(to_py)?;
+    Ok(PyModel::new(model))
+}
+
+/// A class label: a string or a number.
+fn class_label(label: &Bound<'_, PyAny>) -> PyResult<ingot::Value> {
+    if let Ok(s) = label.cast::<pyo3::types::PyString>() {
+        return Ok(ingot::Value::String(s.extract::<String>()?));
+    }
+    if !label.is_instance_of::<pyo3::types::PyBool>() {
+        if let Ok(n) = label.extract::<f64>() {
+            return Ok(ingot::Value::Number(n));
+        }
+    }
+    let got = label.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string());
+    Err(to_py(Error::usage(format!("class labels must be strings or numbers, got {got}"))))
+}
+
+/// Reads an ONNX model and reports its ops and every node that cannot be imported, without
+/// writing anything: a dict of `ingot::import::onnx::CheckReport`'s fields.
+#[pyfunction]
+#[pyo3(signature = (model_path, *, input_shapes = Vec::new(), output = None))]
+fn check_onnx<'py>(
+    py: Python<'py>,
+    model_path: std::path::PathBuf,
+    input_shapes: Vec<(String, Vec<i64>)>,
+    output: Option<String>,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    use pyo3::types::PyDict;
+    let options = ingot::import::onnx::OnnxImportOptions { input_shapes, output, ..Default::default() };
+    let report = py.detach(|| ingot::import::onnx::check_file(&model_path, &options)).map_err(to_py)?;
+    let unsupported = report
+        .unsupported
+        .iter()
+        .map(|n| {
+            let d = PyDict::new(py);
+            d.set_item("op_type", &n.op_type)?;
+            d.set_item("domain", &n.domain)?;
+            d.set_item("node", &n.node)?;
+            d.set_item("opset", n.opset)?;
+            d.set_item("reason", &n.reason)?;
+            Ok(d)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let out = PyDict::new(py);
+    out.set_item("ok", report.ok())?;
+    out.set_item("producer", &report.producer)?;
+    out.set_item("opsets", &report.opsets)?;
+    out.set_item("ops", &report.ops)?;
+    out.set_item("unsupported", unsupported)?;
+    out.set_item("error", &report.error)?;
+    out.set_item("encoder", &report.encoder)?;
+    Ok(out)
+}
+
 /// Where the data of each input column starts, as `Model.predict_dense` (one 2-D array `x`,
 /// `names` unused) or `Model.predict_columns` would read it: 0 for data that is copied. Tests use
 /// it to show that numpy arrays cross without a copy.
@@ -232,6 +326,8 @@ fn _ingot(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(import_hf, m)?)?;
     m.add_function(wrap_pyfunction!(import_xgboost, m)?)?;
     m.add_function(wrap_pyfunction!(import_lightgbm, m)?)?;
+    m.add_function(wrap_pyfunction!(import_onnx, m)?)?;
+    m.add_function(wrap_pyfunction!(check_onnx, m)?)?;
     m.add_function(wrap_pyfunction!(isa_level, m)?)?;
     m.add_function(wrap_pyfunction!(pool_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_input_addresses, m)?)?;
