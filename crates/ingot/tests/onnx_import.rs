@@ -130,6 +130,14 @@ fn pytorch_mlp_matches_onnxruntime() {
 }
 
 #[test]
+fn bundles_declare_the_lowest_opset_they_need() {
+    let opset = |name: &str| case(name, &OnnxImportOptions::default()).model.manifest().graph.opset;
+    assert_eq!(opset("mlp_digits"), 1, "Linear, Relu and Tanh are opset-1 ops");
+    assert_eq!(opset("sk_random_forest"), 1);
+    assert_eq!(opset("cnn_digits"), 2, "Conv is an opset-2 op");
+}
+
+#[test]
 fn pytorch_cnns_match_onnxruntime() {
     for name in ["cnn_digits", "cnn_bn", "cnn_ops", "cnn_resize", "conv1d"] {
         check(name, &OnnxImportOptions::default());

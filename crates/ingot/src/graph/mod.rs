@@ -24,13 +24,17 @@ pub(crate) use shape::{broadcast, Dim, Shape};
 pub(crate) use spatial::{CoordMode, NearestMode, ResizeAttrs, Window};
 
 /// The output shapes of op `op` with `attrs` over inputs of `shapes`, by the same rules as
-/// validation (importers infer shapes while they build a graph).
+/// validation, and the opset that use of the op needs (importers infer shapes while they build
+/// a graph, and declare the lowest opset it needs).
 pub(crate) fn infer_node(
     op: &str,
     attrs: &BTreeMap<String, serde_json::Value>,
     shapes: &[&Shape],
-) -> std::result::Result<Vec<Shape>, String> {
-    ops::build(op, attrs, shapes).map(|(_, outputs)| outputs)
+) -> std::result::Result<(Vec<Shape>, u32), String> {
+    ops::build(op, attrs, shapes).map(|(op, outputs)| {
+        let opset = op.opset(shapes);
+        (outputs, opset)
+    })
 }
 
 /// Op-set version this build implements (and reads every earlier one). Opset 2 added the

@@ -660,7 +660,7 @@ impl<'m> Importer<'m> {
             signature: Signature { inputs: signature_inputs, outputs, request_forms: self.inputs.forms() },
             preprocess: preprocess.into_iter().collect::<Vec<PreprocessSpec>>(),
             graph: GraphSpec {
-                opset: crate::graph::OPSET,
+                opset: self.out.opset.max(1),
                 inputs: vec![graph_input],
                 outputs: vec![TensorSpec {
                     name: scores.name.clone(),

@@ -74,6 +74,8 @@ pub(crate) struct Emitted {
     stored: HashMap<String, Shape>,
     /// Names in use (values and tensors).
     taken: HashSet<String>,
+    /// The lowest opset the emitted nodes need.
+    pub(crate) opset: u32,
 }
 
 /// `name` with every character outside `[A-Za-z0-9._-]` replaced by `_` (Ingot's tensor names),
@@ -176,7 +178,8 @@ impl Emitted {
             }
         }
         let refs: Vec<&Shape> = shapes.iter().collect();
-        let mut outs = infer_node(op, &attrs, &refs)?;
+        let (mut outs, opset) = infer_node(op, &attrs, &refs)?;
+        self.opset = self.opset.max(opset);
         if outs.len() != 1 {
             return Err(format!("{op} has {} outputs", outs.len()));
         }
