@@ -1,13 +1,13 @@
 //! 2-D convolution (`Conv`) of NCHW images: im2col + the packed GEMM.
 //!
-//! Each image's output pixels are cut into blocks. For a block and a group, im2col writes the
-//! block's receptive fields as rows, `[pixels, C/group · kH · kW]`, into a per-thread scratch;
-//! the packed GEMM (`gemm::kernel`, on every ISA path) multiplies them by the group's weights,
-//! packed once at load, adding the bias and the fused activation in its epilogue; the
-//! `[pixels, M/group]` tile is then written out into the NCHW output planes. A pointwise
-//! convolution (1 × 1, stride 1, no padding) has no receptive fields to gather: its im2col is a
-//! transpose. Blocks of all the images are the parallel tasks, so a single image uses every
-//! thread too.
+//! Each image's output pixels are cut into blocks. For a block and a group, im2col gathers the
+//! block's receptive fields, `[C/group · kH · kW, pixels]`, straight into the packed-panel
+//! layout of the GEMM's right operand (per-thread scratch); the packed GEMM (`gemm::kernel`,
+//! on every ISA path) multiplies the group's row-major weights `[M/group, C/group · kH · kW]`
+//! by them, so each output row is one channel's run of pixels, stored in place in its NCHW
+//! plane with the fused activation. The bias rides along as one more input (a weight column
+//! and an all-ones im2col row). Blocks of all the images are the parallel tasks, so a single
+//! image uses every thread too.
 //!
 //! A convolution whose groups each read one input channel (depthwise, or a one-channel input)
 //! would give the GEMM one useful column in sixteen; it runs as direct multiply-adds along each
@@ -15,6 +15,7 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::activation::Act;
 use super::gemm::{self, Dst, PackedWeight, NR};
@@ -22,6 +23,7 @@ use super::isa::Isa;
 use super::window::Window;
 use super::PARALLEL_MIN_WORK;
 use crate::parallel::{self, SendPtr};
+use crate::storage::{F32Data, Line, LINE_FLOATS};
 
 /// Bytes of im2col rows one task gathers (the GEMM keeps them in L2 while it walks the panels).
 const BLOCK_BYTES: usize = 192 * 1024;
@@ -32,8 +34,9 @@ const MAX_ROWS: usize = 512;
 /// How the weights are held.
 #[derive(Clone)]
 enum Path {
-    /// One packed `[M/group, C/group · kH · kW]` weight per group.
-    Gemm(Vec<PackedWeight>),
+    /// Each group's row-major `[M/group, K]` weight (`K = C/group · kH · kW`), one more column
+    /// holding the bias when there is one: the GEMM's left operand.
+    Gemm(Vec<Vec<f32>>),
     /// `[M, kH · kW]` taps; output channel `o` reads input channel `o / (M / group)`.
     Direct(Vec<f32>),
 }
@@ -78,7 +81,20 @@ impl Conv2d {
         let path = if cg == 1 {
             Path::Direct(weight.to_vec())
         } else {
-            Path::Gemm(weight.chunks_exact(mg * k).map(|w| PackedWeight::pack(w, mg, k)).collect())
+            let groups = weight.chunks_exact(mg * k).enumerate();
+            Path::Gemm(
+                groups
+                    .map(|(g, w)| match &bias {
+                        // The bias is one more input, whose im2col row is all ones.
+                        Some(b) => w
+                            .chunks_exact(k)
+                            .zip(&b[g * mg..(g + 1) * mg])
+                            .flat_map(|(row, &bv)| row.iter().copied().chain(std::iter::once(bv)))
+                            .collect(),
+                        None => w.to_vec(),
+                    })
+                    .collect(),
+            )
         };
         Ok(Conv2d { isa, window, channels: cg * group, outputs: m, group, path, bias, act: Act::Identity })
     }
@@ -165,10 +181,16 @@ impl Conv2d {
     }
 
     /// Output pixels `pixels` of image `b` (`x`, `[C, H, W]`), every channel, through the GEMM.
+    ///
+    /// The GEMM's left operand is the group's weights `[M/group, K]`, its right operand the
+    /// block's im2col `[K, pixels]`, gathered straight into the packed panels the GEMM reads
+    /// (`[⌈pixels / NR⌉][K][NR]`); each output row is then one channel's run of pixels, written
+    /// in place into its NCHW plane. The bias is one more input (weight column and all-ones
+    /// im2col row), so bias and activation stay in the GEMM's epilogue.
     #[allow(clippy::too_many_arguments)]
     fn gemm_block(
         &self,
-        weights: &[PackedWeight],
+        weights: &[Vec<f32>],
         x: &[f32],
         hw: [usize; 2],
         out_hw: [usize; 2],
@@ -178,19 +200,41 @@ impl Conv2d {
     ) {
         let (cg, mg) = (self.channels / self.group, self.outputs / self.group);
         let k = cg * self.window.kernel[0] * self.window.kernel[1];
+        let kb = k + usize::from(self.bias.is_some());
         let (rows, p) = (pixels.len(), out_hw[0] * out_hw[1]);
-        with_scratch(rows * (k + mg), |scratch| {
-            let (col, tile) = scratch.split_at_mut(rows * k);
-            for (g, w) in weights.iter().enumerate() {
-                im2col(x, g * cg..(g + 1) * cg, hw, out_hw[1], &self.window, pixels.clone(), col);
-                let bias = self.bias.as_deref().map(|b| &b[g * mg..(g + 1) * mg]);
-                gemm::kernel(self.isa, col, w, 0..mg.div_ceil(NR), bias, self.act, Dst::new(tile, mg));
-                let first = (b * self.outputs + g * mg) * p + pixels.start;
-                // SAFETY: this task is the only writer of pixels `pixels` of image `b` (tasks
-                // are distinct (image, pixel block) pairs), in each of that image's planes.
-                unsafe { planes.write_tile(tile, mg, first, p) };
+        let len = rows.div_ceil(NR) * kb * NR;
+        for (g, w) in weights.iter().enumerate() {
+            let mut lines = take_panels(len);
+            {
+                let Some(all) = Arc::get_mut(&mut lines) else {
+                    unreachable!("take_panels hands out unshared panels")
+                };
+                // SAFETY: `Line` is a `repr(C)` array of `LINE_FLOATS` f32 without padding, so
+                // the lines are `len · LINE_FLOATS` contiguous f32 values, borrowed mutably here.
+                let floats = unsafe {
+                    std::slice::from_raw_parts_mut(all.as_mut_ptr().cast::<f32>(), all.len() * LINE_FLOATS)
+                };
+                let panels = &mut floats[..len];
+                im2col(x, g * cg..(g + 1) * cg, hw, out_hw[1], &self.window, pixels.clone(), kb, panels);
+                if kb > k {
+                    panels.chunks_exact_mut(kb * NR).for_each(|panel| panel[k * NR..].fill(1.0));
+                }
             }
-        });
+            let data = F32Data::Owned { lines: Arc::clone(&lines), len };
+            let Some(packed) = PackedWeight::from_packed(data, rows, kb) else {
+                unreachable!("conv: {len} values are ⌈{rows} / NR⌉ panels of {kb} × NR")
+            };
+            let first = (b * self.outputs + g * mg) * p + pixels.start;
+            let span = (mg - 1) * p + rows;
+            assert!(first + span <= planes.len, "conv: write past the output");
+            // SAFETY: in bounds (asserted); this task is the only writer of pixels `pixels` of
+            // image `b` (tasks are distinct (image, pixel block) pairs) in each of that image's
+            // planes, which are exactly columns `0..rows` of these rows of `p` values.
+            let dst = unsafe { Dst::columns(planes.base.0.add(first), span, p, 0..rows) };
+            gemm::kernel(self.isa, w, &packed, 0..rows.div_ceil(NR), None, self.act, dst);
+            drop(packed);
+            give_panels(lines);
+        }
     }
 }
 
@@ -214,23 +258,28 @@ impl std::fmt::Debug for Conv2d {
 }
 
 /// Output pixels per GEMM task: about [`BLOCK_BYTES`] of im2col rows (`k` values each), fewer
-/// when the tasks would not give every thread two, in whole 8-row tiles, evened out over `p`.
+/// when the tasks would not give every thread two, in whole [`NR`]-pixel panels, evened out
+/// over `p`.
 fn block_rows(n: usize, p: usize, k: usize, parallel: bool) -> usize {
     let mut rows = (BLOCK_BYTES / (4 * k.max(1))).clamp(MIN_ROWS, MAX_ROWS);
     let threads = parallel::threads();
     if parallel && n * p.div_ceil(rows) < 2 * threads {
         rows = p.div_ceil((2 * threads).div_ceil(n)).max(MIN_ROWS);
     }
-    p.div_ceil(p.div_ceil(rows)).next_multiple_of(8)
+    p.div_ceil(p.div_ceil(rows)).next_multiple_of(NR)
 }
 
 /// The receptive fields of output pixels `pixels` (row-major over `[OH, OW]`, `ow` wide) in
-/// input channels `channels` of one `[C, H, W]` image, as rows of `channels · kH · kW` values
-/// (channel, then kernel row, then kernel column), zero where a tap falls in the padding.
+/// input channels `channels` of one `[C, H, W]` image, as the GEMM's packed right operand:
+/// panels of [`NR`] pixels, `[⌈pixels / NR⌉][kb][NR]`, whose row `kk < channels · kH · kW`
+/// (channel, then kernel row, then kernel column) holds that tap's value at each pixel, zero
+/// where it falls in the padding or past the last pixel. Rows `channels · kH · kW..kb` are
+/// left for the caller.
 ///
-/// The pixels are walked a run of one output row at a time: for each tap, the run's values are
-/// consecutive (stride 1) or evenly spaced values of one input row, written down the run's
-/// rows. (Copying each pixel's `kW` adjacent values instead measured slower for 3 × 3 kernels.)
+/// Each tap's values over the block are gathered into one contiguous row (a run of one output
+/// row at a time: consecutive (stride 1) or evenly spaced values of one input row), then copied
+/// into the panels sixteen at a time.
+#[allow(clippy::too_many_arguments)]
 fn im2col(
     image: &[f32],
     channels: Range<usize>,
@@ -238,54 +287,75 @@ fn im2col(
     ow: usize,
     win: &Window,
     pixels: Range<usize>,
-    col: &mut [f32],
+    kb: usize,
+    panels: &mut [f32],
 ) {
     let [kh, kw] = win.kernel;
-    let k = channels.len() * kh * kw;
     let plane_len = h * w;
+    let rows = pixels.len();
+    let stride = kb * NR;
+    // Row `kk` of every panel from the block's `rows` values `values`.
+    let mut put = |kk: usize, values: &[f32]| {
+        let (chunks, rest) = values.as_chunks::<NR>();
+        for (q, chunk) in chunks.iter().enumerate() {
+            panels[q * stride + kk * NR..][..NR].copy_from_slice(chunk);
+        }
+        if !rest.is_empty() {
+            let d = &mut panels[rows / NR * stride + kk * NR..][..NR];
+            d[..rest.len()].copy_from_slice(rest);
+            d[rest.len()..].fill(0.0);
+        }
+    };
     if win.is_pointwise() {
-        // Output pixel p reads input pixel p: the rows are the block's columns of each plane.
+        // Output pixel p reads input pixel p: each row is a run of one plane.
         for (ci, c) in channels.enumerate() {
-            let src = &image[c * plane_len + pixels.start..][..pixels.len()];
-            col[ci..].iter_mut().step_by(k).zip(src).for_each(|(d, &v)| *d = v);
+            put(ci, &image[c * plane_len + pixels.start..][..rows]);
         }
         return;
     }
     let (dh, sw) = (win.dilations[0], win.strides[1]);
     let columns = tap_columns(win, w, ow);
-    let (mut p, mut r0) = (pixels.start, 0);
-    while p < pixels.end {
-        let (oy, ox0) = (p / ow, p % ow);
-        let ox1 = ow.min(ox0 + pixels.end - p);
-        let run = &mut col[r0 * k..(r0 + ox1 - ox0) * k];
-        let (y0, ty) = win.taps(0, oy, h);
+    with_scratch(rows, |tap| {
         for (ci, c) in channels.clone().enumerate() {
             let plane = &image[c * plane_len..][..plane_len];
             for i in 0..kh {
-                let base = (ci * kh + i) * kw;
-                if !ty.contains(&i) {
-                    run.chunks_exact_mut(k).for_each(|row| row[base..base + kw].fill(0.0));
-                    continue;
-                }
-                let line = &plane[(y0 + (i * dh) as isize) as usize * w..][..w];
                 for (j, (inside, first)) in columns.iter().enumerate() {
-                    let kk = base + j;
-                    // Within this run: zeros, then the taps inside the row, then zeros.
-                    let lo = inside.start.clamp(ox0, ox1);
-                    let hi = inside.end.clamp(lo, ox1);
-                    let mut rows = run.chunks_exact_mut(k);
-                    rows.by_ref().take(lo - ox0).for_each(|row| row[kk] = 0.0);
-                    if hi > lo {
-                        let values = line[first + (lo - inside.start) * sw..].iter().step_by(sw);
-                        rows.by_ref().take(hi - lo).zip(values).for_each(|(row, &v)| row[kk] = v);
+                    let (mut p, mut r) = (pixels.start, 0);
+                    while p < pixels.end {
+                        let (oy, ox0) = (p / ow, p % ow);
+                        let ox1 = ow.min(ox0 + pixels.end - p);
+                        let run = &mut tap[r..r + ox1 - ox0];
+                        let (y0, ty) = win.taps(0, oy, h);
+                        if ty.contains(&i) {
+                            let line = &plane[(y0 + (i * dh) as isize) as usize * w..][..w];
+                            // Within this run: zeros, then the taps inside the row, then zeros.
+                            let lo = inside.start.clamp(ox0, ox1);
+                            let hi = inside.end.clamp(lo, ox1);
+                            let (zeros, rest) = run.split_at_mut(lo - ox0);
+                            zeros.fill(0.0);
+                            let (mid, tail) = rest.split_at_mut(hi - lo);
+                            if hi > lo {
+                                let start = first + (lo - inside.start) * sw;
+                                if sw == 1 {
+                                    mid.copy_from_slice(&line[start..start + (hi - lo)]);
+                                } else {
+                                    mid.iter_mut()
+                                        .zip(line[start..].iter().step_by(sw))
+                                        .for_each(|(d, &v)| *d = v);
+                                }
+                            }
+                            tail.fill(0.0);
+                        } else {
+                            run.fill(0.0);
+                        }
+                        r += ox1 - ox0;
+                        p += ox1 - ox0;
                     }
-                    rows.for_each(|row| row[kk] = 0.0);
+                    put((ci * kh + i) * kw + j, tap);
                 }
             }
         }
-        r0 += ox1 - ox0;
-        p += ox1 - ox0;
-    }
+    });
 }
 
 /// For each kernel column `j`: the output columns whose tap `j` lands inside an input row of
@@ -418,60 +488,35 @@ impl<'a> Planes<'a> {
     fn new(out: &'a mut [f32]) -> Self {
         Planes { base: SendPtr(out.as_mut_ptr()), len: out.len(), _out: std::marker::PhantomData }
     }
-
-    /// Writes column `j` of the `[rows, cols]` tile `tile` at `first + j · stride ..` (`rows`
-    /// values), for every `j`: the tile's pixels into `cols` channel planes. Blocks of 16 × 16
-    /// are transposed through fixed-size arrays, which the compiler turns into vector code
-    /// (twice as fast as a column walk of the tile on the benchmark layer).
-    ///
-    /// # Safety
-    /// No other thread may write or read those ranges meanwhile.
-    unsafe fn write_tile(&self, tile: &[f32], cols: usize, first: usize, stride: usize) {
-        const B: usize = 16;
-        let rows = tile.len() / cols.max(1);
-        if rows == 0 {
-            return;
-        }
-        assert!(first + (cols - 1) * stride + rows <= self.len, "conv: write past the output");
-        let put = |j: usize, r: usize, run: &[f32]| {
-            // SAFETY: `j < cols` and `r + run.len() ≤ rows`, in bounds (asserted); the buffer is
-            // borrowed mutably for 'a, and the caller owns these ranges.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    run.as_ptr(),
-                    self.base.0.add(first + j * stride + r),
-                    run.len(),
-                )
-            }
-        };
-        let (full_rows, full_cols) = (rows / B * B, cols / B * B);
-        for r0 in (0..full_rows).step_by(B) {
-            for j0 in (0..full_cols).step_by(B) {
-                let mut block = [[0f32; B]; B];
-                for (i, row) in block.iter_mut().enumerate() {
-                    row.copy_from_slice(&tile[(r0 + i) * cols + j0..][..B]);
-                }
-                (0..B).for_each(|j| put(j0 + j, r0, &std::array::from_fn::<f32, B, _>(|i| block[i][j])));
-            }
-            for j in full_cols..cols {
-                let column: [f32; B] = std::array::from_fn(|i| tile[(r0 + i) * cols + j]);
-                put(j, r0, &column);
-            }
-        }
-        let rest = rows - full_rows;
-        if rest > 0 {
-            for j in 0..cols {
-                let column: [f32; B] =
-                    std::array::from_fn(|i| if i < rest { tile[(full_rows + i) * cols + j] } else { 0.0 });
-                put(j, full_rows, &column[..rest]);
-            }
-        }
-    }
 }
 
 thread_local! {
-    /// Each thread's im2col rows and GEMM tile, kept from call to call.
+    /// Each thread's row of one tap's values, kept from call to call.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's packed im2col panels, kept from call to call.
+    static PANELS: RefCell<Option<Arc<[Line]>>> = const { RefCell::new(None) };
+}
+
+/// This thread's panels, at least `len` values, not shared (their contents are left from
+/// earlier); hand them back with [`give_panels`].
+fn take_panels(len: usize) -> Arc<[Line]> {
+    let kept = PANELS.with(|cell| cell.try_borrow_mut().ok().and_then(|mut p| p.take()));
+    match kept {
+        Some(lines) if lines.len() * LINE_FLOATS >= len && Arc::strong_count(&lines) == 1 => lines,
+        _ => match F32Data::from(vec![0.0; len.next_multiple_of(LINE_FLOATS)]) {
+            F32Data::Owned { lines, .. } => lines,
+            F32Data::Mapped { .. } => unreachable!("owned values are not mapped"),
+        },
+    }
+}
+
+/// Keeps `lines` for this thread's next [`take_panels`].
+fn give_panels(lines: Arc<[Line]>) {
+    PANELS.with(|cell| {
+        if let Ok(mut p) = cell.try_borrow_mut() {
+            *p = Some(lines);
+        }
+    });
 }
 
 /// Runs `f` on `len` values of this thread's scratch (their contents are left from earlier).
