@@ -135,7 +135,7 @@ fn tensor_type(v: &ValueInfoProto) -> std::result::Result<(i32, Vec<Option<i64>>
     Ok((t.elem_type, dims))
 }
 
-impl Importer<'_> {
+impl Importer {
     /// Maps the graph inputs (initializers excluded) to the bundle's input.
     pub(super) fn graph_inputs(&mut self, graph: &GraphProto, options: &OnnxImportOptions) -> Result<()> {
         let mut found = Vec::new();

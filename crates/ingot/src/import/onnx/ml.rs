@@ -64,18 +64,10 @@ fn per_column(values: Vec<f32>, n: usize, what: &str) -> Result<Vec<f32>, Fail> 
     }
 }
 
-impl Importer<'_> {
+impl Importer {
     /// The computed `[N, F]` input `i` and its width.
     fn rows(&mut self, ins: &[Option<Val>], i: usize) -> Result<(Dyn, usize), Fail> {
-        let d = match ins.get(i).and_then(Option::as_ref) {
-            Some(Val::Dyn(d)) => d.clone(),
-            Some(Val::Scores { scores, activation, .. }) => {
-                let (s, act) = (scores.clone(), *activation);
-                self.activate(s, act)?
-            }
-            Some(other) => return Err(unsupported(format!("input {i} is {}", other.kind()))),
-            None => return Err(Fail::Invalid(format!("input {i} is missing"))),
-        };
+        let d = self.value(ins, i)?;
         match d.dims().as_slice() {
             [None, Some(f)] => {
                 let f = *f;

@@ -175,7 +175,7 @@ pub fn import_bytes(
     default_name: &str,
     options: &OnnxImportOptions,
 ) -> Result<Imported> {
-    let (model, consts) = prepare(bytes, dir)?;
+    let (model, consts) = prepare(decode(bytes)?, dir)?;
     if let Some(bundle) = text_encoder(&model, &consts, default_name, options)? {
         return Ok(bundle);
     }
@@ -211,7 +211,7 @@ pub fn check_file(path: &Path, options: &OnnxImportOptions) -> Result<CheckRepor
     let producer = format!("{} {}", model.producer_name, model.producer_version).trim().to_string();
     let mut report =
         CheckReport { producer, opsets, ops, unsupported: Vec::new(), error: None, encoder: None };
-    let (model, consts) = match prepare(&bytes, path.parent()) {
+    let (model, consts) = match prepare(model, path.parent()) {
         Ok(prepared) => prepared,
         Err(e) => {
             report.error = Some(e.to_string());
@@ -255,8 +255,10 @@ pub fn check_file(path: &Path, options: &OnnxImportOptions) -> Result<CheckRepor
 }
 
 /// The decoded model with exporter patterns rewritten (`patterns`), and its constants.
-fn prepare(bytes: &[u8], dir: Option<&Path>) -> Result<(ModelProto, HashMap<String, tensor::Const>)> {
-    let mut model = decode(bytes)?;
+fn prepare(
+    mut model: ModelProto,
+    dir: Option<&Path>,
+) -> Result<(ModelProto, HashMap<String, tensor::Const>)> {
     let consts = constants(&model, dir)?;
     let opset =
         model.opset_import.iter().filter(|o| domain_name(&o.domain) == "ai.onnx").map(|o| o.version).max();
@@ -424,8 +426,7 @@ impl From<&str> for Fail {
 }
 
 /// The state of one import.
-pub(crate) struct Importer<'m> {
-    model: std::marker::PhantomData<&'m ModelProto>,
+pub(crate) struct Importer {
     pub(crate) opset: i64,
     pub(crate) ml_opset: i64,
     pub(crate) values: HashMap<String, Val>,
@@ -440,13 +441,13 @@ pub(crate) struct Importer<'m> {
     pub(crate) keep_missing: bool,
 }
 
-impl<'m> Importer<'m> {
+impl Importer {
     fn new(
-        model: &'m ModelProto,
+        model: &ModelProto,
         graph: &GraphProto,
         consts: HashMap<String, tensor::Const>,
         options: &OnnxImportOptions,
-    ) -> Result<Importer<'m>> {
+    ) -> Result<Importer> {
         let version = |domain: &str| {
             model.opset_import.iter().find(|o| domain_name(&o.domain) == domain).map(|o| o.version)
         };
@@ -478,7 +479,6 @@ impl<'m> Importer<'m> {
             *readers.entry(o.name.clone()).or_insert(0) += 1;
         }
         let mut importer = Importer {
-            model: std::marker::PhantomData,
             opset,
             ml_opset: version("ai.onnx.ml").unwrap_or(1),
             values: consts.into_iter().map(|(k, c)| (k, Val::Const(c))).collect(),

@@ -137,9 +137,9 @@ fn optional_constant(ins: &[Option<Val>], i: usize, what: &str) -> Result<Option
     }
 }
 
-impl Importer<'_> {
+impl Importer {
     /// Input `i` as a computed value (classifier scores get their activation first).
-    fn value(&mut self, ins: &[Option<Val>], i: usize) -> Result<Dyn, Fail> {
+    pub(crate) fn value(&mut self, ins: &[Option<Val>], i: usize) -> Result<Dyn, Fail> {
         match input(ins, i)? {
             Val::Dyn(d) => Ok(d.clone()),
             Val::Scores { scores, activation, .. } => {
@@ -185,10 +185,8 @@ impl Importer<'_> {
         if node.op_type == "Identity" {
             return Ok(vec![input(ins, 0)?.clone()]);
         }
-        if ins.iter().flatten().any(|v| matches!(v, Val::Labels | Val::Category(_))) {
-            let what =
-                ins.iter().flatten().find(|v| matches!(v, Val::Labels | Val::Category(_))).map(Val::kind);
-            return Err(unsupported(format!("reads {} inside the graph", what.unwrap_or("labels"))));
+        if let Some(v) = ins.iter().flatten().find(|v| matches!(v, Val::Labels | Val::Category(_))) {
+            return Err(unsupported(format!("reads {} inside the graph", v.kind())));
         }
         if let Some(vals) = fold::fold(node, ins, self.opset)? {
             return Ok(vals);
