@@ -368,24 +368,18 @@ fn arithmetic(op: &str, ins: &[Option<Val>]) -> Result<Val, Fail> {
         _ => p / q,
     };
     if let (Some(x), Some(y)) = (konst(&ins[0]), konst(&ins[1])) {
-        let (dims, v) = broadcast(x, y, f)?;
         let integer = matches!(x.data, Data::I64(_)) && matches!(y.data, Data::I64(_));
-        return Ok(Val::Const(if integer {
-            let v = if op == "Div" {
-                x.to_i64()
-                    .unwrap_or_default()
-                    .iter()
-                    .zip(y.to_i64().unwrap_or_default().iter().cycle())
-                    .map(|(p, q)| if *q == 0 { 0 } else { p / q })
-                    .take(v.len())
-                    .collect()
-            } else {
-                v.iter().map(|&t| t as i64).collect()
-            };
-            Const::i64(dims, v)
-        } else {
-            Const::f32(dims, v.iter().map(|&t| t as f32).collect())
-        }));
+        if !integer {
+            let (dims, v) = broadcast(x, y, f)?;
+            return Ok(Val::Const(Const::f32(dims, v.iter().map(|&t| t as f32).collect())));
+        }
+        // Integer division truncates toward zero; a zero divisor gives 0.
+        let (dims, v) = broadcast(x, y, |p, q| match op {
+            "Div" if q == 0.0 => 0.0,
+            "Div" => (p / q).trunc(),
+            _ => f(p, q),
+        })?;
+        return Ok(Val::Const(Const::i64(dims, v.iter().map(|&t| t as i64).collect())));
     }
     // Arithmetic on shape vectors: every entry that meets the batch must be an identity.
     let (x, y) = (ins[0].as_ref().and_then(ints), ins[1].as_ref().and_then(ints));

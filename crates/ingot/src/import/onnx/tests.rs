@@ -428,3 +428,18 @@ fn a_label_encoder_over_a_string_column_becomes_an_ordinal_encoder() {
     // blue → 1, red → 2, an unknown color → LabelEncoder's default -1.
     assert_eq!(p.scores.as_slice(), &[1.5, 1.0, 2.0, 2.0, 0.0, -1.0]);
 }
+
+#[test]
+fn integer_division_of_constants_broadcasts_and_truncates() {
+    use super::fold::fold;
+    use super::tensor::Const;
+    use super::translate::Val;
+    let div = node("Div", &["a", "b"], &["c"], vec![]);
+    let a = Some(Val::Const(Const::i64(vec![], vec![-12])));
+    let b = Some(Val::Const(Const::i64(vec![3], vec![5, 0, 4])));
+    let Ok(Some(out)) = fold(&div, &[a, b], 17) else { panic!("Div of constants folds") };
+    match &out[0] {
+        Val::Const(c) => assert_eq!((c.dims.clone(), c.to_i64().unwrap()), (vec![3], vec![-2, 0, -3])),
+        other => panic!("{other:?}"),
+    }
+}
