@@ -1,8 +1,8 @@
 //! `ingot::Prediction` → JavaScript: one `ArrayBuffer` per call holding every output.
 //!
 //! Creating JavaScript objects, arrays and external buffers through N-API costs microseconds
-//! each, more than a small prediction itself; one copied buffer costs one call, and `index.ts`
-//! makes typed-array views of it. The layout, in little-endian 32-bit words:
+//! each, more than a small prediction itself; one buffer costs one call, and `index.ts` makes
+//! typed-array views of it. The layout, in little-endian 32-bit words:
 //!
 //! ```text
 //! rows, parts, cols[scores], cols[probabilities], cols[values], cols[embeddings],
@@ -14,11 +14,12 @@
 //! u32 label_indices[rows]          (when parts & LABELS)
 //! ```
 
+use std::ptr;
 use std::time::Duration;
 
 use ingot::{Error, Matrix, Prediction, Result, Value};
-use napi::bindgen_prelude::{ArrayBuffer, Either3, Null};
-use napi::Env;
+use napi::bindgen_prelude::{ArrayBuffer, Either3, FromNapiValue, Null};
+use napi::{check_status, sys, Env};
 
 /// `parts` bits: which sections follow the header.
 const SCORES: u32 = 1;
@@ -29,67 +30,102 @@ const LABELS: u32 = 16;
 /// Words in the header.
 const HEADER: usize = 8;
 
-/// The outputs of a call in the layout above, made on the worker thread; the main thread copies
-/// them into an `ArrayBuffer` ([`Packed::into_js`]).
-pub struct Packed(Vec<u8>);
+/// The outputs of a call, made on the worker thread and kept as the core returned them; the
+/// main thread writes them once, straight into the `ArrayBuffer` it creates
+/// ([`Packed::into_js`]).
+pub struct Packed {
+    header: [u32; HEADER],
+    outputs: Outputs,
+}
+
+/// What the sections are read from.
+enum Outputs {
+    Prediction(Box<Prediction>),
+    Embeddings(Matrix),
+}
 
 impl Packed {
     /// A prediction's outputs, and how long the core took to compute them.
     pub(crate) fn prediction(p: Prediction, compute: Duration) -> Result<Packed> {
-        Packed::new(
-            compute,
-            p.rows,
-            [Some(&p.scores), p.probabilities.as_ref(), p.values.as_ref(), p.embeddings.as_ref()],
-            p.labels.as_ref().map(|l| l.indices()),
-        )
+        Packed::new(compute, p.rows, Outputs::Prediction(Box::new(p)))
     }
 
     /// The embeddings of `embed`: only the embeddings section.
     pub(crate) fn embeddings(m: Matrix, compute: Duration) -> Result<Packed> {
-        Packed::new(compute, m.rows(), [None, None, None, Some(&m)], None)
+        Packed::new(compute, m.rows(), Outputs::Embeddings(m))
     }
 
-    fn new(
-        compute: Duration,
-        rows: usize,
-        matrices: [Option<&Matrix>; 4],
-        labels: Option<&[u32]>,
-    ) -> Result<Packed> {
-        let mut header = [0u32; HEADER];
+    fn new(compute: Duration, rows: usize, outputs: Outputs) -> Result<Packed> {
+        let mut packed = Packed { header: [0; HEADER], outputs };
+        let header = &mut packed.header;
         header[0] = word(rows)?;
         let ns = u64::try_from(compute.as_nanos()).unwrap_or(u64::MAX);
         header[6] = ns as u32;
         header[7] = (ns >> 32) as u32;
+        let (matrices, labels) = packed.outputs.sections();
+        let mut words = HEADER;
         for (i, (m, bit)) in matrices.iter().zip([SCORES, PROBABILITIES, VALUES, EMBEDDINGS]).enumerate() {
             if let Some(m) = m {
                 header[1] |= bit;
                 header[2 + i] = word(m.cols())?;
+                words += m.as_slice().len();
             }
         }
-        if labels.is_some() {
+        if let Some(labels) = labels {
             header[1] |= LABELS;
+            words += labels.len();
         }
+        // The buffer's byte length must fit too (checked once here, not in `into_js`).
+        word(words.saturating_mul(4))?;
+        Ok(packed)
+    }
+
+    /// The outputs in a new `ArrayBuffer` that JavaScript owns, written in place: one pass
+    /// over the core's output vectors, no intermediate copy.
+    pub(crate) fn into_js<'env>(self, env: &'env Env) -> napi::Result<ArrayBuffer<'env>> {
+        let (matrices, labels) = self.outputs.sections();
         let words = HEADER
             + matrices.iter().flatten().map(|m| m.as_slice().len()).sum::<usize>()
             + labels.map_or(0, <[u32]>::len);
-        let mut out = vec![0u8; words * 4];
-        let mut chunks = out.chunks_exact_mut(4);
-        // `values` leads the zip: at its end the zip stops without taking a chunk.
-        let mut put = |values: &mut dyn Iterator<Item = [u8; 4]>| {
-            values.zip(chunks.by_ref()).for_each(|(bytes, chunk)| chunk.copy_from_slice(&bytes));
-        };
-        put(&mut header.iter().map(|w| w.to_le_bytes()));
+        let (mut data, mut value) = (ptr::null_mut(), ptr::null_mut());
+        // SAFETY: `env` is the current call's environment; N-API writes the new buffer's handle
+        // and data pointer into the two out-parameters.
+        check_status!(unsafe { sys::napi_create_arraybuffer(env.raw(), words * 4, &mut data, &mut value) })?;
+        // SAFETY: `value` is the ArrayBuffer N-API just created in this environment.
+        let mut buffer = unsafe { ArrayBuffer::from_napi_value(env.raw(), value)? };
+        // SAFETY: the buffer is new: no JavaScript code holds it yet, so nothing else reads or
+        // writes its bytes while they are filled here.
+        let mut bytes = unsafe { buffer.as_mut() };
+        put(&mut bytes, &self.header, u32::to_le_bytes);
         for m in matrices.iter().flatten() {
-            put(&mut m.as_slice().iter().map(|v| v.to_le_bytes()));
+            put(&mut bytes, m.as_slice(), f32::to_le_bytes);
         }
-        put(&mut labels.unwrap_or_default().iter().map(|l| l.to_le_bytes()));
-        Ok(Packed(out))
+        put(&mut bytes, labels.unwrap_or_default(), u32::to_le_bytes);
+        Ok(buffer)
     }
+}
 
-    /// The outputs in a new `ArrayBuffer` that JavaScript owns.
-    pub(crate) fn into_js<'env>(self, env: &'env Env) -> napi::Result<ArrayBuffer<'env>> {
-        ArrayBuffer::copy_from(env, &self.0)
+impl Outputs {
+    /// The matrices in layout order (scores, probabilities, values, embeddings) and the label
+    /// indices.
+    fn sections(&self) -> ([Option<&Matrix>; 4], Option<&[u32]>) {
+        match self {
+            Outputs::Prediction(p) => (
+                [Some(&p.scores), p.probabilities.as_ref(), p.values.as_ref(), p.embeddings.as_ref()],
+                p.labels.as_ref().map(|l| l.indices()),
+            ),
+            Outputs::Embeddings(m) => ([None, None, None, Some(m)], None),
+        }
     }
+}
+
+/// Writes `values` little-endian at the front of `bytes` and moves `bytes` past them.
+fn put<T: Copy>(bytes: &mut &mut [u8], values: &[T], le: fn(T) -> [u8; 4]) {
+    let (head, rest) = std::mem::take(bytes).split_at_mut(values.len() * 4);
+    for (chunk, &v) in head.chunks_exact_mut(4).zip(values) {
+        chunk.copy_from_slice(&le(v));
+    }
+    *bytes = rest;
 }
 
 /// A count as a 32-bit word.
