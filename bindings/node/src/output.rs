@@ -35,6 +35,8 @@ const HEADER: usize = 8;
 /// ([`Packed::into_js`]).
 pub struct Packed {
     header: [u32; HEADER],
+    /// 32-bit words of the whole buffer, header included.
+    words: usize,
     outputs: Outputs,
 }
 
@@ -56,24 +58,24 @@ impl Packed {
     }
 
     fn new(compute: Duration, rows: usize, outputs: Outputs) -> Result<Packed> {
-        let mut packed = Packed { header: [0; HEADER], outputs };
+        let mut packed = Packed { header: [0; HEADER], words: HEADER, outputs };
         let header = &mut packed.header;
         header[0] = word(rows)?;
         let ns = u64::try_from(compute.as_nanos()).unwrap_or(u64::MAX);
         header[6] = ns as u32;
         header[7] = (ns >> 32) as u32;
         let (matrices, labels) = packed.outputs.sections();
-        let mut words = HEADER;
+        let words = &mut packed.words;
         for (i, (m, bit)) in matrices.iter().zip([SCORES, PROBABILITIES, VALUES, EMBEDDINGS]).enumerate() {
             if let Some(m) = m {
                 header[1] |= bit;
                 header[2 + i] = word(m.cols())?;
-                words += m.as_slice().len();
+                *words += m.as_slice().len();
             }
         }
         if let Some(labels) = labels {
             header[1] |= LABELS;
-            words += labels.len();
+            *words += labels.len();
         }
         // The buffer's byte length must fit too (checked once here, not in `into_js`).
         word(words.saturating_mul(4))?;
@@ -84,13 +86,12 @@ impl Packed {
     /// over the core's output vectors, no intermediate copy.
     pub(crate) fn into_js<'env>(self, env: &'env Env) -> napi::Result<ArrayBuffer<'env>> {
         let (matrices, labels) = self.outputs.sections();
-        let words = HEADER
-            + matrices.iter().flatten().map(|m| m.as_slice().len()).sum::<usize>()
-            + labels.map_or(0, <[u32]>::len);
         let (mut data, mut value) = (ptr::null_mut(), ptr::null_mut());
         // SAFETY: `env` is the current call's environment; N-API writes the new buffer's handle
         // and data pointer into the two out-parameters.
-        check_status!(unsafe { sys::napi_create_arraybuffer(env.raw(), words * 4, &mut data, &mut value) })?;
+        check_status!(unsafe {
+            sys::napi_create_arraybuffer(env.raw(), self.words * 4, &mut data, &mut value)
+        })?;
         // SAFETY: `value` is the ArrayBuffer N-API just created in this environment.
         let mut buffer = unsafe { ArrayBuffer::from_napi_value(env.raw(), value)? };
         // SAFETY: the buffer is new: no JavaScript code holds it yet, so nothing else reads or
