@@ -57,7 +57,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -69,6 +68,8 @@ from typing import Any
 
 import numpy as np
 
+from bench_text import OtherLoad  # scripts/ is this script's directory, first on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ROOT / "tests" / "fixtures" / "minilm" / "bench_sentences.txt"
 CNN_OPS = ROOT / "tests" / "fixtures" / "onnx" / "cnn_ops.onnx"
@@ -78,7 +79,6 @@ BATCH = 64
 TEXT_BATCH = 32
 MAX_LENGTH = 256
 TEXT_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
-CHILDREN = resource.RUSAGE_CHILDREN
 
 ORT = "ONNX Runtime"
 TRACT = "tract"
@@ -98,32 +98,6 @@ def first_line(e: BaseException) -> str:
 
 # --------------------------------------------------------------------------------------------
 # The machine
-
-
-class OtherLoad:
-    """CPU used by other processes while a block runs, in cores (the machine may be shared)."""
-
-    def __init__(self) -> None:
-        self.cores = 0.0
-
-    @staticmethod
-    def _sample() -> tuple[float, float, float]:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        own = sum(
-            r.ru_utime + r.ru_stime
-            for r in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(CHILDREN))
-        )
-        return busy, own, time.perf_counter()
-
-    def __enter__(self) -> OtherLoad:
-        self._start = self._sample()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        (b0, o0, t0), (b1, o1, t1) = self._start, self._sample()
-        self.cores = max(0.0, ((b1 - b0) - (o1 - o0)) / max(t1 - t0, 1e-9))
 
 
 def cpu_model() -> str:
