@@ -310,7 +310,7 @@ mod avx512 {
     use std::ops::Range;
 
     use super::super::isa::Avx512;
-    use super::epilogue::Epilogue;
+    use super::epilogue::avx512::Epilogue;
     use super::{Act, Dst, PackedWeight, NR};
 
     const MR: usize = 8;
@@ -425,14 +425,29 @@ mod avx2 {
     use std::ops::Range;
 
     use super::super::isa::Avx2;
+    use super::epilogue::avx2::store_tile;
     use super::{Act, Dst, PackedWeight, NR};
 
     const MR: usize = 6;
 
+    /// Packed weights up to this size are walked row-tile-outer (they fit in L2).
+    const SMALL_WEIGHT_BYTES: usize = 256 * 1024;
+
+    /// The tile height for `rest` rows left: 6 (12 accumulators on one panel), then 3 and 2 on
+    /// two panels, so the last rows of a batch still keep 12 or 8 multiply-add chains going.
+    fn rows_at(rest: usize) -> usize {
+        match rest {
+            r if r >= MR => MR,
+            r if r >= 3 => 3,
+            r if r >= 2 => 2,
+            _ => 1,
+        }
+    }
+
     /// The output columns of panels `panels` for every row of `x`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn rows(
-        _t: Avx2,
+        t: Avx2,
         x: &[f32],
         w: &PackedWeight,
         panels: Range<usize>,
@@ -441,24 +456,63 @@ mod avx2 {
         dst: &mut Dst<'_>,
     ) {
         let n = x.len() / w.k;
-        for q in panels {
+        // One tile at rows `i..`, panels `q..`; returns the panels it covered.
+        let step = |i: usize, q: usize, dst: &mut Dst<'_>| {
+            let two = q + 1 < panels.end;
+            match (rows_at(n - i), two) {
+                (MR, _) => tile::<MR, 1>(t, x, w, i, q, bias, act, dst),
+                (3, true) => tile::<3, 2>(t, x, w, i, q, bias, act, dst),
+                (3, false) => tile::<3, 1>(t, x, w, i, q, bias, act, dst),
+                (2, true) => tile::<2, 2>(t, x, w, i, q, bias, act, dst),
+                (2, false) => tile::<2, 1>(t, x, w, i, q, bias, act, dst),
+                (_, true) => tile::<1, 2>(t, x, w, i, q, bias, act, dst),
+                (_, false) => tile::<1, 1>(t, x, w, i, q, bias, act, dst),
+            }
+            if two && rows_at(n - i) != MR {
+                2
+            } else {
+                1
+            }
+        };
+        if panels.len() * w.k * NR * 4 <= SMALL_WEIGHT_BYTES {
+            // The weights stay in L2 anyway: finish each row tile across all panels, so every
+            // output row is written once, contiguously.
             let mut i = 0;
             while i < n {
-                let r = (n - i).min(MR);
-                if r == MR {
-                    tile::<MR>(x, w, i, q, bias, act, dst);
-                } else {
-                    (i..i + r).for_each(|row| tile::<1>(x, w, row, q, bias, act, dst));
+                let mut q = panels.start;
+                while q < panels.end {
+                    q += step(i, q, dst);
                 }
-                i += r;
+                i += rows_at(n - i);
+            }
+        } else {
+            // Each panel is read once per row block and reused by every row tile; the last
+            // rows' tiles cover two panels, full tiles one, so the walk goes a panel pair at a
+            // time.
+            let mut q = panels.start;
+            while q < panels.end {
+                let pair = (q + 1 < panels.end) as usize + 1;
+                let mut i = 0;
+                while i < n {
+                    let r = rows_at(n - i);
+                    let mut p = q;
+                    while p < q + pair {
+                        p += step(i, p, dst);
+                    }
+                    i += r;
+                }
+                q += pair;
             }
         }
     }
 
-    /// One `R`-row × 16-column tile (two 8-lane halves).
+    /// One `R`-row × `P`-panel tile at rows `i..i+R`, panels `q..q+P`, each panel two 8-lane
+    /// halves.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn tile<const R: usize>(
+    #[allow(clippy::too_many_arguments)]
+    fn tile<const R: usize, const P: usize>(
+        t: Avx2,
         x: &[f32],
         w: &PackedWeight,
         i: usize,
@@ -468,31 +522,26 @@ mod avx2 {
         dst: &mut Dst<'_>,
     ) {
         let (m, k) = (w.m, w.k);
-        assert!((i + R) * k <= x.len() && (q + 1) * NR * k <= w.panels.as_slice().len());
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        assert!((i + R) * k <= x.len() && (q + P) * NR * k <= w.panels.as_slice().len());
+        let mut acc = [[[_mm256_setzero_ps(); 2]; P]; R];
         let xp = x[i * k..].as_ptr();
-        let bp = w.panel(q).as_ptr();
+        let bp: [*const f32; P] = std::array::from_fn(|j| w.panel(q + j).as_ptr());
         for p in 0..k {
-            // SAFETY: p < k, so the panel offsets stay below k·NR (the panel holds k·NR values)
+            // SAFETY: p < k, so the panel offsets stay below k·NR (each panel holds k·NR values)
             // and the input offsets below R·k (asserted above).
-            let (b0, b1) = unsafe { (_mm256_loadu_ps(bp.add(p * NR)), _mm256_loadu_ps(bp.add(p * NR + 8))) };
+            let bv: [[__m256; 2]; P] = std::array::from_fn(|j| unsafe {
+                [_mm256_loadu_ps(bp[j].add(p * NR)), _mm256_loadu_ps(bp[j].add(p * NR + 8))]
+            });
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 // SAFETY: as above.
                 let xv = _mm256_set1_ps(unsafe { *xp.add(r * k + p) });
-                acc_r[0] = _mm256_fmadd_ps(xv, b0, acc_r[0]);
-                acc_r[1] = _mm256_fmadd_ps(xv, b1, acc_r[1]);
+                for j in 0..P {
+                    acc_r[j][0] = _mm256_fmadd_ps(xv, bv[j][0], acc_r[j][0]);
+                    acc_r[j][1] = _mm256_fmadd_ps(xv, bv[j][1], acc_r[j][1]);
+                }
             }
         }
-        let col = q * NR;
-        let mut buf = [0f32; NR];
-        for (r, acc_r) in acc.iter().enumerate() {
-            // SAFETY: `buf` holds 16 values, two 8-lane halves.
-            unsafe {
-                _mm256_storeu_ps(buf.as_mut_ptr(), acc_r[0]);
-                _mm256_storeu_ps(buf.as_mut_ptr().add(8), acc_r[1]);
-            }
-            dst.store(i + r, col, &buf[..NR.min(m - col)], bias, act);
-        }
+        store_tile(t, acc, i, q, m, bias, act, dst);
     }
 }
 

@@ -118,7 +118,7 @@ pub(super) fn block(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::epilogue::Epilogue;
+    use super::super::epilogue::avx512::Epilogue;
     use super::{Act, Avx512, Dst, PackedWeight, Scratch, NR, R};
 
     /// Lists the non-zero positions of every row of `x` (`[n, k]`) into `s` (positions, counts

@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::super::activation::Act;
-use super::super::gemm::epilogue::Epilogue;
+use super::super::gemm::epilogue::avx512::Epilogue;
 use super::super::gemm::{Dst, NR};
 use super::super::isa::{Avx512, Avx512Bf16};
 use super::{walk, HalfWeight};

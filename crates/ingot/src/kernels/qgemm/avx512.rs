@@ -10,7 +10,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::super::gemm::epilogue::Epilogue as F32Epilogue;
+use super::super::gemm::epilogue::avx512::Epilogue as F32Epilogue;
 use super::super::gemm::Dst;
 use super::super::isa::{Avx512, Avx512Vnni};
 use super::{walk, Act, Group, QuantWeight, RowQuant, Rows, NR};
@@ -121,7 +121,7 @@ fn tile<const R: usize, const P: usize>(
 /// store of that row.
 ///
 /// Accumulators are taken by value, so the tile's accumulator array never has its address taken
-/// (see `gemm::epilogue::Epilogue`).
+/// (see `gemm::epilogue::avx512::Epilogue`).
 pub(super) struct Epilogue<const P: usize> {
     /// Per-output weight sums of each panel.
     colsum: [__m512i; P],
