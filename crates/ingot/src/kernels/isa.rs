@@ -186,6 +186,13 @@ impl Avx512Vnni {
     }
 }
 
+impl AvxVnni {
+    /// The AVX2 proof that AVX-VNNI includes.
+    pub(crate) fn avx2(self) -> Avx2 {
+        Avx2 { _proof: () }
+    }
+}
+
 impl Amx {
     /// The AVX-512 VNNI proof that the AMX level includes.
     pub(crate) fn avx512_vnni(self) -> Avx512Vnni {

@@ -2,13 +2,14 @@
 //! multiply-added on 8-lane vectors.
 //!
 //! Register tiles: 6 rows × 1 panel (12 accumulators of the 16 registers), then 2 × 2 and
-//! 1 × 2 for the last rows of a batch. Tiles store through the scalar epilogue
-//! ([`Dst::store`]), as the f32 GEMM's AVX2 kernel does.
+//! 1 × 2 for the last rows of a batch. Tiles store through the f32 GEMM's AVX2 epilogue
+//! (bias, activation, one store per row).
 
 use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::super::activation::Act;
+use super::super::gemm::epilogue::avx2::store_tile;
 use super::super::gemm::{Dst, NR};
 use super::super::isa::Avx2;
 use super::{walk, HalfWeight};
@@ -54,7 +55,7 @@ macro_rules! dispatch {
 /// F16 weights: the output columns of panels `panels` for every row of `x`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn f16_rows(
-    _t: Avx2,
+    t: Avx2,
     x: &[f32],
     w: &HalfWeight,
     panels: Range<usize>,
@@ -64,14 +65,16 @@ pub(super) fn f16_rows(
 ) {
     let n = x.len() / w.k;
     walk(n, panels, w.panel_len() * 2, rows_at, most_panels, |i, q, r, p| {
-        dispatch!(f16_tile, r, p, x, w, i, q, bias, act, dst)
+        dispatch!(f16_tile, r, p, t, x, w, i, q, bias, act, dst)
     });
 }
 
 /// One `R`-row × `P`-panel tile of F16 weights (two 8-lane halves per panel).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn f16_tile<const R: usize, const P: usize>(
+    t: Avx2,
     x: &[f32],
     w: &HalfWeight,
     i: usize,
@@ -103,13 +106,13 @@ fn f16_tile<const R: usize, const P: usize>(
             }
         }
     }
-    store(&acc, w.m, i, q, bias, act, dst);
+    store_tile(t, acc, i, q, w.m, bias, act, dst);
 }
 
 /// Bf16 weights: `x` holds the inputs rounded to bf16 (as f32).
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn bf16_rows(
-    _t: Avx2,
+    t: Avx2,
     x: &[f32],
     w: &HalfWeight,
     panels: Range<usize>,
@@ -119,7 +122,7 @@ pub(super) fn bf16_rows(
 ) {
     let n = x.len() / w.k;
     walk(n, panels, w.panel_len() * 2, rows_at, most_panels, |i, q, r, p| {
-        dispatch!(bf16_tile, r, p, x, w, i, q, bias, act, dst)
+        dispatch!(bf16_tile, r, p, t, x, w, i, q, bias, act, dst)
     });
 }
 
@@ -128,7 +131,9 @@ pub(super) fn bf16_rows(
 /// halves (masked).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn bf16_tile<const R: usize, const P: usize>(
+    t: Avx2,
     x: &[f32],
     w: &HalfWeight,
     i: usize,
@@ -144,57 +149,36 @@ fn bf16_tile<const R: usize, const P: usize>(
     let xp = x[i * k..].as_ptr();
     let bp: [*const u16; P] = std::array::from_fn(|j| bits[(q + j) * len..].as_ptr());
     let high = _mm256_set1_epi32(0xFFFF_0000_u32 as i32);
-    // SAFETY: called for pairs p < ceil(k/2) and h < 2 only, so the 16 values at p·2·NR + h·16
-    // stay inside each panel (len = ceil(k/2)·2·NR values).
-    let load =
-        |j: usize, h: usize, p: usize| unsafe { _mm256_loadu_si256(bp[j].add(p * 2 * NR + h * 16).cast()) };
-    // One input's step: the weights (for each panel, two 8-output halves) times input `p`.
-    let step = |acc: &mut [[[__m256; 2]; P]; R], wv: &[[__m256; 2]; P], p: usize| {
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            // SAFETY: called for r < R and p < k only, so the offset stays below R·k (asserted
-            // above).
-            let xv = _mm256_set1_ps(unsafe { *xp.add(r * k + p) });
-            for (a, b) in acc_r.iter_mut().zip(wv) {
-                a[0] = _mm256_fmadd_ps(xv, b[0], a[0]);
-                a[1] = _mm256_fmadd_ps(xv, b[1], a[1]);
+    // One input's step: the weights `$wv` (for each panel, two 8-output halves) times input
+    // `$p`. A macro, not a closure, so it is always inlined into this target-feature function.
+    macro_rules! step {
+        ($wv:expr, $p:expr) => {
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: r < R and $p < k, so the offset stays below R·k (asserted above).
+                let xv = _mm256_set1_ps(unsafe { *xp.add(r * k + $p) });
+                for (a, b) in acc_r.iter_mut().zip($wv) {
+                    a[0] = _mm256_fmadd_ps(xv, b[0], a[0]);
+                    a[1] = _mm256_fmadd_ps(xv, b[1], a[1]);
+                }
             }
-        }
-    };
+        };
+    }
     for p in 0..k.div_ceil(2) {
-        let raw: [[__m256i; 2]; P] = std::array::from_fn(|j| std::array::from_fn(|h| load(j, h, p)));
-        let even = raw.map(|r| r.map(|v| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v))));
-        step(&mut acc, &even, 2 * p);
-        if 2 * p + 1 < k {
-            let odd = raw.map(|r| r.map(|v| _mm256_castsi256_ps(_mm256_and_si256(v, high))));
-            step(&mut acc, &odd, 2 * p + 1);
-        }
-    }
-    store(&acc, w.m, i, q, bias, act, dst);
-}
-
-/// Stores a finished tile (rows `i..`, panels `q..`) of an `m`-output layer through the scalar
-/// epilogue.
-#[target_feature(enable = "avx2")]
-#[inline]
-fn store<const R: usize, const P: usize>(
-    acc: &[[[__m256; 2]; P]; R],
-    m: usize,
-    i: usize,
-    q: usize,
-    bias: Option<&[f32]>,
-    act: Act,
-    dst: &mut Dst<'_>,
-) {
-    let mut buf = [0f32; NR];
-    for (r, acc_r) in acc.iter().enumerate() {
-        for (j, a) in acc_r.iter().enumerate() {
-            // SAFETY: `buf` holds 16 values, two 8-lane halves.
-            unsafe {
-                _mm256_storeu_ps(buf.as_mut_ptr(), a[0]);
-                _mm256_storeu_ps(buf.as_mut_ptr().add(8), a[1]);
+        let mut even = [[_mm256_setzero_ps(); 2]; P];
+        let mut odd = even;
+        for j in 0..P {
+            for h in 0..2 {
+                // SAFETY: p < ceil(k/2) and h < 2, so the 16 values at p·2·NR + h·16 stay
+                // inside each panel (len = ceil(k/2)·2·NR values).
+                let v = unsafe { _mm256_loadu_si256(bp[j].add(p * 2 * NR + h * 16).cast()) };
+                even[j][h] = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v));
+                odd[j][h] = _mm256_castsi256_ps(_mm256_and_si256(v, high));
             }
-            let col = (q + j) * NR;
-            dst.store(i + r, col, &buf[..NR.min(m - col)], bias, act);
+        }
+        step!(&even, 2 * p);
+        if 2 * p + 1 < k {
+            step!(&odd, 2 * p + 1);
         }
     }
+    store_tile(t, acc, i, q, w.m, bias, act, dst);
 }

@@ -10,6 +10,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
+use super::super::gemm::epilogue::avx2::Epilogue as F32Epilogue;
 use super::super::gemm::Dst;
 use super::super::isa::{Avx2, AvxVnni};
 use super::{walk, Act, Group, QuantWeight, RowQuant, Rows, NR};
@@ -74,7 +75,7 @@ pub(super) fn rows_vnni(
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn tile_vnni<const R: usize, const P: usize>(
-    _t: AvxVnni,
+    t: AvxVnni,
     x: Rows<'_>,
     w: &QuantWeight,
     i: usize,
@@ -105,7 +106,7 @@ fn tile_vnni<const R: usize, const P: usize>(
         }
     }
     for j in 0..P {
-        let epilogue = Epilogue::new(w, q + j, bias, act);
+        let epilogue = Epilogue::new(t.avx2(), w, q + j, bias, act);
         for (r, acc_r) in acc.iter().enumerate() {
             epilogue.store(acc_r[j], x.quant[i + r], i + r, dst);
         }
@@ -140,7 +141,7 @@ pub(super) fn rows_avx2(
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn tile_avx2<const R: usize>(
-    _t: Avx2,
+    t: Avx2,
     x: Rows<'_>,
     w: &QuantWeight,
     i: usize,
@@ -175,7 +176,7 @@ fn tile_avx2<const R: usize>(
             }
         }
     }
-    let epilogue = Epilogue::new(w, q, bias, act);
+    let epilogue = Epilogue::new(t, w, q, bias, act);
     for (r, a) in acc.into_iter().enumerate() {
         // hadd gives outputs [0, 1, 4, 5 | 2, 3, 6, 7] of each pair of quarters: reorder the
         // 64-bit pairs to [0, 1, 2, 3 | 4, 5, 6, 7].
@@ -185,8 +186,8 @@ fn tile_avx2<const R: usize>(
     }
 }
 
-/// The 256-bit epilogue of panel `q` (steps 3 and 4 of the module doc); the activation is
-/// applied by [`Dst::store`]'s scalar code.
+/// The 256-bit epilogue of panel `q` (steps 3 and 4 of the module doc); the activation and
+/// store are the f32 GEMM's AVX2 epilogue.
 struct Epilogue {
     /// Per-output weight sums, outputs 0–7 and 8–15.
     colsum: [__m256i; 2],
@@ -194,17 +195,15 @@ struct Epilogue {
     scale: [__m256; 2],
     /// The bias (zero past `m`).
     bias: Option<[__m256; 2]>,
-    /// First output column and number of columns of the panel.
-    col: usize,
-    cols: usize,
-    act: Act,
+    /// The activation and store of the dequantized values.
+    out: F32Epilogue<'static, 1>,
 }
 
 impl Epilogue {
     /// For panel `q` of `w`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn new(w: &QuantWeight, q: usize, bias: Option<&[f32]>, act: Act) -> Self {
+    fn new(t: Avx2, w: &QuantWeight, q: usize, bias: Option<&[f32]>, act: Act) -> Self {
         let col = q * NR;
         assert!(col < w.m && w.colsum.len() >= col + NR && w.scales.len() >= col + NR);
         let cols = NR.min(w.m - col);
@@ -222,7 +221,7 @@ impl Epilogue {
             // SAFETY: `padded` holds 16 values.
             unsafe { [_mm256_loadu_ps(padded.as_ptr()), _mm256_loadu_ps(padded.as_ptr().add(8))] }
         });
-        Epilogue { colsum, scale, bias, col, cols, act }
+        Epilogue { colsum, scale, bias, out: F32Epilogue::new(t, q, w.m, None, act) }
     }
 
     /// Corrects, scales and biases one row's 16 accumulators (quantized with `rq`) and stores
@@ -231,17 +230,14 @@ impl Epilogue {
     #[inline]
     fn store(&self, acc: [__m256i; 2], rq: RowQuant, row: usize, dst: &mut Dst<'_>) {
         let (zero, s) = (_mm256_set1_epi32(rq.zero), _mm256_set1_ps(rq.scale));
-        let mut buf = [0f32; NR];
-        for h in 0..2 {
+        let v: [__m256; 2] = std::array::from_fn(|h| {
             let c = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[h], _mm256_mullo_epi32(zero, self.colsum[h])));
             let mult = _mm256_mul_ps(s, self.scale[h]);
-            let v = match &self.bias {
+            match &self.bias {
                 Some(b) => _mm256_fmadd_ps(c, mult, b[h]),
                 None => _mm256_mul_ps(c, mult),
-            };
-            // SAFETY: `buf` holds 16 values, two 8-lane halves.
-            unsafe { _mm256_storeu_ps(buf.as_mut_ptr().add(8 * h), v) };
-        }
-        dst.store(row, self.col, &buf[..self.cols], None, self.act);
+            }
+        });
+        self.out.store([v], row, dst);
     }
 }
