@@ -4,14 +4,17 @@
 //! `heads × head_dim`) of all sequences packed end to end, plus `offsets [batch + 1]` (sequence
 //! `s` is tokens `offsets[s]..offsets[s+1]`). Each token attends only to the tokens of its own
 //! sequence, which is exactly what a padded batch with an attention mask computes, without the
-//! padded work. Scores are scaled by `1/sqrt(head_dim)`; the softmax runs on 16 lanes
-//! ([`super::softmax::softmax_scaled_in_place`]). Work is split by sequence and, when there are
+//! padded work. Scores are scaled by `1/sqrt(head_dim)`; the softmax runs on vector lanes
+//! ([`super::softmax::softmax_scaled_in_place`]). The body is plain Rust over 16-value blocks,
+//! compiled once per instruction set (AVX-512, AVX2, baseline) and chosen at run time: the
+//! products and sums are the same operations in the same order on every path; only the
+//! softmax's `e^x` differs between paths (within 1e-7). Work is split by sequence and, when there are
 //! fewer sequences than threads, by blocks of query rows within a sequence (a single sentence
 //! still uses every core).
 
 use std::ops::Range;
 
-use super::isa::{Avx512, Isa};
+use super::isa::{Avx2, Avx512, Isa};
 
 /// The attention op: `heads` heads over `[tokens, 3·hidden]`.
 #[derive(Debug, Clone)]
@@ -40,6 +43,19 @@ impl Attention {
             unsafe { self.sequence_avx512(t, qkv, hidden, rows, out) };
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = self.isa.avx2() {
+            // SAFETY: the `Avx2` token proves the CPU has AVX2 and FMA.
+            unsafe { self.sequence_avx2(t, qkv, hidden, rows, out) };
+            return;
+        }
+        self.sequence_body(qkv, hidden, rows, out);
+    }
+
+    /// [`Self::sequence_body`] compiled with AVX2 enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn sequence_avx2(&self, _t: Avx2, qkv: &[f32], hidden: usize, rows: Range<usize>, out: &mut [f32]) {
         self.sequence_body(qkv, hidden, rows, out);
     }
 

@@ -1,10 +1,10 @@
 //! Row-wise softmax: `p[j] = e^(s[j] - max) / Σₖ e^(s[k] - max)`.
 //!
 //! The class probabilities of every multi-class classifier ([`softmax_rows`]) and the attention
-//! probabilities of one query ([`softmax_scaled_in_place`]). The AVX-512 path takes 16 values at
-//! a time through the vector `e^x` of [`super::vmath`] (relative error ~1e-7, well inside the
-//! 1e-5 parity budget); a row holding NaN or an infinity takes the scalar path, which propagates
-//! them as the reference does. [`softmax_row_ref`] computes in f64 and is the path elsewhere and
+//! probabilities of one query ([`softmax_scaled_in_place`]). The AVX-512 and AVX2 paths take 16
+//! or 8 values at a time through the vector `e^x` of [`super::vmath`] (relative error ~1e-7,
+//! well inside the 1e-5 parity budget); a row holding NaN or an infinity takes the scalar path,
+//! which propagates them as the reference does. [`softmax_row_ref`] computes in f64 and is the path elsewhere and
 //! the tests' reference.
 
 use super::isa::Isa;
@@ -21,6 +21,13 @@ pub(crate) fn softmax_rows(isa: Isa, scores: &[f32], width: usize, out: &mut [f3
                 continue;
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = isa.avx2() {
+            // SAFETY: the `Avx2` token proves AVX2 and FMA; `s` and `o` hold `width` values.
+            if unsafe { avx2::row(t, s.as_ptr(), width, 1.0, o.as_mut_ptr()) } {
+                continue;
+            }
+        }
         softmax_row_ref(s, &mut exps, o);
     }
 }
@@ -32,6 +39,14 @@ pub(crate) fn softmax_scaled_in_place(isa: Isa, row: &mut [f32], scale: f32) {
         let p = row.as_mut_ptr();
         // SAFETY: the `Avx512` token proves AVX-512F; `row` holds `row.len()` values.
         if unsafe { avx512::row(t, p, row.len(), scale, p) } {
+            return;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = isa.avx2() {
+        let p = row.as_mut_ptr();
+        // SAFETY: the `Avx2` token proves AVX2 and FMA; `row` holds `row.len()` values.
+        if unsafe { avx2::row(t, p, row.len(), scale, p) } {
             return;
         }
     }
@@ -120,6 +135,84 @@ mod avx512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::super::isa::Avx2;
+    use super::super::vmath::avx2::exp_neg;
+
+    /// Lanes of the 8-wide block starting at column `j` of a `width`-column row, as a mask of
+    /// all-ones lanes.
+    #[target_feature(enable = "avx2")]
+    fn mask(width: usize, j: usize) -> __m256i {
+        let lanes = (width - j).min(8) as i32;
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+
+    /// The largest of the 8 lanes.
+    #[target_feature(enable = "avx2")]
+    fn reduce_max(v: __m256) -> f32 {
+        let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
+    }
+
+    /// The sum of the 8 lanes.
+    #[target_feature(enable = "avx2")]
+    fn reduce_add(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    /// The AVX-512 `row` on 8 lanes: softmax of the `width` values at `src` times `scale`,
+    /// written to `dst` (which may be `src`). Returns `false`, having written nothing, if a
+    /// scaled value is NaN or infinite.
+    ///
+    /// # Safety
+    /// `src` must be valid for reading and `dst` for writing `width` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn row(_t: Avx2, src: *const f32, width: usize, scale: f32, dst: *mut f32) -> bool {
+        let scale = _mm256_set1_ps(scale);
+        let mut max = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut bad = _mm256_setzero_ps();
+        for j in (0..width).step_by(8) {
+            let m = mask(width, j);
+            // SAFETY: (this and every masked load and store below) the mask enables only the
+            // lanes of values j..min(j + 8, width), which the caller guarantees are valid.
+            let v = _mm256_mul_ps(unsafe { _mm256_maskload_ps(src.add(j), m) }, scale);
+            // v - v is NaN exactly where v is NaN or infinite (disabled lanes load 0).
+            let d = _mm256_sub_ps(v, v);
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps::<_CMP_UNORD_Q>(d, d));
+            max = _mm256_blendv_ps(max, _mm256_max_ps(max, v), _mm256_castsi256_ps(m));
+        }
+        if _mm256_movemask_ps(bad) != 0 {
+            return false;
+        }
+        let max = _mm256_set1_ps(reduce_max(max));
+        let mut sum = _mm256_setzero_ps();
+        for j in (0..width).step_by(8) {
+            let m = mask(width, j);
+            // SAFETY: see the first loop.
+            let v = _mm256_mul_ps(unsafe { _mm256_maskload_ps(src.add(j), m) }, scale);
+            let e = _mm256_and_ps(exp_neg(_mm256_sub_ps(v, max)), _mm256_castsi256_ps(m));
+            sum = _mm256_add_ps(sum, e);
+            // SAFETY: see the first loop.
+            unsafe { _mm256_maskstore_ps(dst.add(j), m, e) };
+        }
+        let inv = _mm256_set1_ps(1.0 / reduce_add(sum));
+        for j in (0..width).step_by(8) {
+            let m = mask(width, j);
+            // SAFETY: see the first loop.
+            unsafe {
+                _mm256_maskstore_ps(dst.add(j), m, _mm256_mul_ps(_mm256_maskload_ps(dst.add(j), m), inv))
+            };
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +268,28 @@ mod tests {
         assert!(out[0] == 1.0 && out[1] < 1e-37 && out[2] < 1e-37, "{out:?}");
         assert!(out[4] == 1.0 && out[3] < 1e-37 && out[5] < 1e-37, "{out:?}");
         assert!(out[6..].iter().all(|&p| (p - 1.0 / 3.0).abs() < 1e-7), "{out:?}");
+    }
+
+    #[test]
+    fn rows_far_below_zero_still_sum_to_one() {
+        // A partial vector block must not count its unused lanes (zeros) in the row's maximum:
+        // e^(-200 - 0) is 0 in f32, and the row would divide 0 by 0.
+        for width in [1, 3, 9, 17] {
+            let scores: Vec<f32> = (0..width).map(|j| -200.0 - j as f32).collect();
+            let (mut want, mut exps) = (vec![0f32; width], vec![0f64; width]);
+            softmax_row_ref(&scores, &mut exps, &mut want);
+            for isa in Isa::available() {
+                let mut got = vec![0f32; width];
+                softmax_rows(isa, &scores, width, &mut got);
+                assert!(
+                    got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 1e-6 * w + 1e-7),
+                    "{isa:?}: {got:?}"
+                );
+                let mut scaled = scores.clone();
+                softmax_scaled_in_place(isa, &mut scaled, 1.0);
+                assert!((scaled.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{isa:?}: {scaled:?}");
+            }
+        }
     }
 
     #[test]
