@@ -8,9 +8,9 @@
 //! ([`super::softmax::softmax_scaled_in_place`]). The body is plain Rust over 16-value blocks,
 //! compiled once per instruction set (AVX-512, AVX2, baseline) and chosen at run time: the
 //! products and sums are the same operations in the same order on every path; only the
-//! softmax's `e^x` differs between paths (within 1e-7). Work is split by sequence and, when there are
-//! fewer sequences than threads, by blocks of query rows within a sequence (a single sentence
-//! still uses every core).
+//! softmax's `e^x` differs between paths (within 1e-7). Work is split by sequence and, when
+//! there are fewer sequences than threads, by blocks of query rows within a sequence (a single
+//! sentence still uses every core).
 
 use std::ops::Range;
 

@@ -4,8 +4,8 @@
 //! probabilities of one query ([`softmax_scaled_in_place`]). The AVX-512 and AVX2 paths take 16
 //! or 8 values at a time through the vector `e^x` of [`super::vmath`] (relative error ~1e-7,
 //! well inside the 1e-5 parity budget); a row holding NaN or an infinity takes the scalar path,
-//! which propagates them as the reference does. [`softmax_row_ref`] computes in f64 and is the path elsewhere and
-//! the tests' reference.
+//! which propagates them as the reference does. [`softmax_row_ref`] computes in f64 and is the
+//! path elsewhere and the tests' reference.
 
 use super::isa::Isa;
 
