@@ -29,7 +29,8 @@
  * ingot-ml is measured twice: its promise API (`predict`, `embed`: the work runs on the libuv
  * thread pool and the event loop stays free, except calls that the model's past calls of the
  * same size say finish before a hop to the pool would, which run in place) and its `*Sync`
- * calls on the main thread.
+ * calls on the main thread; on breast cancer both again with `{ out }`, one OutputBuffer reused
+ * by every call instead of a new ArrayBuffer per call.
  * onnxruntime-node's `session.run` returns a promise but runs the session on the main thread
  * (from a setImmediate callback), so its rows compare with the `*Sync` ones.
  *
@@ -63,6 +64,10 @@ const MIN_COSINE = 0.999;
 const MAX_PROBABILITY_DIFF = 1e-5;
 const INGOT = 'ingot-ml';
 const INGOT_SYNC = 'ingot-ml, *Sync (main thread)';
+const INGOT_OUT = 'ingot-ml, { out } (one OutputBuffer)';
+const INGOT_SYNC_OUT = 'ingot-ml, *Sync, { out }';
+/** The ingot-ml rows whose binding overhead is reported. */
+const INGOT_ROWS = [INGOT, INGOT_SYNC, INGOT_OUT, INGOT_SYNC_OUT];
 
 function parseArgs(argv) {
   const args = {
@@ -342,6 +347,13 @@ async function tabularEngines(args, ort, ingot, notes) {
     if (typeof model.predictSync === 'function') {
       engines[INGOT_SYNC] = measure((data, r) => model.predictSync({ data, shape: [r, COLUMNS] }));
     }
+    if (typeof ingot.OutputBuffer === 'function') {
+      const out = new ingot.OutputBuffer();
+      engines[INGOT_OUT] = measure((data, r) => model.predict({ data, shape: [r, COLUMNS] }, { out }));
+      engines[INGOT_SYNC_OUT] = measure((data, r) =>
+        model.predictSync({ data, shape: [r, COLUMNS] }, { out }),
+      );
+    }
   }
   engines[`onnxruntime-node (${args.threads} threads)`] = async () => ({
     ...(await latency((i) => ortPredict(rows[i % n], 1), args.calls, 200)),
@@ -596,7 +608,7 @@ async function main() {
   const ortTab = Object.keys(tab.engines).find((n) => n.startsWith('onnxruntime-node'));
   const rustTab = Object.keys(tab.engines).find((n) => n.startsWith('Rust core'));
   if (tab.info.isa) console.log(`\nRust core kernels: ${tab.info.isa}.`);
-  for (const ing of [INGOT, INGOT_SYNC].filter((n) => tab.engines[n])) {
+  for (const ing of INGOT_ROWS.filter((n) => tab.engines[n])) {
     if (rustTab) {
       console.log(
         `\nPer round, ${ing}: binding overhead at batch ${TABULAR_BATCH} (time / Rust core ` +

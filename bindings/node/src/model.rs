@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ingot::{Error, Model};
-use napi::bindgen_prelude::{Array, ArrayBuffer, AsyncTask, Either};
+use napi::bindgen_prelude::{Array, ArrayBuffer, AsyncTask, Either, Uint8Array};
 use napi::{Env, JsValue, Unknown, ValueType};
 use napi_derive::napi;
 
@@ -41,9 +41,13 @@ fn load_options(options: Option<LoadOptions>) -> (ingot::LoadOptions, Option<u32
     (out, o.inline_micros)
 }
 
-/// The outputs of a call, packed in one `ArrayBuffer` (layout: src/output.rs): a promise of
-/// them, or the buffer itself when the call ran in place.
-type Call<'env> = Either<AsyncTask<CallTask>, ArrayBuffer<'env>>;
+/// The outputs of a call, packed in one buffer (layout: src/output.rs): a promise of them, or
+/// the outputs themselves when the call ran in place. `null` means they were written into the
+/// call's `out` buffer, else they come in a new `ArrayBuffer`.
+type Call<'env> = Either<AsyncTask<CallTask>, Option<ArrayBuffer<'env>>>;
+
+/// The outputs of a call on the calling thread (see [`Call`]).
+type Now<'env> = Option<ArrayBuffer<'env>>;
 
 /// A loaded model; calls from any number of promises share it.
 #[napi]
@@ -60,18 +64,29 @@ impl NativeModel {
         NativeModel { inner: Arc::new(model), schedule: Arc::new(Schedule::new(inline_micros)), inputs }
     }
 
-    /// `work` in place when the schedule says it is small, else on the thread pool.
-    fn call<'env>(&self, env: &'env Env, work: Work) -> napi::Result<Call<'env>> {
+    /// `work` in place when the schedule says it is small, else on the thread pool; its outputs
+    /// for `out`.
+    fn call<'env>(
+        &self,
+        env: &'env Env,
+        work: Work,
+        mut out: Option<Uint8Array>,
+    ) -> napi::Result<Call<'env>> {
         if self.schedule.in_place(work.rows()) {
-            return self.now(env, &work).map(Either::B);
+            return self.now(env, &work, out.as_mut()).map(Either::B);
         }
         let (model, schedule) = (Arc::clone(&self.inner), Arc::clone(&self.schedule));
-        Ok(Either::A(AsyncTask::new(CallTask::new(model, schedule, work))))
+        Ok(Either::A(AsyncTask::new(CallTask::new(model, schedule, work, out))))
     }
 
-    /// `work` on the calling thread.
-    fn now<'env>(&self, env: &'env Env, work: &Work) -> napi::Result<ArrayBuffer<'env>> {
-        work.run(&self.inner, &self.schedule).map_err(|e| to_js(env, e.into()))?.into_js(env)
+    /// `work` on the calling thread; its outputs for `out`.
+    fn now<'env>(
+        &self,
+        env: &'env Env,
+        work: &Work,
+        out: Option<&mut Uint8Array>,
+    ) -> napi::Result<Now<'env>> {
+        work.run(&self.inner, &self.schedule).map_err(|e| to_js(env, e.into()))?.into_js(env, out)
     }
 }
 
@@ -92,91 +107,126 @@ impl NativeModel {
         Ok(NativeModel::new(model, inline_micros))
     }
 
-    /// Predicts an array of records, an array of strings or `{ data, shape }`.
-    #[napi(ts_args_type = "input: unknown", ts_return_type = "Promise<ArrayBuffer> | ArrayBuffer")]
-    pub fn predict<'env>(&self, env: &'env Env, input: Unknown) -> napi::Result<Call<'env>> {
+    /// Predicts an array of records, an array of strings or `{ data, shape }`; the outputs go
+    /// into `out` when it is long enough (then the result is `null`).
+    #[napi(
+        ts_args_type = "input: unknown, out?: Uint8Array | null",
+        ts_return_type = "Promise<ArrayBuffer | null> | ArrayBuffer | null"
+    )]
+    pub fn predict<'env>(
+        &self,
+        env: &'env Env,
+        input: Unknown,
+        out: Option<Uint8Array>,
+    ) -> napi::Result<Call<'env>> {
         let input = input::read(&input, &self.inputs).map_err(|e| to_js(env, e))?;
-        self.call(env, Work::Predict(input))
+        self.call(env, Work::Predict(input), out)
     }
 
     /// `predict` on the calling thread.
-    #[napi(ts_args_type = "input: unknown", ts_return_type = "ArrayBuffer")]
-    pub fn predict_sync<'env>(&self, env: &'env Env, input: Unknown) -> napi::Result<ArrayBuffer<'env>> {
+    #[napi(ts_args_type = "input: unknown, out?: Uint8Array | null", ts_return_type = "ArrayBuffer | null")]
+    pub fn predict_sync<'env>(
+        &self,
+        env: &'env Env,
+        input: Unknown,
+        mut out: Option<Uint8Array>,
+    ) -> napi::Result<Now<'env>> {
         let input = input::read(&input, &self.inputs).map_err(|e| to_js(env, e))?;
-        self.now(env, &Work::Predict(input))
+        self.now(env, &Work::Predict(input), out.as_mut())
     }
 
     /// Predicts a row-major matrix `data` (a `Float32Array` or `Float64Array`) of `shape`
-    /// `[rows, cols]`, reading it in place.
+    /// `[rows, cols]`, reading it in place; the outputs as `predict`'s.
     #[napi(
-        ts_args_type = "data: unknown, shape: unknown",
-        ts_return_type = "Promise<ArrayBuffer> | ArrayBuffer"
+        ts_args_type = "data: unknown, shape: unknown, out?: Uint8Array | null",
+        ts_return_type = "Promise<ArrayBuffer | null> | ArrayBuffer | null"
     )]
     pub fn predict_dense<'env>(
         &self,
         env: &'env Env,
         data: Unknown,
         shape: Unknown,
+        out: Option<Uint8Array>,
     ) -> napi::Result<Call<'env>> {
         let input = input::dense(&data, &shape).map_err(|e| to_js(env, e))?;
-        self.call(env, Work::Predict(input))
+        self.call(env, Work::Predict(input), out)
     }
 
     /// `predictDense` on the calling thread.
-    #[napi(ts_args_type = "data: unknown, shape: unknown", ts_return_type = "ArrayBuffer")]
+    #[napi(
+        ts_args_type = "data: unknown, shape: unknown, out?: Uint8Array | null",
+        ts_return_type = "ArrayBuffer | null"
+    )]
     pub fn predict_dense_sync<'env>(
         &self,
         env: &'env Env,
         data: Unknown,
         shape: Unknown,
-    ) -> napi::Result<ArrayBuffer<'env>> {
+        mut out: Option<Uint8Array>,
+    ) -> napi::Result<Now<'env>> {
         let input = input::dense(&data, &shape).map_err(|e| to_js(env, e))?;
-        self.now(env, &Work::Predict(input))
+        self.now(env, &Work::Predict(input), out.as_mut())
     }
 
     /// Predicts named columns: `columns[i]` is a `Float64Array` (NaN is missing) or
-    /// `{ codes: Int32Array, values: string[] }` (a negative code is missing).
+    /// `{ codes: Int32Array, values: string[] }` (a negative code is missing); the outputs as
+    /// `predict`'s.
     #[napi(
-        ts_args_type = "names: string[], columns: Array<Float64Array | { codes: Int32Array, values: string[] }>",
-        ts_return_type = "Promise<ArrayBuffer> | ArrayBuffer"
+        ts_args_type = "names: string[], columns: Array<Float64Array | { codes: Int32Array, values: string[] }>, out?: Uint8Array | null",
+        ts_return_type = "Promise<ArrayBuffer | null> | ArrayBuffer | null"
     )]
     pub fn predict_columns<'env>(
         &self,
         env: &'env Env,
         names: Vec<String>,
         columns: Array,
+        out: Option<Uint8Array>,
     ) -> napi::Result<Call<'env>> {
         let input = input::columns(names, &columns).map_err(|e| to_js(env, e))?;
-        self.call(env, Work::Predict(input))
+        self.call(env, Work::Predict(input), out)
     }
 
     /// `predictColumns` on the calling thread.
     #[napi(
-        ts_args_type = "names: string[], columns: Array<Float64Array | { codes: Int32Array, values: string[] }>",
-        ts_return_type = "ArrayBuffer"
+        ts_args_type = "names: string[], columns: Array<Float64Array | { codes: Int32Array, values: string[] }>, out?: Uint8Array | null",
+        ts_return_type = "ArrayBuffer | null"
     )]
     pub fn predict_columns_sync<'env>(
         &self,
         env: &'env Env,
         names: Vec<String>,
         columns: Array,
-    ) -> napi::Result<ArrayBuffer<'env>> {
+        mut out: Option<Uint8Array>,
+    ) -> napi::Result<Now<'env>> {
         let input = input::columns(names, &columns).map_err(|e| to_js(env, e))?;
-        self.now(env, &Work::Predict(input))
+        self.now(env, &Work::Predict(input), out.as_mut())
     }
 
-    /// The embedding of each string, packed like a prediction's.
-    #[napi(ts_args_type = "texts: string[]", ts_return_type = "Promise<ArrayBuffer> | ArrayBuffer")]
-    pub fn embed<'env>(&self, env: &'env Env, texts: Unknown) -> napi::Result<Call<'env>> {
+    /// The embedding of each string, packed like a prediction's; the outputs as `predict`'s.
+    #[napi(
+        ts_args_type = "texts: string[], out?: Uint8Array | null",
+        ts_return_type = "Promise<ArrayBuffer | null> | ArrayBuffer | null"
+    )]
+    pub fn embed<'env>(
+        &self,
+        env: &'env Env,
+        texts: Unknown,
+        out: Option<Uint8Array>,
+    ) -> napi::Result<Call<'env>> {
         let texts = strings(&texts).map_err(|e| to_js(env, e))?;
-        self.call(env, Work::Embed(texts))
+        self.call(env, Work::Embed(texts), out)
     }
 
     /// `embed` on the calling thread.
-    #[napi(ts_args_type = "texts: string[]", ts_return_type = "ArrayBuffer")]
-    pub fn embed_sync<'env>(&self, env: &'env Env, texts: Unknown) -> napi::Result<ArrayBuffer<'env>> {
+    #[napi(ts_args_type = "texts: string[], out?: Uint8Array | null", ts_return_type = "ArrayBuffer | null")]
+    pub fn embed_sync<'env>(
+        &self,
+        env: &'env Env,
+        texts: Unknown,
+        mut out: Option<Uint8Array>,
+    ) -> napi::Result<Now<'env>> {
         let texts = strings(&texts).map_err(|e| to_js(env, e))?;
-        self.now(env, &Work::Embed(texts))
+        self.now(env, &Work::Embed(texts), out.as_mut())
     }
 
     /// The whole manifest as JSON text.

@@ -1,8 +1,10 @@
-//! `ingot::Prediction` → JavaScript: one `ArrayBuffer` per call holding every output.
+//! `ingot::Prediction` → JavaScript: one buffer per call holding every output.
 //!
 //! Creating JavaScript objects, arrays and external buffers through N-API costs microseconds
 //! each, more than a small prediction itself; one buffer costs one call, and `index.ts` makes
-//! typed-array views of it. The layout, in little-endian 32-bit words:
+//! typed-array views of it. The buffer is the caller's `OutputBuffer` when it is long enough
+//! (reused from call to call: a new `ArrayBuffer` of a few KiB costs V8 microseconds), else a
+//! new `ArrayBuffer`. The layout, in little-endian 32-bit words:
 //!
 //! ```text
 //! rows, parts, cols[scores], cols[probabilities], cols[values], cols[embeddings],
@@ -18,7 +20,9 @@ use std::ptr;
 use std::time::Duration;
 
 use ingot::{Error, Matrix, Prediction, Result, Value};
-use napi::bindgen_prelude::{ArrayBuffer, Either3, FromNapiValue, Null};
+use napi::bindgen_prelude::{
+    ArrayBuffer, Either3, FromNapiValue, Null, ToNapiValue, Uint8Array, Uint8ArraySlice,
+};
 use napi::{check_status, sys, Env};
 
 /// `parts` bits: which sections follow the header.
@@ -31,8 +35,8 @@ const LABELS: u32 = 16;
 const HEADER: usize = 8;
 
 /// The outputs of a call, made on the worker thread and kept as the core returned them; the
-/// main thread writes them once, straight into the `ArrayBuffer` it creates
-/// ([`Packed::into_js`]).
+/// main thread writes them once, straight into the caller's reusable buffer or an `ArrayBuffer`
+/// it creates ([`Packed::into_js`]).
 pub struct Packed {
     header: [u32; HEADER],
     /// 32-bit words of the whole buffer, header included.
@@ -82,27 +86,55 @@ impl Packed {
         Ok(packed)
     }
 
-    /// The outputs in a new `ArrayBuffer` that JavaScript owns, written in place: one pass
-    /// over the core's output vectors, no intermediate copy.
-    pub(crate) fn into_js<'env>(self, env: &'env Env) -> napi::Result<ArrayBuffer<'env>> {
-        let (matrices, labels) = self.outputs.sections();
+    /// The outputs in JavaScript: written into `out` when it is long enough (the caller's
+    /// reusable buffer; `None` comes back), else into a new `ArrayBuffer` of exactly their size.
+    /// Either way one pass over the core's output vectors, no intermediate copy.
+    pub(crate) fn into_js<'env>(
+        self,
+        env: &'env Env,
+        out: Option<&mut Uint8Array>,
+    ) -> napi::Result<Option<ArrayBuffer<'env>>> {
+        if let Some(out) = out {
+            // SAFETY: `env` is the current call's environment, in which `out`'s reference was
+            // made; this gives back the `Uint8Array` it refers to.
+            let value = unsafe { <&mut Uint8Array as ToNapiValue>::to_napi_value(env.raw(), out)? };
+            // SAFETY: `value` is that `Uint8Array`. Its bytes are read again now, not taken from
+            // when the call began: a buffer transferred or detached meanwhile has none left.
+            let mut current = unsafe { Uint8ArraySlice::from_napi_value(env.raw(), value)? };
+            // SAFETY: this runs on the main thread, so no JavaScript code runs while the bytes
+            // are written; `OutputBuffer` (index.ts) lends them to this call alone.
+            if let Some(bytes) = unsafe { current.as_mut() }.get_mut(..self.bytes()) {
+                self.fill(bytes);
+                return Ok(None);
+            }
+        }
         let (mut data, mut value) = (ptr::null_mut(), ptr::null_mut());
         // SAFETY: `env` is the current call's environment; N-API writes the new buffer's handle
         // and data pointer into the two out-parameters.
         check_status!(unsafe {
-            sys::napi_create_arraybuffer(env.raw(), self.words * 4, &mut data, &mut value)
+            sys::napi_create_arraybuffer(env.raw(), self.bytes(), &mut data, &mut value)
         })?;
         // SAFETY: `value` is the ArrayBuffer N-API just created in this environment.
         let mut buffer = unsafe { ArrayBuffer::from_napi_value(env.raw(), value)? };
         // SAFETY: the buffer is new: no JavaScript code holds it yet, so nothing else reads or
         // writes its bytes while they are filled here.
-        let mut bytes = unsafe { buffer.as_mut() };
+        self.fill(unsafe { buffer.as_mut() });
+        Ok(Some(buffer))
+    }
+
+    /// Bytes of the whole layout, header included.
+    fn bytes(&self) -> usize {
+        self.words * 4
+    }
+
+    /// Writes the layout at the front of `bytes`, which holds at least [`Packed::bytes`].
+    fn fill(&self, mut bytes: &mut [u8]) {
+        let (matrices, labels) = self.outputs.sections();
         put(&mut bytes, &self.header, u32::to_le_bytes);
         for m in matrices.iter().flatten() {
             put(&mut bytes, m.as_slice(), f32::to_le_bytes);
         }
         put(&mut bytes, labels.unwrap_or_default(), u32::to_le_bytes);
-        Ok(buffer)
     }
 }
 

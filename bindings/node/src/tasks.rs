@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ingot::{LoadOptions, Model};
-use napi::bindgen_prelude::ArrayBuffer;
+use napi::bindgen_prelude::{ArrayBuffer, Uint8Array};
 use napi::{Env, ScopedTask, Task};
 
 use crate::error::to_js;
@@ -85,21 +85,28 @@ pub struct CallTask {
     model: Arc<Model>,
     schedule: Arc<Schedule>,
     work: Work,
+    /// The caller's reusable output buffer, written on the main thread when the call settles.
+    out: Option<Uint8Array>,
     /// When the call was queued, and how long its computation took.
     queued: Instant,
     computed: Duration,
 }
 
 impl CallTask {
-    /// `work` on `model`, queued now.
-    pub(crate) fn new(model: Arc<Model>, schedule: Arc<Schedule>, work: Work) -> CallTask {
-        CallTask { model, schedule, work, queued: Instant::now(), computed: Duration::ZERO }
+    /// `work` on `model`, its outputs for `out` (see [`Packed::into_js`]), queued now.
+    pub(crate) fn new(
+        model: Arc<Model>,
+        schedule: Arc<Schedule>,
+        work: Work,
+        out: Option<Uint8Array>,
+    ) -> CallTask {
+        CallTask { model, schedule, work, out, queued: Instant::now(), computed: Duration::ZERO }
     }
 }
 
 impl<'env> ScopedTask<'env> for CallTask {
     type Output = ingot::Result<Packed>;
-    type JsValue = ArrayBuffer<'env>;
+    type JsValue = Option<ArrayBuffer<'env>>;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let (out, computed) = self.work.timed(&self.model, &self.schedule);
@@ -107,8 +114,8 @@ impl<'env> ScopedTask<'env> for CallTask {
         Ok(out)
     }
 
-    fn resolve(&mut self, env: &'env Env, output: Self::Output) -> napi::Result<ArrayBuffer<'env>> {
+    fn resolve(&mut self, env: &'env Env, output: Self::Output) -> napi::Result<Self::JsValue> {
         self.schedule.record_hop(self.queued.elapsed().saturating_sub(self.computed));
-        output.map_err(|e| to_js(env, e.into()))?.into_js(env)
+        output.map_err(|e| to_js(env, e.into()))?.into_js(env, self.out.as_mut())
     }
 }

@@ -1,5 +1,5 @@
 // Compiled by `npm test` (tsc --noEmit): the published types describe the API as documented.
-import { Model, Prediction, Tensor, Row, isIngotError, isaLevel } from '..'
+import { Model, OutputBuffer, Prediction, Tensor, Row, isIngotError, isaLevel } from '..'
 
 export async function usage(path: string): Promise<void> {
   const model: Model = await Model.load(path, { threads: 2 })
@@ -12,6 +12,11 @@ export async function usage(path: string): Promise<void> {
   const first: number = dense.scores.data[0]
   const texts = model.predictSync(['a sentence'])
   const embeddings: Tensor = await model.embed(['a sentence'])
+  const out = new OutputBuffer()
+  const reused: Prediction = model.predictSync(rows, { out })
+  const inBuffer: Tensor = await model.embed(['a sentence'], { out })
+  const size: number = out.byteLength
+  const busy: boolean = out.busy
   const task: 'classifier' | 'regressor' | 'embedding' | 'scores' = model.task
   const version: string = model.metadata.version
   const inputs: string[] = model.signature.inputs.map((i) => `${i.name}: ${i.dtype}`)
@@ -23,5 +28,5 @@ export async function usage(path: string): Promise<void> {
       void code
     }
   }
-  void [labels, first, texts, embeddings, task, version, inputs, isaLevel()]
+  void [labels, first, texts, embeddings, reused, inBuffer, size, busy, task, version, inputs, isaLevel()]
 }
