@@ -488,9 +488,20 @@ impl CpuPlan {
                 let (x, shape) = f32_arg(0)?;
                 let (n, hw, out_hw) =
                     image(shape, conv.in_channels(), window, false).map_err(|e| failed(step, e))?;
-                Ok(output(arena, vec![n, conv.out_channels(), out_hw[0], out_hw[1]], |o| {
-                    conv.forward(x, n, hw, out_hw, o)
-                }))
+                let out_shape = vec![n, conv.out_channels(), out_hw[0], out_hw[1]];
+                let residual = match conv.has_residual() {
+                    true => match f32_arg(1)? {
+                        (r, s) if s == out_shape.as_slice() => Some(r),
+                        (_, s) => {
+                            return Err(failed(
+                                step,
+                                format!("the residual is {s:?}, the output {out_shape:?}"),
+                            ));
+                        }
+                    },
+                    false => None,
+                };
+                Ok(output(arena, out_shape, |o| conv.forward(x, n, hw, out_hw, residual, o)))
             }
             Kernel::Pool2d { pool, window, ceil_mode } => {
                 let (x, shape) = f32_arg(0)?;

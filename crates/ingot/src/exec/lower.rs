@@ -52,6 +52,7 @@ pub(crate) fn lower(graph: &Graph, bundle: &Bundle, isa: Isa) -> Result<CpuPlan>
         isa,
         observer: None,
     };
+    fuse_conv_residuals(&mut plan, graph);
     fuse_activations(&mut plan);
     mark_relu_inputs(&mut plan);
     fuse_residual_layernorm(&mut plan, graph);
@@ -379,6 +380,46 @@ fn readers(plan: &CpuPlan, v: usize) -> usize {
         + plan.outputs.iter().filter(|&&o| o == v).count()
 }
 
+/// Folds `Add(conv(x), r)` of two same-shaped values into the convolution, which then adds `r`
+/// to each output while it is in cache (a residual block's sum), when nothing else reads the
+/// convolution's output and `r` is computed before it. An activation of the sum then folds
+/// into the same step ([`fuse_activations`]).
+fn fuse_conv_residuals(plan: &mut CpuPlan, graph: &Graph) {
+    let producer = |plan: &CpuPlan, v: usize| plan.steps.iter().position(|s| s.output == v);
+    let mut j = 0;
+    while j < plan.steps.len() {
+        let pair = match (&plan.steps[j].kernel, plan.steps[j].inputs.as_slice()) {
+            (Kernel::Binary(Binary::Add), &[a, b])
+                if a != b && graph.values[a].shape == graph.values[b].shape =>
+            {
+                Some((a, b))
+            }
+            _ => None,
+        };
+        let target = pair.and_then(|(a, b)| {
+            [(a, b), (b, a)].into_iter().find_map(|(conv_out, other)| {
+                let i = producer(plan, conv_out)?;
+                let plain = matches!(&plan.steps[i].kernel,
+                    Kernel::Conv { conv, .. } if conv.act() == Act::Identity && !conv.has_residual());
+                let ready = producer(plan, other).is_some_and(|k| k < i);
+                (plain && ready && readers(plan, conv_out) == 1).then_some((i, other))
+            })
+        });
+        let Some((i, other)) = target else {
+            j += 1;
+            continue;
+        };
+        let add = plan.steps.remove(j);
+        let step = &mut plan.steps[i];
+        if let Kernel::Conv { conv, .. } = &mut step.kernel {
+            conv.set_residual();
+        }
+        step.inputs.push(other);
+        step.output = add.output;
+        step.name = format!("{}+{}", step.name, add.name);
+    }
+}
+
 /// Folds an activation step into the preceding linear or convolution kernel when nothing else
 /// reads the intermediate value.
 fn fuse_activations(plan: &mut CpuPlan) {
@@ -526,10 +567,11 @@ fn is_row_wise(plan: &CpuPlan, graph: &Graph) -> bool {
             | Kernel::L2Normalize
             | Kernel::Normalize(_)
             | Kernel::Impute { .. }
-            | Kernel::Conv { .. }
             | Kernel::Pool2d { .. }
             | Kernel::Resize { .. }
             | Kernel::GlobalPool { .. } => first,
+            // A convolution with a residual reads both per row.
+            Kernel::Conv { .. } => step.inputs.iter().all(|&v| rows[v]),
             Kernel::Pad { pads, .. } => {
                 first && pads.first() == Some(&0) && pads.get(pads.len() / 2) == Some(&0)
             }

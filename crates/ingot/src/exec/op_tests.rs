@@ -123,6 +123,50 @@ fn conv_with_a_fused_relu() {
 }
 
 #[test]
+fn residual_blocks_fuse_the_add_and_relu_into_a_convolution() {
+    // 3×3 image 1…9 (`skip`, through a 1×1 conv ×1), a 2×2 kernel of ones with padding 1 on the
+    // bottom and right (window sums 12 16 9 / 24 28 15 / 15 17 9), bias −20, plus the skip, then
+    // ReLU: max(0, sum − 20 + x).
+    let residual = |skip_first: bool| {
+        let net = image(1, 3, 3)
+            .tensor("id", &[1, 1, 1, 1], &[1.0])
+            .tensor("w", &[1, 1, 2, 2], &[1.0; 4])
+            .tensor("b", &[1], &[-20.0])
+            .node("Conv", &["img", "id"], "skip", json!({}))
+            .node("Conv", &["skip", "w", "b"], "conv", json!({"pads": [0, 0, 1, 1]}));
+        let operands = if skip_first { ["skip", "conv"] } else { ["conv", "skip"] };
+        let net = net.node("Add", &operands, "sum", json!({})).node("Relu", &["sum"], "relu", json!({}));
+        flat(net, "relu")
+    };
+    let want = [0.0, 0.0, 0.0, 8.0, 13.0, 1.0, 2.0, 5.0, 0.0];
+    for skip_first in [false, true] {
+        let net = residual(skip_first);
+        close(&net.run(&iota(9), 1), &want);
+        let Plan::Cpu(plan) = net.cpu() else { panic!("a CPU plan") };
+        let fused =
+            plan.steps.iter().find(|s| matches!(&s.kernel, Kernel::Conv { conv, .. } if conv.has_residual()));
+        let Some(fused) = fused else { panic!("the Add is fused into the convolution: {:?}", plan.steps) };
+        assert!(matches!(&fused.kernel, Kernel::Conv { conv, .. } if conv.act() == Act::Relu));
+        assert_eq!(plan.steps.len(), 4, "reshape, skip conv, conv + add + relu, reshape");
+    }
+    // A convolution whose output is also read elsewhere keeps its Add apart.
+    let shared = image(1, 3, 3)
+        .tensor("w", &[1, 1, 1, 1], &[2.0])
+        .node("Conv", &["img", "w"], "conv", json!({}))
+        .node("Add", &["conv", "img"], "sum", json!({}))
+        .node("Mul", &["sum", "conv"], "prod", json!({}));
+    let shared = flat(shared, "prod");
+    let x = iota(9);
+    let want: Vec<f32> = x.iter().map(|v| (2.0 * v + v) * 2.0 * v).collect();
+    close(&shared.run(&x, 1), &want);
+    let Plan::Cpu(plan) = shared.cpu() else { panic!("a CPU plan") };
+    assert!(plan
+        .steps
+        .iter()
+        .all(|s| !matches!(&s.kernel, Kernel::Conv { conv, .. } if conv.has_residual())));
+}
+
+#[test]
 fn conv_with_padding_stride_and_groups() {
     // Two channels (1…9 and 10…18), depthwise 1×1 kernels ×2 and ×−1, stride 2, a bottom and
     // right pad that no window reaches: output pixels (0,0) (0,2) (2,0) (2,2).

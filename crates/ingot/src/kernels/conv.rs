@@ -53,6 +53,8 @@ pub(crate) struct Conv2d {
     path: Path,
     bias: Option<Vec<f32>>,
     act: Act,
+    /// Whether `forward` adds a residual tensor of the output's shape before the activation.
+    residual: bool,
 }
 
 impl Conv2d {
@@ -96,7 +98,17 @@ impl Conv2d {
                     .collect(),
             )
         };
-        Ok(Conv2d { isa, window, channels: cg * group, outputs: m, group, path, bias, act: Act::Identity })
+        Ok(Conv2d {
+            isa,
+            window,
+            channels: cg * group,
+            outputs: m,
+            group,
+            path,
+            bias,
+            act: Act::Identity,
+            residual: false,
+        })
     }
 
     /// Input channels.
@@ -119,18 +131,47 @@ impl Conv2d {
         self.act = act;
     }
 
+    /// Whether `forward` takes a residual (a fused `Add` of the output and another value).
+    pub(crate) fn has_residual(&self) -> bool {
+        self.residual
+    }
+
+    /// Adds a residual to every output from now on, before the activation: `forward` then
+    /// computes `act(conv(x) + residual)`.
+    pub(crate) fn set_residual(&mut self) {
+        self.residual = true;
+    }
+
     /// Writes the `[n, M, OH, OW]` output of `n` `[C, H, W]` images `x` into `out` (every
     /// value); `[OH, OW]` (`out_hw`) must be the window's output size over `[H, W]` (`hw`).
+    /// A convolution with a residual ([`Conv2d::set_residual`]) adds `residual`, of the
+    /// output's shape, to each output before the activation, while the output is in cache.
     ///
     /// # Panics
-    /// If the lengths of `x` or `out` do not match the shapes.
-    pub(crate) fn forward(&self, x: &[f32], n: usize, hw: [usize; 2], out_hw: [usize; 2], out: &mut [f32]) {
+    /// If the lengths of `x` or `out` do not match the shapes, or `residual` is given exactly
+    /// when the convolution has none, or is not of the output's length.
+    pub(crate) fn forward(
+        &self,
+        x: &[f32],
+        n: usize,
+        hw: [usize; 2],
+        out_hw: [usize; 2],
+        residual: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
         let (c, m) = (self.channels, self.outputs);
         let (image, p) = (c * hw[0] * hw[1], out_hw[0] * out_hw[1]);
         assert!(
             x.len() == n * image && out.len() == n * m * p,
             "conv: {n} images of {c}×{hw:?} into {m}×{out_hw:?}"
         );
+        assert!(
+            residual.map(<[f32]>::len) == self.residual.then_some(out.len()),
+            "conv: a residual must be given exactly when the convolution has one, of the output's length"
+        );
+        // With a residual, the GEMM or the direct loop stores the plain sums and the activation
+        // follows the residual's addition.
+        let act = if self.residual { Act::Identity } else { self.act };
         if out.is_empty() {
             return;
         }
@@ -150,11 +191,14 @@ impl Conv2d {
                         input,
                         &taps[oc * kh * kw..][..kh * kw],
                         bias,
-                        self.act,
+                        act,
                         hw,
                         out_hw,
                         o,
                     );
+                    if let Some(r) = residual {
+                        add_residual(self.isa, o, &r[plane * p..][..p], self.act);
+                    }
                 };
                 if parallel {
                     parallel::for_each_chunk_mut(out, p, run);
@@ -169,7 +213,8 @@ impl Conv2d {
                 let task = |t: usize| {
                     let pixels = (t % blocks) * rows..((t % blocks + 1) * rows).min(p);
                     let b = t / blocks;
-                    self.gemm_block(weights, &x[b * image..][..image], hw, out_hw, pixels, b, &planes);
+                    let block = Block { pixels, image: b, act, residual };
+                    self.gemm_block(weights, &x[b * image..][..image], hw, out_hw, block, &planes);
                 };
                 if parallel {
                     parallel::for_each(n * blocks, &task);
@@ -180,24 +225,25 @@ impl Conv2d {
         }
     }
 
-    /// Output pixels `pixels` of image `b` (`x`, `[C, H, W]`), every channel, through the GEMM.
+    /// The block's output pixels of its image (`x`, `[C, H, W]`), every channel, through the
+    /// GEMM.
     ///
     /// The GEMM's left operand is the group's weights `[M/group, K]`, its right operand the
     /// block's im2col `[K, pixels]`, gathered straight into the packed panels the GEMM reads
     /// (`[⌈pixels / NR⌉][K][NR]`); each output row is then one channel's run of pixels, written
     /// in place into its NCHW plane. The bias is one more input (weight column and all-ones
-    /// im2col row), so bias and activation stay in the GEMM's epilogue.
-    #[allow(clippy::too_many_arguments)]
+    /// im2col row), so bias and activation stay in the GEMM's epilogue; a residual is added
+    /// (then the activation applied) to each row right after, while it is in cache.
     fn gemm_block(
         &self,
         weights: &[Vec<f32>],
         x: &[f32],
         hw: [usize; 2],
         out_hw: [usize; 2],
-        pixels: Range<usize>,
-        b: usize,
+        block: Block<'_>,
         planes: &Planes<'_>,
     ) {
+        let Block { pixels, image: b, act, residual } = block;
         let (cg, mg) = (self.channels / self.group, self.outputs / self.group);
         let k = cg * self.window.kernel[0] * self.window.kernel[1];
         let kb = k + usize::from(self.bias.is_some());
@@ -231,10 +277,74 @@ impl Conv2d {
             // image `b` (tasks are distinct (image, pixel block) pairs) in each of that image's
             // planes, which are exactly columns `0..rows` of these rows of `p` values.
             let dst = unsafe { Dst::columns(planes.base.0.add(first), span, p, 0..rows) };
-            gemm::kernel(self.isa, w, &packed, 0..rows.div_ceil(NR), None, self.act, dst);
+            gemm::kernel(self.isa, w, &packed, 0..rows.div_ceil(NR), None, act, dst);
             drop(packed);
             give_panels(lines);
+            if let Some(r) = residual {
+                for row in 0..mg {
+                    let at = first + row * p;
+                    // SAFETY: `at..at + rows` lies within `first..first + span` (asserted in
+                    // bounds above), pixels this task alone writes; the GEMM call that wrote
+                    // them has returned, so no other reference to them is alive.
+                    let o = unsafe { std::slice::from_raw_parts_mut(planes.base.0.add(at), rows) };
+                    add_residual(self.isa, o, &r[at..][..rows], self.act);
+                }
+            }
         }
+    }
+}
+
+/// One GEMM task of [`Conv2d::forward`]: output pixels `pixels` of image `image`, the
+/// activation the GEMM applies, and the residual (the whole output's) added after it.
+struct Block<'r> {
+    pixels: Range<usize>,
+    image: usize,
+    act: Act,
+    residual: Option<&'r [f32]>,
+}
+
+/// `out[i] = act(out[i] + residual[i])`.
+fn add_residual(isa: Isa, out: &mut [f32], residual: &[f32], act: Act) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Some(t) = isa.avx512() {
+            // SAFETY: the `Avx512` token proves the CPU has AVX-512F.
+            unsafe { add_residual_avx512(t, out, residual, act) };
+            return;
+        }
+        if let Some(t) = isa.avx2() {
+            // SAFETY: the `Avx2` token proves the CPU has AVX2 and FMA.
+            unsafe { add_residual_avx2(t, out, residual, act) };
+            return;
+        }
+    }
+    let _ = isa;
+    add_residual_body(out, residual, act);
+}
+
+/// [`add_residual_body`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn add_residual_avx512(_t: super::isa::Avx512, out: &mut [f32], residual: &[f32], act: Act) {
+    add_residual_body(out, residual, act);
+}
+
+/// [`add_residual_body`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn add_residual_avx2(_t: super::isa::Avx2, out: &mut [f32], residual: &[f32], act: Act) {
+    add_residual_body(out, residual, act);
+}
+
+/// The loop of [`add_residual`]: ReLU and no activation vectorize; the others go value by
+/// value through [`Act::apply`].
+#[inline(always)]
+fn add_residual_body(out: &mut [f32], residual: &[f32], act: Act) {
+    let pairs = out.iter_mut().zip(residual);
+    match act {
+        Act::Identity => pairs.for_each(|(o, r)| *o += r),
+        Act::Relu => pairs.for_each(|(o, r)| *o = (*o + r).max(0.0)),
+        act => pairs.for_each(|(o, r)| *o = act.apply(*o + r)),
     }
 }
 
@@ -612,24 +722,36 @@ mod tests {
     }
 
     /// The kernel on every ISA path this CPU has, against [`conv2d_ref`]; with and without a
-    /// bias, with ReLU and GELU epilogues.
+    /// bias, with ReLU and GELU epilogues, each also with a residual added before the
+    /// activation.
     fn check(case: &Case, seed: u64) {
         let Case { x: xs, w: ws, group, strides, pads, dilations } = case.clone();
         let win = Window { kernel: [ws[2], ws[3]], strides, pads, dilations };
         let x = seeded(xs.iter().product(), seed);
         let weight = seeded(ws.iter().product(), seed + 1);
         let bias = seeded(ws[0], seed + 2);
+        let k = (ws[1] * ws[2] * ws[3]) as f32;
         for (b, act) in [(None, Act::Identity), (Some(&bias), Act::Relu), (Some(&bias), Act::Gelu)] {
-            let (want, out_hw) = conv2d_ref(&x, xs, &weight, ws, b.map(|b| b.as_slice()), group, &win, act);
+            let b = b.map(|b| b.as_slice());
+            let (want, out_hw) = conv2d_ref(&x, xs, &weight, ws, b, group, &win, act);
+            let (plain, _) = conv2d_ref(&x, xs, &weight, ws, b, group, &win, Act::Identity);
+            let residual = seeded(want.len(), seed + 3);
+            let with_residual: Vec<f32> =
+                plain.iter().zip(&residual).map(|(p, r)| act.apply(p + r)).collect();
             for isa in Isa::available() {
-                let mut conv = Conv2d::new(isa, &weight, b.cloned(), ws, group, win).unwrap();
-                conv.set_act(act);
-                let mut out = vec![f32::NAN; want.len()];
-                conv.forward(&x, xs[0], [xs[2], xs[3]], out_hw, &mut out);
-                let k = (ws[1] * ws[2] * ws[3]) as f32;
-                for (i, (a, r)) in out.iter().zip(&want).enumerate() {
-                    let tol = 1e-5 * k.sqrt() * (1.0 + r.abs());
-                    assert!((a - r).abs() <= tol, "{isa:?} {case:?} {act:?} [{i}]: {a} vs {r}");
+                for (res, want) in [(None, &want), (Some(residual.as_slice()), &with_residual)] {
+                    let mut conv = Conv2d::new(isa, &weight, b.map(<[f32]>::to_vec), ws, group, win).unwrap();
+                    conv.set_act(act);
+                    if res.is_some() {
+                        conv.set_residual();
+                    }
+                    let mut out = vec![f32::NAN; want.len()];
+                    conv.forward(&x, xs[0], [xs[2], xs[3]], out_hw, res, &mut out);
+                    for (i, (a, r)) in out.iter().zip(want).enumerate() {
+                        let tol = 1e-5 * k.sqrt() * (1.0 + r.abs());
+                        let what = if res.is_some() { "with a residual" } else { "" };
+                        assert!((a - r).abs() <= tol, "{isa:?} {case:?} {act:?} {what} [{i}]: {a} vs {r}");
+                    }
                 }
             }
         }
@@ -678,7 +800,7 @@ mod tests {
         let conv = Conv2d::new(Isa::detect(), &seeded(24 * 8 * 9, 6), None, c.w, 2, win).unwrap();
         let run = || {
             let mut out = vec![f32::NAN; 3 * 24 * 14 * 14];
-            conv.forward(&x, 3, [14, 14], [14, 14], &mut out);
+            conv.forward(&x, 3, [14, 14], [14, 14], None, &mut out);
             out
         };
         let serial = parallel::with_threads(Some(1), run);
