@@ -168,6 +168,35 @@ export class OutputBuffer {
   }
 }
 
+/** A native result: a new buffer of outputs, or `null` when they went into the lent bytes. */
+type NativeResult = ArrayBuffer | null
+
+/**
+ * The buffer holding the outputs of `call`, a native call given `out`'s bytes (or `null`):
+ * `out` is lent to the call alone and free again once it returns or throws.
+ */
+function written(out: OutputBuffer | undefined, call: (bytes: Uint8Array | null) => NativeResult): ArrayBuffer {
+  const bytes = lend(out)
+  try {
+    return outputs(out, call(bytes))
+  } finally {
+    out?._release()
+  }
+}
+
+/** {@link written} for a call that may return a promise; `out` is free once it settles. */
+async function writtenAsync(
+  out: OutputBuffer | undefined,
+  call: (bytes: Uint8Array | null) => Promise<NativeResult> | NativeResult,
+): Promise<ArrayBuffer> {
+  const bytes = lend(out)
+  try {
+    return outputs(out, await call(bytes))
+  } finally {
+    out?._release()
+  }
+}
+
 /** The bytes of `out` for a native call (`null`: none), checking it is an {@link OutputBuffer}. */
 function lend(out: OutputBuffer | undefined): Uint8Array | null {
   if (out === undefined) return null
@@ -176,7 +205,7 @@ function lend(out: OutputBuffer | undefined): Uint8Array | null {
 }
 
 /** The buffer holding a native call's outputs: `result`, or `out`'s when they went there. */
-function outputs(out: OutputBuffer | undefined, result: ArrayBuffer | null): ArrayBuffer {
+function outputs(out: OutputBuffer | undefined, result: NativeResult): ArrayBuffer {
   if (out) return out._outputs(result)
   if (result === null) throw new Error('ingot-ml: the native addon returned no outputs')
   return result
@@ -307,39 +336,23 @@ export class Model {
    */
   async predict(input: PredictInput, options?: CallOptions): Promise<Prediction> {
     const m = this.#native
-    const out = options?.out
-    const bytes = lend(out)
-    let result: ArrayBuffer | null
-    try {
-      if (isDense(input)) {
-        result = await m.predictDense(input.data, input.shape, bytes)
-      } else {
-        const columns = this.#typedColumns(input)
-        result = await (columns ? m.predictColumns(columns[0], columns[1], bytes) : m.predict(input, bytes))
-      }
-    } finally {
-      out?._release()
-    }
-    return new Prediction(outputs(out, result), this)
+    const buffer = await writtenAsync(options?.out, (bytes) => {
+      if (isDense(input)) return m.predictDense(input.data, input.shape, bytes)
+      const columns = this.#typedColumns(input)
+      return columns ? m.predictColumns(columns[0], columns[1], bytes) : m.predict(input, bytes)
+    })
+    return new Prediction(buffer, this)
   }
 
   /** {@link predict} on the calling thread (for small inputs where a thread hop costs more). */
   predictSync(input: PredictInput, options?: CallOptions): Prediction {
     const m = this.#native
-    const out = options?.out
-    const bytes = lend(out)
-    let result: ArrayBuffer | null
-    try {
-      if (isDense(input)) {
-        result = m.predictDenseSync(input.data, input.shape, bytes)
-      } else {
-        const columns = this.#typedColumns(input)
-        result = columns ? m.predictColumnsSync(columns[0], columns[1], bytes) : m.predictSync(input, bytes)
-      }
-    } finally {
-      out?._release()
-    }
-    return new Prediction(outputs(out, result), this)
+    const buffer = written(options?.out, (bytes) => {
+      if (isDense(input)) return m.predictDenseSync(input.data, input.shape, bytes)
+      const columns = this.#typedColumns(input)
+      return columns ? m.predictColumnsSync(columns[0], columns[1], bytes) : m.predictSync(input, bytes)
+    })
+    return new Prediction(buffer, this)
   }
 
   /**
@@ -347,28 +360,12 @@ export class Model {
    * `options.out`, written into that {@link OutputBuffer}.
    */
   async embed(texts: readonly string[], options?: CallOptions): Promise<Tensor> {
-    const out = options?.out
-    const bytes = lend(out)
-    let result: ArrayBuffer | null
-    try {
-      result = await this.#native.embed(texts as string[], bytes)
-    } finally {
-      out?._release()
-    }
-    return embeddings(outputs(out, result))
+    return embeddings(await writtenAsync(options?.out, (bytes) => this.#native.embed(texts as string[], bytes)))
   }
 
   /** {@link embed} on the calling thread. */
   embedSync(texts: readonly string[], options?: CallOptions): Tensor {
-    const out = options?.out
-    const bytes = lend(out)
-    let result: ArrayBuffer | null
-    try {
-      result = this.#native.embedSync(texts as string[], bytes)
-    } finally {
-      out?._release()
-    }
-    return embeddings(outputs(out, result))
+    return embeddings(written(options?.out, (bytes) => this.#native.embedSync(texts as string[], bytes)))
   }
 
   /** The model card: name, version, description, metrics, … */
