@@ -131,6 +131,8 @@ export interface CallOptions {
 export class OutputBuffer {
   #bytes: Uint8Array
   #busy = false
+  /** The views of the last call's outputs, reused while their layout does not change. */
+  #sections?: Sections
 
   /** A buffer of `byteLength` bytes to start with (default 0: the first call sizes it). */
   constructor(byteLength = 0) {
@@ -161,10 +163,19 @@ export class OutputBuffer {
     this.#busy = false
   }
 
-  /** @internal The call's outputs: the buffer itself, or `fresh` (kept from now on) when they did not fit. */
-  _outputs(fresh: ArrayBuffer | null): ArrayBuffer {
-    if (fresh) this.#bytes = new Uint8Array(fresh)
-    return this.#bytes.buffer as ArrayBuffer
+  /**
+   * @internal The views of a call's outputs: in the buffer itself, or in `fresh` (kept from now
+   * on) when they did not fit. A call whose outputs have the last call's layout gets the same
+   * view objects.
+   */
+  _sections(fresh: ArrayBuffer | null): Sections {
+    if (fresh) {
+      this.#bytes = new Uint8Array(fresh)
+      this.#sections = undefined
+    }
+    const last = this.#sections
+    if (last && sameLayout(last)) return last
+    return (this.#sections = sections(this.#bytes.buffer as ArrayBuffer))
   }
 }
 
@@ -172,10 +183,10 @@ export class OutputBuffer {
 type NativeResult = ArrayBuffer | null
 
 /**
- * The buffer holding the outputs of `call`, a native call given `out`'s bytes (or `null`):
- * `out` is lent to the call alone and free again once it returns or throws.
+ * The outputs of `call`, a native call given `out`'s bytes (or `null`): `out` is lent to the
+ * call alone and free again once it returns or throws.
  */
-function written(out: OutputBuffer | undefined, call: (bytes: Uint8Array | null) => NativeResult): ArrayBuffer {
+function written(out: OutputBuffer | undefined, call: (bytes: Uint8Array | null) => NativeResult): Sections {
   const bytes = lend(out)
   try {
     return outputs(out, call(bytes))
@@ -188,7 +199,7 @@ function written(out: OutputBuffer | undefined, call: (bytes: Uint8Array | null)
 async function writtenAsync(
   out: OutputBuffer | undefined,
   call: (bytes: Uint8Array | null) => Promise<NativeResult> | NativeResult,
-): Promise<ArrayBuffer> {
+): Promise<Sections> {
   const bytes = lend(out)
   try {
     return outputs(out, await call(bytes))
@@ -204,11 +215,11 @@ function lend(out: OutputBuffer | undefined): Uint8Array | null {
   return out._lend()
 }
 
-/** The buffer holding a native call's outputs: `result`, or `out`'s when they went there. */
-function outputs(out: OutputBuffer | undefined, result: NativeResult): ArrayBuffer {
-  if (out) return out._outputs(result)
+/** The views of a native call's outputs: in `result`, or in `out`'s buffer when they went there. */
+function outputs(out: OutputBuffer | undefined, result: NativeResult): Sections {
+  if (out) return out._sections(result)
   if (result === null) throw new Error('ingot-ml: the native addon returned no outputs')
-  return result
+  return sections(result)
 }
 
 /** An {@link IngotError} with code `ERR_INGOT_USAGE`, raised by this file. */
@@ -218,8 +229,53 @@ function usageError(message: string): IngotError {
 
 /** Words in the header of the native addon's output buffer (layout: src/output.rs). */
 const HEADER = 8
+/** Header words that say the layout: rows, parts and the four sections' columns. */
+const LAYOUT_WORDS = 6
 /** The header's `parts` bit of the label indices. */
 const LABELS = 16
+
+/** Views of the sections of one output buffer (layout: src/output.rs). */
+interface Sections {
+  /** The buffer's header words. */
+  readonly header: Uint32Array
+  /** The header's layout words when the views were made. */
+  readonly layout: readonly number[]
+  readonly rows: number
+  /** Scores, probabilities, values and embeddings, each when present. */
+  readonly tensors: readonly (Tensor | undefined)[]
+  readonly labelIndices?: Uint32Array
+}
+
+/** Views of every section of `buffer`. */
+function sections(buffer: ArrayBuffer): Sections {
+  const header = new Uint32Array(buffer, 0, HEADER)
+  const [rows, parts] = header
+  let offset = HEADER * 4
+  const tensors = [0, 1, 2, 3].map((part) => {
+    if ((parts & (1 << part)) === 0) return undefined
+    const cols = header[2 + part]
+    const data = new Float32Array(buffer, offset, rows * cols)
+    offset += data.byteLength
+    return { data, shape: [rows, cols] as [number, number] }
+  })
+  const labelIndices = parts & LABELS ? new Uint32Array(buffer, offset, rows) : undefined
+  return { header, layout: Array.from(header.subarray(0, LAYOUT_WORDS)), rows, tensors, labelIndices }
+}
+
+/** Whether the header of `s`'s buffer still says the layout its views were made for. */
+function sameLayout(s: Sections): boolean {
+  const { header, layout } = s
+  if (header.length !== HEADER) return false
+  for (let i = 0; i < LAYOUT_WORDS; i++) {
+    if (header[i] !== layout[i]) return false
+  }
+  return true
+}
+
+/** Microseconds the core spent, from a header. */
+function computeMicros(header: Uint32Array): number {
+  return (header[6] + header[7] * 2 ** 32) / 1000
+}
 
 /** The outputs of one call. Matrices are row-major `Float32Array`s with their shape. */
 export class Prediction {
@@ -244,31 +300,19 @@ export class Prediction {
   #labels?: Label[]
 
   /** @internal */
-  constructor(buffer: ArrayBuffer, model: Model) {
-    const header = new Uint32Array(buffer, 0, HEADER)
-    const [rows, parts] = header
-    const cols = header.subarray(2, 6)
-    this.computeMicros = (header[6] + header[7] * 2 ** 32) / 1000
-    let offset = HEADER * 4
-    const take = (part: number): Tensor | undefined => {
-      if ((parts & (1 << part)) === 0) return undefined
-      const data = new Float32Array(buffer, offset, rows * cols[part])
-      offset += data.byteLength
-      return { data, shape: [rows, cols[part]] }
-    }
-    this.rows = rows
-    this.scores = take(0) ?? { data: new Float32Array(0), shape: [rows, 0] }
-    const probabilities = take(1)
-    const values = take(2)
-    const embeddings = take(3)
+  constructor(s: Sections, model: Model) {
+    const [scores, probabilities, values, embeddings] = s.tensors
+    this.rows = s.rows
+    this.computeMicros = computeMicros(s.header)
+    this.scores = scores ?? { data: new Float32Array(0), shape: [s.rows, 0] }
     if (probabilities) this.probabilities = probabilities
     if (values) {
       this.values = values
       this.targets = model.targets ?? undefined
     }
     if (embeddings) this.embeddings = embeddings
-    if (parts & LABELS) {
-      this.labelIndices = new Uint32Array(buffer, offset, rows)
+    if (s.labelIndices) {
+      this.labelIndices = s.labelIndices
       this.classes = model.classes ?? undefined
     }
   }
@@ -336,23 +380,23 @@ export class Model {
    */
   async predict(input: PredictInput, options?: CallOptions): Promise<Prediction> {
     const m = this.#native
-    const buffer = await writtenAsync(options?.out, (bytes) => {
-      if (isDense(input)) return m.predictDense(input.data, input.shape, bytes)
+    const outputs = await writtenAsync(options?.out, (bytes) => {
+      if (isDense(input)) return m.predictDense(input.data, ...dims(input.shape), bytes)
       const columns = this.#typedColumns(input)
       return columns ? m.predictColumns(columns[0], columns[1], bytes) : m.predict(input, bytes)
     })
-    return new Prediction(buffer, this)
+    return new Prediction(outputs, this)
   }
 
   /** {@link predict} on the calling thread (for small inputs where a thread hop costs more). */
   predictSync(input: PredictInput, options?: CallOptions): Prediction {
     const m = this.#native
-    const buffer = written(options?.out, (bytes) => {
-      if (isDense(input)) return m.predictDenseSync(input.data, input.shape, bytes)
+    const outputs = written(options?.out, (bytes) => {
+      if (isDense(input)) return m.predictDenseSync(input.data, ...dims(input.shape), bytes)
       const columns = this.#typedColumns(input)
       return columns ? m.predictColumnsSync(columns[0], columns[1], bytes) : m.predictSync(input, bytes)
     })
-    return new Prediction(buffer, this)
+    return new Prediction(outputs, this)
   }
 
   /**
@@ -465,11 +509,17 @@ function isDense(input: PredictInput): input is DenseInput {
   return typeof input === 'object' && input !== null && !Array.isArray(input) && 'data' in input
 }
 
-/** The embeddings section of the native addon's output buffer (layout: src/output.rs). */
-function embeddings(buffer: ArrayBuffer): Tensor {
-  const header = new Uint32Array(buffer, 0, HEADER)
-  const [rows, cols] = [header[0], header[5]]
-  return { data: new Float32Array(buffer, HEADER * 4, rows * cols), shape: [rows, cols] }
+/** Something the native addon refuses as a shape (it says what a shape must be). */
+const NOT_A_SHAPE: readonly [number, number] = [-1, -1]
+
+/** A dense input's rows and columns for the native addon, which checks them. */
+function dims(shape: unknown): readonly [unknown, unknown] {
+  return Array.isArray(shape) && shape.length === 2 ? (shape as [unknown, unknown]) : NOT_A_SHAPE
+}
+
+/** The embeddings section of a call's outputs. */
+function embeddings(s: Sections): Tensor {
+  return s.tensors[3] ?? { data: new Float32Array(0), shape: [s.rows, 0] }
 }
 
 /** The kernels' instruction set in this process: `scalar`, `avx2`, `avx512`, `avx512-vnni`, … */

@@ -152,27 +152,33 @@ async function withOtherLoad(fn) {
   return { ...result, others };
 }
 
-/** Latency of awaited calls `call(i)`: median and p99 in microseconds. */
+/**
+ * Latency of calls `call(i)`: median and p99 in microseconds. A call that returns a promise is
+ * awaited; a `*Sync` call is not, as a program calling it does not await it (an await costs a
+ * turn of the microtask queue).
+ */
 async function latency(call, calls, warmup) {
   for (let i = 0; i < warmup; i++) await call(i);
   const times = new Float64Array(calls);
   for (let i = 0; i < calls; i++) {
     const t = now();
-    await call(i);
+    const r = call(i);
+    if (r instanceof Promise) await r;
     times[i] = Number(now() - t) / 1e3;
   }
   times.sort();
   return { p50_us: percentile(times, 0.5), p99_us: percentile(times, 0.99) };
 }
 
-/** Back-to-back awaited calls for `secs` seconds (at least 10 calls): items per second. */
+/** Back-to-back calls (as in {@link latency}) for `secs` seconds (at least 10): items per second. */
 async function throughput(call, items, secs) {
   for (let i = 0; i < 10; i++) await call();
   let calls = 0;
   const t0 = now();
   let t = t0;
   while (calls < 10 || seconds(t0, t) < secs) {
-    await call();
+    const r = call();
+    if (r instanceof Promise) await r;
     calls++;
     t = now();
   }
@@ -190,7 +196,8 @@ async function throughputInProcess(call, items, secs) {
   const t0 = now();
   let t = t0;
   while (calls < 10 || seconds(t0, t) < secs) {
-    core += (await call()).computeMicros;
+    const r = call();
+    core += (r instanceof Promise ? await r : r).computeMicros;
     calls++;
     t = now();
   }

@@ -2,9 +2,10 @@
 //! to a worker. Typed arrays are kept by reference and read in place; records and strings are
 //! copied once.
 
-use ingot::{ColumnValues, Dense, Error, Frame, FrameColumn, Input, Model, Prediction, Record, Value};
+use ingot::{ColumnValues, Dense, Error, Frame, FrameColumn, Input, Model, Record, Value};
 use napi::bindgen_prelude::{
-    Array, BigInt, Float32Array, Float64Array, FromNapiValue, Int32Array, JsObjectValue, Object,
+    Array, BigInt, Float32Array, Float32ArraySlice, Float64Array, Float64ArraySlice, FromNapiValue,
+    Int32Array, JsObjectValue, Object,
 };
 use napi::{Env, JsString, JsValue, Unknown, ValueType};
 
@@ -45,9 +46,8 @@ pub(crate) enum OwnedColumn {
     Dict { codes: Int32Array, values: Vec<String> },
 }
 
-impl OwnedInput {
-    /// Number of rows.
-    pub(crate) fn rows(&self) -> usize {
+impl CoreInput for OwnedInput {
+    fn rows(&self) -> usize {
         match self {
             OwnedInput::DenseF32 { rows, .. } | OwnedInput::DenseF64 { rows, .. } => *rows,
             OwnedInput::Records(r) => r.len(),
@@ -60,19 +60,14 @@ impl OwnedInput {
         }
     }
 
-    /// Runs the model on the input.
-    pub(crate) fn predict(&self, model: &Model) -> ingot::Result<Prediction> {
+    fn with<T>(&self, model: &Model, f: impl FnOnce(Input<'_>) -> ingot::Result<T>) -> ingot::Result<T> {
         match self {
-            OwnedInput::DenseF32 { data, rows, cols } => {
-                model.predict(Input::Dense(Dense::f32(data, *rows, *cols)?))
-            }
-            OwnedInput::DenseF64 { data, rows, cols } => {
-                model.predict(Input::Dense(Dense::f64(data, *rows, *cols)?))
-            }
-            OwnedInput::Records(r) => model.predict(Input::Records(r)),
+            OwnedInput::DenseF32 { data, rows, cols } => f(Input::Dense(Dense::f32(data, *rows, *cols)?)),
+            OwnedInput::DenseF64 { data, rows, cols } => f(Input::Dense(Dense::f64(data, *rows, *cols)?)),
+            OwnedInput::Records(r) => f(Input::Records(r)),
             OwnedInput::Texts(t) => {
                 let texts: Vec<&str> = t.iter().map(String::as_str).collect();
-                model.predict(Input::Texts(&texts))
+                f(Input::Texts(&texts))
             }
             OwnedInput::Columns(columns) => {
                 let strings: Vec<Vec<&str>> = columns
@@ -98,9 +93,9 @@ impl OwnedInput {
                         })
                         .collect(),
                 )?;
-                model.predict(Input::Frame(&frame))
+                f(Input::Frame(&frame))
             }
-            OwnedInput::Empty => model.predict(model.empty_input()),
+            OwnedInput::Empty => f(model.empty_input()),
         }
     }
 }
@@ -144,59 +139,118 @@ fn not_dense() -> Error {
 /// `{ data, shape }` as a dense matrix, kept by reference.
 fn dense_object(object: &Object<'_>) -> Result<OwnedInput> {
     match (object.get::<Unknown>("data")?, object.get::<Unknown>("shape")?) {
-        (Some(data), Some(shape)) => dense(&data, &shape),
+        (Some(data), Some(shape)) => {
+            let (rows, cols) = shape_of(&shape)?;
+            dense(&data, rows, cols)
+        }
         _ => Err(not_dense().into()),
     }
 }
 
-/// `data` (a `Float32Array` or `Float64Array`) of `shape` as a dense matrix, kept by reference.
-pub(crate) fn dense(data: &Unknown<'_>, shape: &Unknown<'_>) -> Result<OwnedInput> {
-    let (rows, cols) = shape_of(shape)?;
+/// What a predict call reads, as the core takes it.
+pub(crate) trait CoreInput {
+    /// Number of rows.
+    fn rows(&self) -> usize;
+
+    /// `f` of the input as an `ingot::Input` (`model` gives an empty one its columns).
+    fn with<T>(&self, model: &Model, f: impl FnOnce(Input<'_>) -> ingot::Result<T>) -> ingot::Result<T>;
+}
+
+/// A dense matrix borrowed from JavaScript for a call on the calling thread (no reference is
+/// made: the typed array cannot change or go while no JavaScript runs).
+pub(crate) struct DenseSlice<'env> {
+    data: DenseData<'env>,
+    rows: usize,
+    cols: usize,
+}
+
+/// The values of a [`DenseSlice`].
+enum DenseData<'env> {
+    F32(Float32ArraySlice<'env>),
+    F64(Float64ArraySlice<'env>),
+}
+
+impl CoreInput for DenseSlice<'_> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn with<T>(&self, _: &Model, f: impl FnOnce(Input<'_>) -> ingot::Result<T>) -> ingot::Result<T> {
+        let (rows, cols) = (self.rows, self.cols);
+        f(Input::Dense(match &self.data {
+            DenseData::F32(data) => Dense::f32(data, rows, cols)?,
+            DenseData::F64(data) => Dense::f64(data, rows, cols)?,
+        }))
+    }
+}
+
+/// `data` (a `Float32Array` or `Float64Array`) as a dense `rows × cols` matrix, borrowed.
+pub(crate) fn dense_slice<'env>(data: &Unknown<'env>, rows: usize, cols: usize) -> Result<DenseSlice<'env>> {
     let expected = rows.checked_mul(cols).ok_or_else(|| Error::usage("dense input: shape overflows"))?;
     if data.get_type()? != ValueType::Object || !data.is_typedarray()? {
         return Err(not_dense().into());
     }
-    let input = if let Ok(data) = cast::<Float32Array>(data) {
-        (data.len(), OwnedInput::DenseF32 { data, rows, cols })
-    } else if let Ok(data) = cast::<Float64Array>(data) {
-        (data.len(), OwnedInput::DenseF64 { data, rows, cols })
+    let data = if let Ok(data) = cast::<Float32ArraySlice>(data) {
+        DenseData::F32(data)
+    } else if let Ok(data) = cast::<Float64ArraySlice>(data) {
+        DenseData::F64(data)
     } else {
         return Err(Error::usage("dense input: data must be a Float32Array or a Float64Array").into());
     };
-    if input.0 != expected {
+    let len = match &data {
+        DenseData::F32(d) => d.len(),
+        DenseData::F64(d) => d.len(),
+    };
+    if len != expected {
         return Err(Error::ShapeMismatch {
             what: "dense input data".into(),
             expected: format!("{expected} values (shape [{rows}, {cols}])"),
-            got: input.0.to_string(),
+            got: len.to_string(),
         }
         .into());
     }
-    Ok(input.1)
+    Ok(DenseSlice { data, rows, cols })
 }
 
-/// `[rows, cols]`: two non-negative integers.
+/// `data` as a dense `rows × cols` matrix, kept by reference (for a call on the thread pool).
+pub(crate) fn dense(data: &Unknown<'_>, rows: usize, cols: usize) -> Result<OwnedInput> {
+    Ok(match dense_slice(data, rows, cols)?.data {
+        DenseData::F32(_) => OwnedInput::DenseF32 { data: cast(data)?, rows, cols },
+        DenseData::F64(_) => OwnedInput::DenseF64 { data: cast(data)?, rows, cols },
+    })
+}
+
+/// The usage error of a shape that is not one.
+fn bad_shape() -> Error {
+    Error::usage("dense input: shape must be [rows, cols], two non-negative integers")
+}
+
+/// `[rows, cols]`: an array of two non-negative integers.
 fn shape_of(shape: &Unknown<'_>) -> Result<(usize, usize)> {
-    let bad = || Error::usage("dense input: shape must be [rows, cols], two non-negative integers");
     if !shape.is_array()? {
-        return Err(bad().into());
+        return Err(bad_shape().into());
     }
     let array = cast::<Array>(shape)?;
     if array.len() != 2 {
-        return Err(bad().into());
+        return Err(bad_shape().into());
     }
-    let mut dims = [0usize; 2];
-    for (i, d) in dims.iter_mut().enumerate() {
-        let v = array.get::<Unknown>(i as u32)?.ok_or_else(bad)?;
+    let dim = |i| -> Result<Unknown<'_>> { array.get::<Unknown>(i)?.ok_or_else(|| bad_shape().into()) };
+    dims(&dim(0)?, &dim(1)?)
+}
+
+/// A dense input's `rows` and `cols`: two non-negative integers.
+pub(crate) fn dims(rows: &Unknown<'_>, cols: &Unknown<'_>) -> Result<(usize, usize)> {
+    let dim = |v: &Unknown<'_>| -> Result<usize> {
         if v.get_type()? != ValueType::Number {
-            return Err(bad().into());
+            return Err(bad_shape().into());
         }
-        let n = cast::<f64>(&v)?;
+        let n = cast::<f64>(v)?;
         if !(n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_992.0) {
-            return Err(bad().into());
+            return Err(bad_shape().into());
         }
-        *d = n as usize;
-    }
-    Ok((dims[0], dims[1]))
+        Ok(n as usize)
+    };
+    Ok((dim(rows)?, dim(cols)?))
 }
 
 /// An array of strings.

@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use ingot::{Error, Model};
-use napi::bindgen_prelude::{Array, ArrayBuffer, AsyncTask, Either, Uint8Array};
+use ingot::{Error, Model, OutputSlices};
+use napi::bindgen_prelude::{Array, ArrayBuffer, AsyncTask, Either, Uint8Array, Uint8ArraySlice};
 use napi::{Env, JsValue, Unknown, ValueType};
 use napi_derive::napi;
 
 use crate::error::{to_js, Fail};
-use crate::input::{self, cast};
-use crate::output::{js_value, JsValueOf};
+use crate::input::{self, cast, CoreInput};
+use crate::output::{current, js_value, predict_into, JsValueOf};
 use crate::schedule::Schedule;
-use crate::tasks::{CallTask, LoadTask, Work};
+use crate::tasks::{predicted, CallTask, LoadTask, Work};
 
 /// Options of `load` and `loadSync`.
 #[napi(object)]
@@ -73,7 +73,8 @@ impl NativeModel {
         mut out: Option<Uint8Array>,
     ) -> napi::Result<Call<'env>> {
         if self.schedule.in_place(work.rows()) {
-            return self.now(env, &work, out.as_mut()).map(Either::B);
+            let out = out.as_mut().map(|out| current(env, out)).transpose()?;
+            return self.now(env, &work, out).map(Either::B);
         }
         let (model, schedule) = (Arc::clone(&self.inner), Arc::clone(&self.schedule));
         Ok(Either::A(AsyncTask::new(CallTask::new(model, schedule, work, out))))
@@ -84,9 +85,36 @@ impl NativeModel {
         &self,
         env: &'env Env,
         work: &Work,
-        out: Option<&mut Uint8Array>,
+        out: Option<Uint8ArraySlice<'_>>,
     ) -> napi::Result<Now<'env>> {
-        work.run(&self.inner, &self.schedule).map_err(|e| to_js(env, e.into()))?.into_js(env, out)
+        match work {
+            Work::Predict(input) => self.predict_now(env, input, out),
+            Work::Embed(_) => {
+                work.run(&self.inner, &self.schedule).map_err(|e| to_js(env, e.into()))?.into_js(env, out)
+            }
+        }
+    }
+
+    /// A prediction of `input` on the calling thread: written by the core straight into `out`
+    /// when it holds the outputs, else packed into `out` or a new buffer.
+    fn predict_now<'env>(
+        &self,
+        env: &'env Env,
+        input: &impl CoreInput,
+        out: Option<Uint8ArraySlice<'_>>,
+    ) -> napi::Result<Now<'env>> {
+        let model = &self.inner;
+        if let Some(mut bytes) = out {
+            // SAFETY: this runs on the main thread, so no JavaScript code runs while the bytes
+            // are written; `OutputBuffer` (index.ts) lends them to this call alone.
+            let bytes = unsafe { bytes.as_mut() };
+            let (layout, rows) = (model.output_layout(), input.rows());
+            let predict = |slices: OutputSlices<'_>| input.with(model, |i| model.predict_into(i, slices));
+            if let Some(written) = predict_into(bytes, layout, rows, &self.schedule, predict) {
+                return written.map(|()| None).map_err(|e| to_js(env, e.into()));
+            }
+        }
+        predicted(model, &self.schedule, input).0.map_err(|e| to_js(env, e.into()))?.into_js(env, out)
     }
 }
 
@@ -129,43 +157,47 @@ impl NativeModel {
         &self,
         env: &'env Env,
         input: Unknown,
-        mut out: Option<Uint8Array>,
+        out: Option<Uint8ArraySlice<'_>>,
     ) -> napi::Result<Now<'env>> {
         let input = input::read(&input, &self.inputs).map_err(|e| to_js(env, e))?;
-        self.now(env, &Work::Predict(input), out.as_mut())
+        self.now(env, &Work::Predict(input), out)
     }
 
-    /// Predicts a row-major matrix `data` (a `Float32Array` or `Float64Array`) of `shape`
-    /// `[rows, cols]`, reading it in place; the outputs as `predict`'s.
+    /// Predicts a row-major matrix `data` (a `Float32Array` or `Float64Array`) of `rows × cols`,
+    /// reading it in place; the outputs as `predict`'s.
     #[napi(
-        ts_args_type = "data: unknown, shape: unknown, out?: Uint8Array | null",
+        ts_args_type = "data: unknown, rows: unknown, cols: unknown, out?: Uint8Array | null",
         ts_return_type = "Promise<ArrayBuffer | null> | ArrayBuffer | null"
     )]
     pub fn predict_dense<'env>(
         &self,
         env: &'env Env,
         data: Unknown,
-        shape: Unknown,
+        rows: Unknown,
+        cols: Unknown,
         out: Option<Uint8Array>,
     ) -> napi::Result<Call<'env>> {
-        let input = input::dense(&data, &shape).map_err(|e| to_js(env, e))?;
+        let (rows, cols) = input::dims(&rows, &cols).map_err(|e| to_js(env, e))?;
+        let input = input::dense(&data, rows, cols).map_err(|e| to_js(env, e))?;
         self.call(env, Work::Predict(input), out)
     }
 
-    /// `predictDense` on the calling thread.
+    /// `predictDense` on the calling thread, `data` borrowed for the call.
     #[napi(
-        ts_args_type = "data: unknown, shape: unknown, out?: Uint8Array | null",
+        ts_args_type = "data: unknown, rows: unknown, cols: unknown, out?: Uint8Array | null",
         ts_return_type = "ArrayBuffer | null"
     )]
     pub fn predict_dense_sync<'env>(
         &self,
         env: &'env Env,
         data: Unknown,
-        shape: Unknown,
-        mut out: Option<Uint8Array>,
+        rows: Unknown,
+        cols: Unknown,
+        out: Option<Uint8ArraySlice<'_>>,
     ) -> napi::Result<Now<'env>> {
-        let input = input::dense(&data, &shape).map_err(|e| to_js(env, e))?;
-        self.now(env, &Work::Predict(input), out.as_mut())
+        let (rows, cols) = input::dims(&rows, &cols).map_err(|e| to_js(env, e))?;
+        let data = input::dense_slice(&data, rows, cols).map_err(|e| to_js(env, e))?;
+        self.predict_now(env, &data, out)
     }
 
     /// Predicts named columns: `columns[i]` is a `Float64Array` (NaN is missing) or
@@ -196,10 +228,10 @@ impl NativeModel {
         env: &'env Env,
         names: Vec<String>,
         columns: Array,
-        mut out: Option<Uint8Array>,
+        out: Option<Uint8ArraySlice<'_>>,
     ) -> napi::Result<Now<'env>> {
         let input = input::columns(names, &columns).map_err(|e| to_js(env, e))?;
-        self.now(env, &Work::Predict(input), out.as_mut())
+        self.now(env, &Work::Predict(input), out)
     }
 
     /// The embedding of each string, packed like a prediction's; the outputs as `predict`'s.
@@ -223,10 +255,10 @@ impl NativeModel {
         &self,
         env: &'env Env,
         texts: Unknown,
-        mut out: Option<Uint8Array>,
+        out: Option<Uint8ArraySlice<'_>>,
     ) -> napi::Result<Now<'env>> {
         let texts = strings(&texts).map_err(|e| to_js(env, e))?;
-        self.now(env, &Work::Embed(texts), out.as_mut())
+        self.now(env, &Work::Embed(texts), out)
     }
 
     /// The whole manifest as JSON text.

@@ -19,11 +19,14 @@
 use std::ptr;
 use std::time::Duration;
 
-use ingot::{Error, Matrix, Prediction, Result, Value};
+use ingot::{Error, Matrix, OutputLayout, OutputSlices, Prediction, Result, Value};
 use napi::bindgen_prelude::{
     ArrayBuffer, Either3, FromNapiValue, Null, ToNapiValue, Uint8Array, Uint8ArraySlice,
 };
 use napi::{check_status, sys, Env};
+
+use crate::schedule::Schedule;
+use crate::tasks::timed;
 
 /// `parts` bits: which sections follow the header.
 const SCORES: u32 = 1;
@@ -38,9 +41,7 @@ const HEADER: usize = 8;
 /// main thread writes them once, straight into the caller's reusable buffer or an `ArrayBuffer`
 /// it creates ([`Packed::into_js`]).
 pub struct Packed {
-    header: [u32; HEADER],
-    /// 32-bit words of the whole buffer, header included.
-    words: usize,
+    header: Header,
     outputs: Outputs,
 }
 
@@ -48,6 +49,40 @@ pub struct Packed {
 enum Outputs {
     Prediction(Box<Prediction>),
     Embeddings(Matrix),
+}
+
+/// The header words of an output buffer, and the words of the whole buffer.
+struct Header {
+    words: [u32; HEADER],
+    /// 32-bit words of the whole buffer, header included.
+    len: usize,
+}
+
+impl Header {
+    /// The header of `rows` rows of matrices of `cols` columns (scores, probabilities, values,
+    /// embeddings; `None`: absent), then label indices when `labels`, computed in `compute`.
+    fn new(rows: usize, cols: [Option<usize>; 4], labels: bool, compute: Duration) -> Result<Header> {
+        let mut words = [0; HEADER];
+        words[0] = word(rows)?;
+        let ns = u64::try_from(compute.as_nanos()).unwrap_or(u64::MAX);
+        words[6] = ns as u32;
+        words[7] = (ns >> 32) as u32;
+        let mut len = HEADER;
+        for (i, (c, bit)) in cols.iter().zip([SCORES, PROBABILITIES, VALUES, EMBEDDINGS]).enumerate() {
+            if let Some(c) = *c {
+                words[1] |= bit;
+                words[2 + i] = word(c)?;
+                len = len.saturating_add(rows.saturating_mul(c));
+            }
+        }
+        if labels {
+            words[1] |= LABELS;
+            len = len.saturating_add(rows);
+        }
+        // The buffer's byte length must fit too (checked once here, not when it is written).
+        word(len.saturating_mul(4))?;
+        Ok(Header { words, len })
+    }
 }
 
 impl Packed {
@@ -62,48 +97,23 @@ impl Packed {
     }
 
     fn new(compute: Duration, rows: usize, outputs: Outputs) -> Result<Packed> {
-        let mut packed = Packed { header: [0; HEADER], words: HEADER, outputs };
-        let header = &mut packed.header;
-        header[0] = word(rows)?;
-        let ns = u64::try_from(compute.as_nanos()).unwrap_or(u64::MAX);
-        header[6] = ns as u32;
-        header[7] = (ns >> 32) as u32;
-        let (matrices, labels) = packed.outputs.sections();
-        let words = &mut packed.words;
-        for (i, (m, bit)) in matrices.iter().zip([SCORES, PROBABILITIES, VALUES, EMBEDDINGS]).enumerate() {
-            if let Some(m) = m {
-                header[1] |= bit;
-                header[2 + i] = word(m.cols())?;
-                *words += m.as_slice().len();
-            }
-        }
-        if let Some(labels) = labels {
-            header[1] |= LABELS;
-            *words += labels.len();
-        }
-        // The buffer's byte length must fit too (checked once here, not in `into_js`).
-        word(words.saturating_mul(4))?;
-        Ok(packed)
+        let (matrices, labels) = outputs.sections();
+        let header = Header::new(rows, matrices.map(|m| m.map(Matrix::cols)), labels.is_some(), compute)?;
+        Ok(Packed { header, outputs })
     }
 
     /// The outputs in JavaScript: written into `out` when it is long enough (the caller's
-    /// reusable buffer; `None` comes back), else into a new `ArrayBuffer` of exactly their size.
-    /// Either way one pass over the core's output vectors, no intermediate copy.
+    /// reusable buffer's bytes; `None` comes back), else into a new `ArrayBuffer` of exactly
+    /// their size. Either way one pass over the core's output vectors, no intermediate copy.
     pub(crate) fn into_js<'env>(
         self,
         env: &'env Env,
-        out: Option<&mut Uint8Array>,
+        out: Option<Uint8ArraySlice<'_>>,
     ) -> napi::Result<Option<ArrayBuffer<'env>>> {
-        if let Some(out) = out {
-            // SAFETY: `env` is the current call's environment, in which `out`'s reference was
-            // made; this gives back the `Uint8Array` it refers to.
-            let value = unsafe { <&mut Uint8Array as ToNapiValue>::to_napi_value(env.raw(), out)? };
-            // SAFETY: `value` is that `Uint8Array`. Its bytes are read again now, not taken from
-            // when the call began: a buffer transferred or detached meanwhile has none left.
-            let mut current = unsafe { Uint8ArraySlice::from_napi_value(env.raw(), value)? };
+        if let Some(mut out) = out {
             // SAFETY: this runs on the main thread, so no JavaScript code runs while the bytes
             // are written; `OutputBuffer` (index.ts) lends them to this call alone.
-            if let Some(bytes) = unsafe { current.as_mut() }.get_mut(..self.bytes()) {
+            if let Some(bytes) = unsafe { out.as_mut() }.get_mut(..self.bytes()) {
                 self.fill(bytes);
                 return Ok(None);
             }
@@ -124,13 +134,13 @@ impl Packed {
 
     /// Bytes of the whole layout, header included.
     fn bytes(&self) -> usize {
-        self.words * 4
+        self.header.len * 4
     }
 
     /// Writes the layout at the front of `bytes`, which holds at least [`Packed::bytes`].
     fn fill(&self, mut bytes: &mut [u8]) {
         let (matrices, labels) = self.outputs.sections();
-        put(&mut bytes, &self.header, u32::to_le_bytes);
+        put(&mut bytes, &self.header.words, u32::to_le_bytes);
         for m in matrices.iter().flatten() {
             put(&mut bytes, m.as_slice(), f32::to_le_bytes);
         }
@@ -159,6 +169,58 @@ fn put<T: Copy>(bytes: &mut &mut [u8], values: &[T], le: fn(T) -> [u8; 4]) {
         chunk.copy_from_slice(&le(v));
     }
     *bytes = rest;
+}
+
+/// Runs `predict` with its outputs written straight into `out`, the caller's reusable buffer
+/// (header and sections laid out as [`Packed`] writes them, without the core's vectors and
+/// their copy), when `out` holds them and is 4-byte aligned; `None` when not, and then nothing
+/// ran. `layout` is the model's, `rows` the input's. The time in the header is `predict`'s,
+/// also recorded in `schedule`.
+pub(crate) fn predict_into(
+    out: &mut [u8],
+    layout: OutputLayout,
+    rows: usize,
+    schedule: &Schedule,
+    predict: impl FnOnce(OutputSlices<'_>) -> Result<usize>,
+) -> Option<Result<()>> {
+    let cols = [Some(layout.scores), layout.probabilities, layout.values, layout.embeddings];
+    let header = Header::new(rows, cols, layout.labels, Duration::ZERO).ok()?;
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    let words: &mut [u32] = bytemuck::try_cast_slice_mut(out.get_mut(..header.len * 4)?).ok()?;
+    let (head, mut rest) = words.split_at_mut(HEADER);
+    let [scores, probabilities, values, embeddings] =
+        cols.map(|c| c.map(|c| bytemuck::cast_slice_mut(split(&mut rest, rows * c))));
+    let slices = OutputSlices {
+        scores: scores.unwrap_or_default(),
+        probabilities,
+        values,
+        embeddings,
+        labels: layout.labels.then(|| split(&mut rest, rows)),
+    };
+    let (result, compute) = timed(schedule, rows, || predict(slices));
+    Some(result.and_then(|_| {
+        head.copy_from_slice(&Header::new(rows, cols, layout.labels, compute)?.words);
+        Ok(())
+    }))
+}
+
+/// The first `n` words of `rest`, which moves past them.
+fn split<'a>(rest: &mut &'a mut [u32], n: usize) -> &'a mut [u32] {
+    let (head, tail) = std::mem::take(rest).split_at_mut(n);
+    *rest = tail;
+    head
+}
+
+/// The bytes `out` refers to now, not when the call that holds it began: a buffer transferred or
+/// detached meanwhile has none left.
+pub(crate) fn current<'env>(env: &'env Env, out: &mut Uint8Array) -> napi::Result<Uint8ArraySlice<'env>> {
+    // SAFETY: `env` is the current call's environment, in which `out`'s reference was made;
+    // this gives back the `Uint8Array` it refers to.
+    let value = unsafe { <&mut Uint8Array as ToNapiValue>::to_napi_value(env.raw(), out)? };
+    // SAFETY: `value` is that `Uint8Array`, a value of this environment.
+    unsafe { Uint8ArraySlice::from_napi_value(env.raw(), value) }
 }
 
 /// A count as a 32-bit word.

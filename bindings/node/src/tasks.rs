@@ -11,9 +11,9 @@ use napi::bindgen_prelude::{ArrayBuffer, Uint8Array};
 use napi::{Env, ScopedTask, Task};
 
 use crate::error::to_js;
-use crate::input::OwnedInput;
+use crate::input::{CoreInput, OwnedInput};
 use crate::model::NativeModel;
-use crate::output::Packed;
+use crate::output::{current, Packed};
 use crate::schedule::Schedule;
 
 /// `NativeModel.load`.
@@ -61,23 +61,41 @@ impl Work {
 
     /// [`Work::run`], and how long the core took.
     fn timed(&self, model: &Model, schedule: &Schedule) -> (ingot::Result<Packed>, Duration) {
-        let start = Instant::now();
-        let out = match self {
-            Work::Predict(input) => {
-                let p = input.predict(model);
-                let elapsed = start.elapsed();
-                (p.and_then(|p| Packed::prediction(p, elapsed)), elapsed)
-            }
+        let rows = self.rows();
+        let (packed, compute) = match self {
+            Work::Predict(input) => predicted(model, schedule, input),
             Work::Embed(texts) => {
                 let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let m = model.embed(&texts);
-                let elapsed = start.elapsed();
-                (m.and_then(|m| Packed::embeddings(m, elapsed)), elapsed)
+                let (m, compute) = timed(schedule, rows, || model.embed(&texts));
+                (m.and_then(|m| Packed::embeddings(m, compute)), compute)
             }
         };
-        schedule.record(self.rows(), start.elapsed());
-        out
+        (packed, compute)
     }
+}
+
+/// The prediction of `input`, packed, and how long the core took (recorded in `schedule`).
+pub(crate) fn predicted(
+    model: &Model,
+    schedule: &Schedule,
+    input: &impl CoreInput,
+) -> (ingot::Result<Packed>, Duration) {
+    let (p, compute) = timed(schedule, input.rows(), || input.with(model, |i| model.predict(i)));
+    (p.and_then(|p| Packed::prediction(p, compute)), compute)
+}
+
+/// What `compute` returned and how long it took, recorded in `schedule` as the time of a call
+/// of `rows` rows.
+pub(crate) fn timed<T>(
+    schedule: &Schedule,
+    rows: usize,
+    compute: impl FnOnce() -> ingot::Result<T>,
+) -> (ingot::Result<T>, Duration) {
+    let start = Instant::now();
+    let out = compute();
+    let elapsed = start.elapsed();
+    schedule.record(rows, elapsed);
+    (out, elapsed)
 }
 
 /// A call on the thread pool.
@@ -116,6 +134,8 @@ impl<'env> ScopedTask<'env> for CallTask {
 
     fn resolve(&mut self, env: &'env Env, output: Self::Output) -> napi::Result<Self::JsValue> {
         self.schedule.record_hop(self.queued.elapsed().saturating_sub(self.computed));
-        output.map_err(|e| to_js(env, e.into()))?.into_js(env, self.out.as_mut())
+        let packed = output.map_err(|e| to_js(env, e.into()))?;
+        let out = self.out.as_mut().map(|out| current(env, out)).transpose()?;
+        packed.into_js(env, out)
     }
 }

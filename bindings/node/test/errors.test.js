@@ -30,6 +30,9 @@ test('wrong shapes, types, NaN without an imputer, missing columns, non-arrays',
   await rejects(bc.predict({ data: x, shape: [60, 1] }), 'ERR_INGOT_INPUT', /30/)
   await rejects(bc.predict({ data: x, shape: [2] }), 'ERR_INGOT_USAGE', /shape/)
   await rejects(bc.predict({ data: x, shape: [-2, -30] }), 'ERR_INGOT_USAGE', /shape/)
+  for (const shape of [[2], 'x', [2.5, 24], [2, '30'], [2, 30, 1], null]) {
+    assert.throws(() => bc.predictSync({ data: x, shape }), { code: 'ERR_INGOT_USAGE', message: /shape/ })
+  }
   await rejects(bc.predict({ data: new Int32Array(60), shape: [2, 30] }), 'ERR_INGOT_USAGE', /Float32Array/)
   await rejects(bc.predict({ data: Array.from(x), shape: [2, 30] }), 'ERR_INGOT_USAGE', /Float32Array/)
   const nan = Float64Array.from(x)

@@ -1,6 +1,7 @@
 'use strict'
 // `{ out: OutputBuffer }`: the same numbers as a call without it, written into one reused
-// buffer; one call at a time per buffer; a failed call leaves the buffer as it was.
+// buffer (by the core itself, or copied there); the same view objects while the layout does not
+// change; one call at a time per buffer; a failed call leaves the buffer as it was.
 
 const assert = require('node:assert/strict')
 const { test } = require('node:test')
@@ -44,6 +45,40 @@ test('predictions written into an OutputBuffer equal those in a new buffer, and 
   // The views of an earlier result now show the later call's outputs: the documented contract.
   assert.deepEqual(first.probabilities.data.subarray(0, 6), fewer.probabilities.data)
   assert.equal(out.busy, false)
+})
+
+test('calls with the same layout get the same views, holding each call\'s own outputs', async () => {
+  const { model, input } = await breastCancer()
+  const other = { data: input.data.map((v, i) => (i % 7 === 0 ? v * 1.5 : v)), shape: input.shape }
+  const out = new OutputBuffer()
+  const first = model.predictSync(input, { out })
+  assertSamePrediction(first, model.predictSync(input))
+  const second = model.predictSync(other, { out })
+  assert.equal(second.probabilities, first.probabilities)
+  assert.equal(second.labelIndices, first.labelIndices)
+  assertSamePrediction(second, model.predictSync(other))
+  const third = await model.predict(input, { out })
+  assert.equal(third.scores, first.scores)
+  assertSamePrediction(third, model.predictSync(input))
+  // Another row count is another layout: new views over the same bytes.
+  const fewer = model.predictSync({ data: input.data.subarray(0, 30), shape: [1, 30] }, { out })
+  assert.notEqual(fewer.probabilities, first.probabilities)
+  assert.equal(fewer.probabilities.data.buffer, first.probabilities.data.buffer)
+})
+
+test('regression values and text predictions written into an OutputBuffer are bit-identical', async () => {
+  const diabetes = await Model.load(bundle('diabetes_ridge'))
+  const { records } = expected('diabetes_ridge')
+  const out = new OutputBuffer()
+  const want = diabetes.predictSync(records)
+  const got = diabetes.predictSync(records, { out })
+  assert.deepEqual(got.values, want.values)
+  assert.deepEqual(got.scores, want.scores)
+  const text = await Model.load(minilm())
+  const texts = ['A man is playing a guitar.', '', '机器学习 🙂']
+  const embedded = text.predictSync(texts, { out })
+  assert.deepEqual(embedded.embeddings, text.predictSync(texts).embeddings)
+  assert.deepEqual(embedded.scores, text.predictSync(texts).scores)
 })
 
 test('a buffer too small for a call grows, async and sync, records and columns', async () => {

@@ -38,7 +38,10 @@ pub use input::{ColumnValues, Dense, DenseData, DenseRows, Frame, FrameColumn, I
 pub use kernels::isa::{isa_level, IsaLevel};
 pub use layer::LinearLayer;
 pub use model::{LoadOptions, Model};
-pub use output::{ClassProbabilities, ColumnData, Labels, Matrix, OutputColumn, Prediction, PredictionRow};
+pub use output::{
+    ClassProbabilities, ColumnData, Labels, Matrix, OutputColumn, OutputLayout, OutputSlices, Prediction,
+    PredictionRow,
+};
 pub use parallel::pool_threads;
 pub use postprocess::Task;
 pub use preprocess::text::TokenBatch;

@@ -10,9 +10,9 @@ use crate::exec::{self, Feed, Plan};
 use crate::format::{Bundle, Manifest, ModelCard, PreprocessSpec, ReadOptions, Signature};
 use crate::graph::Graph;
 use crate::input::{ColumnValues, Dense, DenseData, Input};
-use crate::output::{Matrix, Prediction};
+use crate::output::{Matrix, OutputLayout, OutputSlices, Prediction};
 use crate::parallel;
-use crate::postprocess::Postprocess;
+use crate::postprocess::{Derived, Postprocess};
 use crate::preprocess::tabular::{Batch, TabularPipeline};
 use crate::preprocess::text::{TextPipeline, TokenBatch, TEXT_INPUTS};
 use crate::value::{Columns, Record, Value};
@@ -287,8 +287,88 @@ impl Model {
         parallel::with_threads(self.threads, parallel::threads)
     }
 
+    /// The outputs each row of a prediction has, and their columns: what [`Model::predict_into`]
+    /// writes.
+    ///
+    /// ```
+    /// # fn main() -> ingot::Result<()> {
+    /// let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+    /// assert_eq!(model.output_layout().probabilities, Some(2));
+    /// # Ok(()) }
+    /// ```
+    pub fn output_layout(&self) -> OutputLayout {
+        self.postprocess.layout(self.plan.output_width())
+    }
+
+    /// [`Model::predict`], the outputs written into the caller's slices instead of new vectors:
+    /// for a caller that keeps one buffer for the outputs of call after call (the Node and Python
+    /// bindings write straight into the memory of the arrays they return). Each slice holds
+    /// exactly the rows of the input times the columns of [`Model::output_layout`]; the label
+    /// indices index [`Model::classes`]. Returns the rows.
+    ///
+    /// A call that fails (bad input, slices of the wrong size) writes nothing: the outputs are
+    /// written once the whole batch has been computed.
+    ///
+    /// ```
+    /// # fn main() -> ingot::Result<()> {
+    /// use ingot::{Dense, Input, OutputSlices};
+    /// let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+    /// let (mut scores, mut probabilities, mut labels) = ([0f32; 2], [0f32; 4], [0u32; 2]);
+    /// let out = OutputSlices {
+    ///     scores: &mut scores,
+    ///     probabilities: Some(&mut probabilities),
+    ///     labels: Some(&mut labels),
+    ///     ..OutputSlices::default()
+    /// };
+    /// let x = [3.0, 1.0, 0.0, 0.0];
+    /// assert_eq!(model.predict_into(Input::Dense(Dense::f32(&x, 2, 2)?), out)?, 2);
+    /// let p = model.predict_dense(&x, 2, 2)?;
+    /// assert_eq!(&probabilities[..], p.probabilities.unwrap().as_slice());
+    /// assert_eq!(&labels[..], p.labels.unwrap().indices());
+    /// # Ok(()) }
+    /// ```
+    pub fn predict_into(&self, input: Input<'_>, out: OutputSlices<'_>) -> Result<usize> {
+        parallel::call(|| parallel::with_threads(self.threads, || self.predict_into_now(input, out)))
+    }
+
+    fn predict_into_now(&self, input: Input<'_>, out: OutputSlices<'_>) -> Result<usize> {
+        let layout = self.output_layout();
+        let scores = self.scores(input)?;
+        let rows = scores.rows();
+        let fits = |what: &str, len: Option<usize>, cols: Option<usize>| match (len, cols) {
+            (None, None) => Ok(()),
+            (Some(len), Some(cols)) if Some(len) == rows.checked_mul(cols) => Ok(()),
+            (len, cols) => Err(Error::ShapeMismatch {
+                what: format!("predict_into: the {what} slice"),
+                expected: cols.map_or_else(
+                    || "none: the model gives no such output".into(),
+                    |c| format!("{rows} rows × {c} = {} values", rows * c),
+                ),
+                got: len.map_or_else(|| "none".into(), |l| format!("{l} values")),
+            }),
+        };
+        fits("scores", Some(out.scores.len()), Some(layout.scores))?;
+        fits("probabilities", out.probabilities.as_ref().map(|s| s.len()), layout.probabilities)?;
+        fits("values", out.values.as_ref().map(|s| s.len()), layout.values)?;
+        fits("embeddings", out.embeddings.as_ref().map(|s| s.len()), layout.embeddings)?;
+        fits("labels", out.labels.as_ref().map(|s| s.len()), layout.labels.then_some(1))?;
+        out.scores.copy_from_slice(scores.as_slice());
+        let derived = Derived {
+            probabilities: out.probabilities,
+            values: out.values,
+            embeddings: out.embeddings,
+            labels: out.labels,
+        };
+        self.postprocess.apply_into(scores.as_slice(), layout.scores, derived);
+        Ok(rows)
+    }
+
     fn predict_now(&self, input: Input<'_>) -> Result<Prediction> {
-        let width = self.plan.output_width();
+        Ok(self.postprocess.apply(self.scores(input)?))
+    }
+
+    /// Pre-processing and the graph on a batch: the `rows × output width` scores.
+    fn scores(&self, input: Input<'_>) -> Result<Matrix> {
         let (scores, rows) = match &self.preprocess {
             Preprocess::Tabular(p, w) => {
                 let batch = p.prepare(&input)?;
@@ -308,12 +388,13 @@ impl Model {
                 (self.run_text(&p.encode(&texts)?)?, texts.len())
             }
         };
-        let scores = Matrix::new(scores, rows, width).ok_or_else(|| Error::ShapeMismatch {
+        let width = self.plan.output_width();
+        let got = scores.len();
+        Matrix::new(scores, rows, width).ok_or_else(|| Error::ShapeMismatch {
             what: "graph output".into(),
             expected: format!("{rows} × {width}"),
-            got: "a different size".into(),
-        })?;
-        Ok(self.postprocess.apply(scores))
+            got: format!("{got} values"),
+        })
     }
 
     /// A tabular batch through pre-processing and the graph. A tall batch through a row-wise

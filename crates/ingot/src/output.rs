@@ -147,11 +147,6 @@ impl Matrix {
         &self.data
     }
 
-    /// The matrix with `f` applied to every value.
-    pub(crate) fn map(&self, f: impl Fn(f32) -> f32) -> Matrix {
-        Matrix { data: self.data.iter().map(|&v| f(v)).collect(), rows: self.rows, cols: self.cols }
-    }
-
     /// Consumes the matrix, returning its row-major values.
     pub fn into_vec(self) -> Vec<f32> {
         self.data
@@ -207,6 +202,64 @@ pub struct Prediction {
     /// Regression target names, one per `values` column.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<String>>,
+}
+
+/// The columns of each output a model gives per row: what [`Model::predict_into`] writes.
+///
+/// ```
+/// # fn main() -> ingot::Result<()> {
+/// let model = ingot::Model::from_bytes(ingot::testing::logistic_bundle()?)?;
+/// let layout = model.output_layout();
+/// assert_eq!((layout.scores, layout.probabilities, layout.labels), (1, Some(2), true));
+/// assert_eq!(layout.values_per_row(), 3); // floats per row: one score, two probabilities
+/// # Ok(()) }
+/// ```
+///
+/// [`Model::predict_into`]: crate::Model::predict_into
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputLayout {
+    /// Columns of the raw graph output (always present).
+    pub scores: usize,
+    /// Class probabilities' columns (classifiers with an activation).
+    pub probabilities: Option<usize>,
+    /// Regression values' columns (regressors).
+    pub values: Option<usize>,
+    /// Embedding width (text encoders).
+    pub embeddings: Option<usize>,
+    /// Whether there is a label index per row (classifiers).
+    pub labels: bool,
+}
+
+impl OutputLayout {
+    /// Float values of every matrix output in one row, in the order scores, probabilities,
+    /// values, embeddings.
+    pub fn values_per_row(&self) -> usize {
+        self.scores
+            + self.probabilities.unwrap_or(0)
+            + self.values.unwrap_or(0)
+            + self.embeddings.unwrap_or(0)
+    }
+}
+
+/// Where [`Model::predict_into`] writes a call's outputs: one slice per output of the model's
+/// [`OutputLayout`], row-major, each of exactly `rows × columns` values (`rows` for `labels`,
+/// each row's index into [`Model::classes`]). Slices for outputs the model does not give
+/// must be `None`.
+///
+/// [`Model::predict_into`]: crate::Model::predict_into
+/// [`Model::classes`]: crate::Model::classes
+#[derive(Debug, Default)]
+pub struct OutputSlices<'a> {
+    /// The raw graph output.
+    pub scores: &'a mut [f32],
+    /// Class probabilities.
+    pub probabilities: Option<&'a mut [f32]>,
+    /// Regression values.
+    pub values: Option<&'a mut [f32]>,
+    /// Embeddings.
+    pub embeddings: Option<&'a mut [f32]>,
+    /// Label indices.
+    pub labels: Option<&'a mut [u32]>,
 }
 
 /// Probabilities of one row, serialized as a JSON object `{"<class>": p, …}` in class order.

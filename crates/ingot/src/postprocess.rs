@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::format::{Activation, Link, PostprocessSpec};
 use crate::kernels::activation::sigmoid;
 use crate::kernels::softmax::softmax_rows;
-use crate::output::{Labels, Matrix, Prediction};
+use crate::output::{Labels, Matrix, OutputLayout, Prediction};
 use crate::value::Value;
 
 /// What a model predicts, from its post-processing.
@@ -131,79 +131,127 @@ impl Postprocess {
         }
     }
 
-    /// Applies the stage to a `[rows, width]` score matrix.
-    pub(crate) fn apply(&self, scores: Matrix) -> Prediction {
-        let rows = scores.rows();
-        let mut p = Prediction {
-            rows,
-            scores,
-            probabilities: None,
-            labels: None,
-            classes: None,
-            values: None,
-            embeddings: None,
-            targets: None,
-        };
+    /// The outputs besides the scores that the stage makes of `width` score columns.
+    pub(crate) fn layout(&self, width: usize) -> OutputLayout {
+        let mut layout = OutputLayout { scores: width, ..OutputLayout::default() };
         match self {
             Postprocess::Raw => {}
-            Postprocess::Embedding => p.embeddings = Some(p.scores.clone()),
-            Postprocess::Regress { targets, link } => {
-                p.values = Some(match link {
-                    Link::Identity => p.scores.clone(),
-                    Link::Exp => p.scores.map(|v| (f64::from(v).exp()) as f32),
-                    Link::Logistic => p.scores.map(|v| sigmoid64(f64::from(v)) as f32),
-                });
-                p.targets = (!targets.is_empty()).then(|| targets.clone());
-            }
+            Postprocess::Embedding => layout.embeddings = Some(width),
+            Postprocess::Regress { .. } => layout.values = Some(width),
             Postprocess::Classify { activation, classes } => {
-                let width = p.scores.cols();
-                let label_index: Vec<u32> = p
-                    .scores
-                    .iter_rows()
-                    .map(|s| if width == 1 { u32::from(s[0] > 0.0) } else { argmax(s) as u32 })
-                    .collect();
-                p.labels = Some(Labels::new(std::sync::Arc::clone(classes), label_index));
-                p.classes = Some(classes.to_vec());
-                p.probabilities = match activation {
-                    Activation::None => None,
-                    Activation::Identity => Some(p.scores.clone()),
+                layout.labels = true;
+                if *activation != Activation::None {
+                    layout.probabilities = Some(classes.len());
+                }
+            }
+        }
+        layout
+    }
+
+    /// Applies the stage to a `[rows, width]` score matrix.
+    pub(crate) fn apply(&self, scores: Matrix) -> Prediction {
+        let (rows, width) = (scores.rows(), scores.cols());
+        let layout = self.layout(width);
+        let matrix = |cols: Option<usize>| cols.map(|c| vec![0f32; rows * c]);
+        let (mut probabilities, mut values, mut embeddings) =
+            (matrix(layout.probabilities), matrix(layout.values), matrix(layout.embeddings));
+        let mut labels = layout.labels.then(|| vec![0u32; rows]);
+        self.apply_into(
+            scores.as_slice(),
+            width,
+            Derived {
+                probabilities: probabilities.as_deref_mut(),
+                values: values.as_deref_mut(),
+                embeddings: embeddings.as_deref_mut(),
+                labels: labels.as_deref_mut(),
+            },
+        );
+        let wrap = |data: Option<Vec<f32>>, cols: Option<usize>| {
+            data.zip(cols).and_then(|(d, c)| Matrix::new(d, rows, c))
+        };
+        let (classes, targets) = match self {
+            Postprocess::Classify { classes, .. } => (Some(classes), None),
+            Postprocess::Regress { targets, .. } => (None, (!targets.is_empty()).then(|| targets.clone())),
+            _ => (None, None),
+        };
+        Prediction {
+            rows,
+            scores,
+            probabilities: wrap(probabilities, layout.probabilities),
+            labels: classes.zip(labels).map(|(c, l)| Labels::new(std::sync::Arc::clone(c), l)),
+            classes: classes.map(|c| c.to_vec()),
+            values: wrap(values, layout.values),
+            embeddings: wrap(embeddings, layout.embeddings),
+            targets,
+        }
+    }
+
+    /// Writes what the stage makes of `rows × width` scores into `out`, whose parts are those
+    /// of [`Postprocess::layout`], each of `rows` rows.
+    pub(crate) fn apply_into(&self, scores: &[f32], width: usize, out: Derived<'_>) {
+        match self {
+            Postprocess::Raw => {}
+            Postprocess::Embedding => {
+                if let Some(e) = out.embeddings {
+                    e.copy_from_slice(scores);
+                }
+            }
+            Postprocess::Regress { link, .. } => {
+                if let Some(values) = out.values {
+                    for (v, &s) in values.iter_mut().zip(scores) {
+                        *v = match link {
+                            Link::Identity => s,
+                            Link::Exp => f64::from(s).exp() as f32,
+                            Link::Logistic => sigmoid64(f64::from(s)) as f32,
+                        };
+                    }
+                }
+            }
+            Postprocess::Classify { activation, .. } => {
+                if let Some(labels) = out.labels {
+                    for (label, s) in labels.iter_mut().zip(scores.chunks_exact(width.max(1))) {
+                        *label = if width == 1 { u32::from(s[0] > 0.0) } else { argmax(s) as u32 };
+                    }
+                }
+                let Some(data) = out.probabilities else { return };
+                match activation {
+                    Activation::None => {}
+                    Activation::Identity => data.copy_from_slice(scores),
                     Activation::Logistic if width == 1 => {
-                        let mut data = vec![0f32; rows * 2];
-                        let scores = p.scores.as_slice();
-                        crate::parallel::for_each_chunk_mut(&mut data, ROWS_PER_TASK * 2, |c, out| {
+                        crate::parallel::for_each_chunk_mut(data, ROWS_PER_TASK * 2, |c, out| {
                             let scores = &scores[c * ROWS_PER_TASK..][..out.len() / 2];
                             for (pair, &s) in out.chunks_exact_mut(2).zip(scores) {
                                 let pos = sigmoid64(f64::from(s));
                                 pair.copy_from_slice(&[(1.0 - pos) as f32, pos as f32]);
                             }
                         });
-                        Matrix::new(data, rows, 2)
                     }
                     Activation::Logistic => {
-                        let mut data = Vec::with_capacity(rows * width);
-                        for s in p.scores.iter_rows() {
-                            let start = data.len();
-                            data.extend(s.iter().map(|&v| sigmoid(v)));
-                            let sum: f32 = data[start..].iter().sum();
-                            data[start..].iter_mut().for_each(|v| *v /= sum);
+                        for (p, s) in data.chunks_exact_mut(width).zip(scores.chunks_exact(width)) {
+                            p.iter_mut().zip(s).for_each(|(p, &v)| *p = sigmoid(v));
+                            let sum: f32 = p.iter().sum();
+                            p.iter_mut().for_each(|v| *v /= sum);
                         }
-                        Matrix::new(data, rows, width)
                     }
                     Activation::Softmax => {
-                        let mut data = vec![0f32; rows * width];
-                        let scores = p.scores.as_slice();
                         let chunk = ROWS_PER_TASK * width;
                         let isa = crate::kernels::isa::Isa::detect();
-                        crate::parallel::for_each_chunk_mut(&mut data, chunk, |c, out| {
+                        crate::parallel::for_each_chunk_mut(data, chunk, |c, out| {
                             softmax_rows(isa, &scores[c * chunk..][..out.len()], width, out);
                         });
-                        Matrix::new(data, rows, width)
                     }
-                };
+                }
             }
         }
-        p
     }
+}
+
+/// Where [`Postprocess::apply_into`] writes: the outputs derived from the scores.
+pub(crate) struct Derived<'a> {
+    pub(crate) probabilities: Option<&'a mut [f32]>,
+    pub(crate) values: Option<&'a mut [f32]>,
+    pub(crate) embeddings: Option<&'a mut [f32]>,
+    pub(crate) labels: Option<&'a mut [u32]>,
 }
 
 /// Rows per parallel task of the probability transforms.

@@ -129,6 +129,92 @@ fn check_case(case: &str) {
     compare(case, &p_tall, &tall);
     let head = &p_tall.scores.as_slice()[..p.scores.as_slice().len()];
     assert_eq!(head, p.scores.as_slice(), "{case}: a tall batch's first rows differ from the batch");
+
+    // The outputs written into the caller's slices are those `predict` returns, bit for bit.
+    check_predict_into(case, &model, ingot::Input::Records(&expected.records), &p);
+    check_predict_into(case, &model, ingot::Input::Records(&tall.records), &p_tall);
+}
+
+/// Slices for every output of `model`'s layout over `rows` rows, filled with `fill`.
+struct Slices {
+    scores: Vec<f32>,
+    probabilities: Option<Vec<f32>>,
+    values: Option<Vec<f32>>,
+    labels: Option<Vec<u32>>,
+}
+
+impl Slices {
+    fn new(model: &Model, rows: usize, fill: f32) -> Slices {
+        let layout = model.output_layout();
+        assert_eq!(layout.embeddings, None, "tabular models give no embeddings");
+        let matrix = |cols: Option<usize>| cols.map(|c| vec![fill; rows * c]);
+        Slices {
+            scores: vec![fill; rows * layout.scores],
+            probabilities: matrix(layout.probabilities),
+            values: matrix(layout.values),
+            labels: layout.labels.then(|| vec![fill.to_bits(); rows]),
+        }
+    }
+
+    fn out(&mut self) -> ingot::OutputSlices<'_> {
+        ingot::OutputSlices {
+            scores: &mut self.scores,
+            probabilities: self.probabilities.as_deref_mut(),
+            values: self.values.as_deref_mut(),
+            embeddings: None,
+            labels: self.labels.as_deref_mut(),
+        }
+    }
+}
+
+/// [`Model::predict_into`] on `input` writes exactly the values of `p`.
+fn check_predict_into(case: &str, model: &Model, input: ingot::Input<'_>, p: &ingot::Prediction) {
+    let mut s = Slices::new(model, p.rows, f32::NAN);
+    assert_eq!(model.predict_into(input, s.out()).unwrap(), p.rows, "{case}: rows");
+    assert_eq!(s.scores, p.scores.as_slice(), "{case}: scores");
+    assert_eq!(
+        s.probabilities.as_deref(),
+        p.probabilities.as_ref().map(|m| m.as_slice()),
+        "{case}: probabilities"
+    );
+    assert_eq!(s.values.as_deref(), p.values.as_ref().map(|m| m.as_slice()), "{case}: values");
+    assert_eq!(s.labels.as_deref(), p.labels.as_ref().map(|l| l.indices()), "{case}: label indices");
+}
+
+#[test]
+fn predict_into_refuses_slices_of_the_wrong_size_and_writes_nothing_when_it_fails() {
+    let (model, expected) = load("breast_cancer_logreg");
+    let (regressor, regressor_rows) = load("diabetes_ridge");
+    let rows = expected.records.len();
+    let input = || ingot::Input::Records(&expected.records);
+    let message = |r: ingot::Result<usize>| r.unwrap_err().to_string();
+
+    let mut short = Slices::new(&model, rows - 1, 0.5);
+    let e = message(model.predict_into(input(), short.out()));
+    assert!(e.contains("scores slice") && e.contains(&format!("{rows} rows")), "{e}");
+
+    let mut no_probabilities = Slices::new(&model, rows, 0.5);
+    no_probabilities.probabilities = None;
+    let e = message(model.predict_into(input(), no_probabilities.out()));
+    assert!(e.contains("probabilities slice") && e.contains("got none"), "{e}");
+
+    let n = regressor_rows.records.len();
+    let mut extra = Slices::new(&regressor, n, 0.5);
+    extra.probabilities = Some(vec![0.5; n * 2]);
+    let e = message(regressor.predict_into(ingot::Input::Records(&regressor_rows.records), extra.out()));
+    assert!(e.contains("probabilities slice") && e.contains("gives no such output"), "{e}");
+
+    // A NaN in the last row fails the call after the first chunks have been computed: the
+    // slices still hold what they held.
+    let mut tall = repeated(&expected, 2000usize.div_ceil(rows)).records;
+    let last = tall.len() - 1;
+    let column = model.signature().inputs[0].name.clone();
+    tall[last].insert(column.clone(), Value::Number(f64::NAN));
+    let mut s = Slices::new(&model, tall.len(), 0.5);
+    let e = message(model.predict_into(ingot::Input::Records(&tall), s.out()));
+    assert!(e.contains(&format!("row {last}")) && e.contains(&column), "{e}");
+    assert!(s.scores.iter().chain(s.probabilities.iter().flatten()).all(|&v| v == 0.5));
+    assert!(s.labels.iter().flatten().all(|&v| v == 0.5f32.to_bits()));
 }
 
 /// `records` as an Arrow batch typed by the model's signature: string inputs as Utf8, integer
