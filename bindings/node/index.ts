@@ -195,14 +195,20 @@ function written(out: OutputBuffer | undefined, call: (bytes: Uint8Array | null)
   }
 }
 
-/** {@link written} for a call that may return a promise; `out` is free once it settles. */
-async function writtenAsync(
+/**
+ * `wrap` of the outputs of `call`, which may return a promise (a call on the pool) or its
+ * outputs (a call that ran in place): {@link written}, `out` free once it settles. A call in
+ * place is not awaited (each await costs a turn of the microtask queue).
+ */
+async function writtenAsync<T>(
   out: OutputBuffer | undefined,
   call: (bytes: Uint8Array | null) => Promise<NativeResult> | NativeResult,
-): Promise<Sections> {
+  wrap: (s: Sections) => T,
+): Promise<T> {
   const bytes = lend(out)
   try {
-    return outputs(out, await call(bytes))
+    const result = call(bytes)
+    return wrap(outputs(out, result instanceof Promise ? await result : result))
   } finally {
     out?._release()
   }
@@ -378,14 +384,17 @@ export class Model {
    * place: do not write to or transfer them until the promise settles. With `options.out`, the
    * outputs are written into that {@link OutputBuffer}.
    */
-  async predict(input: PredictInput, options?: CallOptions): Promise<Prediction> {
+  predict(input: PredictInput, options?: CallOptions): Promise<Prediction> {
     const m = this.#native
-    const outputs = await writtenAsync(options?.out, (bytes) => {
-      if (isDense(input)) return m.predictDense(input.data, ...dims(input.shape), bytes)
-      const columns = this.#typedColumns(input)
-      return columns ? m.predictColumns(columns[0], columns[1], bytes) : m.predict(input, bytes)
-    })
-    return new Prediction(outputs, this)
+    return writtenAsync(
+      options?.out,
+      (bytes) => {
+        if (isDense(input)) return m.predictDense(input.data, ...dims(input.shape), bytes)
+        const columns = this.#typedColumns(input)
+        return columns ? m.predictColumns(columns[0], columns[1], bytes) : m.predict(input, bytes)
+      },
+      (outputs) => new Prediction(outputs, this),
+    )
   }
 
   /** {@link predict} on the calling thread (for small inputs where a thread hop costs more). */
@@ -403,8 +412,8 @@ export class Model {
    * The embedding of each string, `[texts.length, dim]`, on the thread pool (text models); with
    * `options.out`, written into that {@link OutputBuffer}.
    */
-  async embed(texts: readonly string[], options?: CallOptions): Promise<Tensor> {
-    return embeddings(await writtenAsync(options?.out, (bytes) => this.#native.embed(texts as string[], bytes)))
+  embed(texts: readonly string[], options?: CallOptions): Promise<Tensor> {
+    return writtenAsync(options?.out, (bytes) => this.#native.embed(texts as string[], bytes), embeddings)
   }
 
   /** {@link embed} on the calling thread. */

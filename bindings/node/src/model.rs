@@ -10,7 +10,7 @@ use napi_derive::napi;
 
 use crate::error::{to_js, Fail};
 use crate::input::{self, cast, CoreInput};
-use crate::output::{current, js_value, predict_into, JsValueOf};
+use crate::output::{js_value, new_buffer, output_bytes, predict_into, JsValueOf};
 use crate::schedule::Schedule;
 use crate::tasks::{predicted, CallTask, LoadTask, Work};
 
@@ -65,17 +65,13 @@ impl NativeModel {
     }
 
     /// `work` in place when the schedule says it is small, else on the thread pool; its outputs
-    /// for `out`.
-    fn call<'env>(
-        &self,
-        env: &'env Env,
-        work: Work,
-        mut out: Option<Uint8Array>,
-    ) -> napi::Result<Call<'env>> {
+    /// for `out` (a `Uint8Array`: borrowed for a call in place, referred to by a call on the pool).
+    fn call<'env>(&self, env: &'env Env, work: Work, out: Option<Unknown>) -> napi::Result<Call<'env>> {
         if self.schedule.in_place(work.rows()) {
-            let out = out.as_mut().map(|out| current(env, out)).transpose()?;
+            let out = out.map(|out| cast::<Uint8ArraySlice>(&out)).transpose()?;
             return self.now(env, &work, out).map(Either::B);
         }
+        let out = out.map(|out| cast::<Uint8Array>(&out)).transpose()?;
         let (model, schedule) = (Arc::clone(&self.inner), Arc::clone(&self.schedule));
         Ok(Either::A(AsyncTask::new(CallTask::new(model, schedule, work, out))))
     }
@@ -95,8 +91,9 @@ impl NativeModel {
         }
     }
 
-    /// A prediction of `input` on the calling thread: written by the core straight into `out`
-    /// when it holds the outputs, else packed into `out` or a new buffer.
+    /// A prediction of `input` on the calling thread, written by the core straight into `out`
+    /// when it holds the outputs, else into a new `ArrayBuffer` of their size; packed from the
+    /// core's vectors when neither can be written in place (a misaligned buffer).
     fn predict_now<'env>(
         &self,
         env: &'env Env,
@@ -104,17 +101,26 @@ impl NativeModel {
         out: Option<Uint8ArraySlice<'_>>,
     ) -> napi::Result<Now<'env>> {
         let model = &self.inner;
+        let (layout, rows) = (model.output_layout(), input.rows());
+        let predict = |slices: OutputSlices<'_>| input.with(model, |i| model.predict_into(i, slices));
+        let fail = |e: ingot::Error| to_js(env, e.into());
         if let Some(mut bytes) = out {
             // SAFETY: this runs on the main thread, so no JavaScript code runs while the bytes
             // are written; `OutputBuffer` (index.ts) lends them to this call alone.
             let bytes = unsafe { bytes.as_mut() };
-            let (layout, rows) = (model.output_layout(), input.rows());
-            let predict = |slices: OutputSlices<'_>| input.with(model, |i| model.predict_into(i, slices));
             if let Some(written) = predict_into(bytes, layout, rows, &self.schedule, predict) {
-                return written.map(|()| None).map_err(|e| to_js(env, e.into()));
+                return written.map(|()| None).map_err(fail);
             }
         }
-        predicted(model, &self.schedule, input).0.map_err(|e| to_js(env, e.into()))?.into_js(env, out)
+        if let Some(len) = output_bytes(layout, rows) {
+            let mut buffer = new_buffer(env, len)?;
+            // SAFETY: the buffer is new: no JavaScript code holds it yet.
+            let bytes = unsafe { buffer.as_mut() };
+            if let Some(written) = predict_into(bytes, layout, rows, &self.schedule, predict) {
+                return written.map(|()| Some(buffer)).map_err(fail);
+            }
+        }
+        predicted(model, &self.schedule, input).0.map_err(fail)?.into_js(env, out)
     }
 }
 
@@ -145,7 +151,7 @@ impl NativeModel {
         &self,
         env: &'env Env,
         input: Unknown,
-        out: Option<Uint8Array>,
+        out: Option<Unknown>,
     ) -> napi::Result<Call<'env>> {
         let input = input::read(&input, &self.inputs).map_err(|e| to_js(env, e))?;
         self.call(env, Work::Predict(input), out)
@@ -175,9 +181,15 @@ impl NativeModel {
         data: Unknown,
         rows: Unknown,
         cols: Unknown,
-        out: Option<Uint8Array>,
+        out: Option<Unknown>,
     ) -> napi::Result<Call<'env>> {
         let (rows, cols) = input::dims(&rows, &cols).map_err(|e| to_js(env, e))?;
+        if self.schedule.in_place(rows) {
+            // On this thread: the input and the buffer are borrowed, no reference is made.
+            let data = input::dense_slice(&data, rows, cols).map_err(|e| to_js(env, e))?;
+            let out = out.map(|out| cast::<Uint8ArraySlice>(&out)).transpose()?;
+            return self.predict_now(env, &data, out).map(Either::B);
+        }
         let input = input::dense(&data, rows, cols).map_err(|e| to_js(env, e))?;
         self.call(env, Work::Predict(input), out)
     }
@@ -212,7 +224,7 @@ impl NativeModel {
         env: &'env Env,
         names: Vec<String>,
         columns: Array,
-        out: Option<Uint8Array>,
+        out: Option<Unknown>,
     ) -> napi::Result<Call<'env>> {
         let input = input::columns(names, &columns).map_err(|e| to_js(env, e))?;
         self.call(env, Work::Predict(input), out)
@@ -243,7 +255,7 @@ impl NativeModel {
         &self,
         env: &'env Env,
         texts: Unknown,
-        out: Option<Uint8Array>,
+        out: Option<Unknown>,
     ) -> napi::Result<Call<'env>> {
         let texts = strings(&texts).map_err(|e| to_js(env, e))?;
         self.call(env, Work::Embed(texts), out)

@@ -118,14 +118,7 @@ impl Packed {
                 return Ok(None);
             }
         }
-        let (mut data, mut value) = (ptr::null_mut(), ptr::null_mut());
-        // SAFETY: `env` is the current call's environment; N-API writes the new buffer's handle
-        // and data pointer into the two out-parameters.
-        check_status!(unsafe {
-            sys::napi_create_arraybuffer(env.raw(), self.bytes(), &mut data, &mut value)
-        })?;
-        // SAFETY: `value` is the ArrayBuffer N-API just created in this environment.
-        let mut buffer = unsafe { ArrayBuffer::from_napi_value(env.raw(), value)? };
+        let mut buffer = new_buffer(env, self.bytes())?;
         // SAFETY: the buffer is new: no JavaScript code holds it yet, so nothing else reads or
         // writes its bytes while they are filled here.
         self.fill(unsafe { buffer.as_mut() });
@@ -184,11 +177,11 @@ pub(crate) fn predict_into(
     predict: impl FnOnce(OutputSlices<'_>) -> Result<usize>,
 ) -> Option<Result<()>> {
     let cols = [Some(layout.scores), layout.probabilities, layout.values, layout.embeddings];
-    let header = Header::new(rows, cols, layout.labels, Duration::ZERO).ok()?;
+    let bytes = output_bytes(layout, rows)?;
     if cfg!(target_endian = "big") {
         return None;
     }
-    let words: &mut [u32] = bytemuck::try_cast_slice_mut(out.get_mut(..header.len * 4)?).ok()?;
+    let words: &mut [u32] = bytemuck::try_cast_slice_mut(out.get_mut(..bytes)?).ok()?;
     let (head, mut rest) = words.split_at_mut(HEADER);
     let [scores, probabilities, values, embeddings] =
         cols.map(|c| c.map(|c| bytemuck::cast_slice_mut(split(&mut rest, rows * c))));
@@ -204,6 +197,23 @@ pub(crate) fn predict_into(
         head.copy_from_slice(&Header::new(rows, cols, layout.labels, compute)?.words);
         Ok(())
     }))
+}
+
+/// Bytes of the output buffer of `rows` rows of a model of `layout` (`None`: too large for
+/// JavaScript).
+pub(crate) fn output_bytes(layout: OutputLayout, rows: usize) -> Option<usize> {
+    let cols = [Some(layout.scores), layout.probabilities, layout.values, layout.embeddings];
+    Header::new(rows, cols, layout.labels, Duration::ZERO).ok().map(|h| h.len * 4)
+}
+
+/// A new `ArrayBuffer` of `bytes` bytes (zero-filled by V8).
+pub(crate) fn new_buffer(env: &Env, bytes: usize) -> napi::Result<ArrayBuffer<'_>> {
+    let (mut data, mut value) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: `env` is the current call's environment; N-API writes the new buffer's handle and
+    // data pointer into the two out-parameters.
+    check_status!(unsafe { sys::napi_create_arraybuffer(env.raw(), bytes, &mut data, &mut value) })?;
+    // SAFETY: `value` is the ArrayBuffer N-API just created in this environment.
+    unsafe { ArrayBuffer::from_napi_value(env.raw(), value) }
 }
 
 /// The first `n` words of `rest`, which moves past them.
