@@ -61,16 +61,14 @@ impl Work {
 
     /// [`Work::run`], and how long the core took.
     fn timed(&self, model: &Model, schedule: &Schedule) -> (ingot::Result<Packed>, Duration) {
-        let rows = self.rows();
-        let (packed, compute) = match self {
+        match self {
             Work::Predict(input) => predicted(model, schedule, input),
             Work::Embed(texts) => {
                 let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-                let (m, compute) = timed(schedule, rows, || model.embed(&texts));
+                let (m, compute) = timed(schedule, self.rows(), || model.embed(&texts));
                 (m.and_then(|m| Packed::embeddings(m, compute)), compute)
             }
-        };
-        (packed, compute)
+        }
     }
 }
 
