@@ -10,7 +10,7 @@ export CARGO_INCREMENTAL ?= 0
 export INGOT_BIN := $(CURDIR)/target/debug/ingot
 export INGOT_SERVER_BIN := $(CURDIR)/target/debug/ingot-server
 
-.PHONY: help test node test-node bench-node test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server bench-gemm bench-trees bench-onnx fuzz demo-model fixtures pre-commit check-fixme
+.PHONY: help test node test-node bench-node test-spark ref-deps text-fixtures bench-text test-rust test-python lint fmt fix venv wheel python-install bench bench-deps bench-compare bench-python bench-server bench-gemm bench-trees bench-onnx cuda-check test-gpu fuzz demo-model fixtures pre-commit check-fixme
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -153,6 +153,41 @@ bench-text: ref-deps  ## Ingot vs sentence-transformers vs ONNX Runtime vs candl
 	$(CARGO) build --release --locked -p ingot-cli
 	$(CARGO) build --release --locked --manifest-path benches/candle-bert/Cargo.toml --target-dir target
 	.venv-ref/bin/python scripts/bench_text.py --ingot target/release/ingot --candle target/release/candle-bert-bench
+
+# CUDA builds (docs/gpu.md) go to a target directory of their own, so the CPU binaries in
+# target/ keep running on machines without a GPU driver. The toolkit is the CUDA 13.0 PyPI
+# wheels with stub driver libraries (scripts/setup_cuda_toolkit.sh); nothing here needs a GPU.
+CUDA_PREFIX ?= $(CURDIR)/target/cuda-toolkit
+CUDA_TARGET := $(CURDIR)/target/cuda
+CUDA_CARGO = . $(CUDA_PREFIX)/env.sh && $(CARGO)
+
+$(CUDA_PREFIX)/env.sh: scripts/setup_cuda_toolkit.sh
+	$(CARGO) fetch --locked
+	scripts/setup_cuda_toolkit.sh $(CUDA_PREFIX)
+
+cuda-check: $(CUDA_PREFIX)/env.sh  ## Build the CLI, the server and the GPU tests with --features cuda (no GPU needed; ~10 min cold)
+	$(CUDA_CARGO) build --release --locked --target-dir $(CUDA_TARGET) -p ingot-cli -p ingot-server --features cuda
+	$(CUDA_CARGO) test --release --locked --target-dir $(CUDA_TARGET) -p ingot-ml --features cuda --test gpu_parity --no-run
+	@# Started with the stub driver, the cuda binary sees no device and says so (no crash).
+	@out=$$(LD_LIBRARY_PATH=$(CUDA_PREFIX)/nogpu-runtime $(CUDA_TARGET)/release/ingot bench \
+	  examples/server/models/breast-cancer/1.0.0/model.ingot --device cuda:0 2>&1); status=$$?; \
+	  echo "$$out" | head -n 1; \
+	  if [ $$status -ne 0 ] && [ $$status -lt 128 ] && echo "$$out" | grep -q 'opening cuda:0'; then \
+	    echo "cuda-check: built; without a GPU the cuda binary refuses cuda:0 cleanly"; \
+	  else echo "cuda-check: unexpected exit $$status"; exit 1; fi
+
+# On a GPU machine: the parity tests and the MiniLM benchmark of a cuda build. The CUDA 13
+# libraries come from the system when it has them, else from the PyPI wheels (--runtime).
+test-gpu: venv  ## GPU parity tests and MiniLM on the GPU vs sentence-transformers (a message and exit 0 where there is no GPU)
+	@if ! nvidia-smi -L >/dev/null 2>&1; then echo "test-gpu: no NVIDIA GPU here (nvidia-smi lists none); nothing run"; exit 0; fi; \
+	set -e; $(MAKE) --no-print-directory cuda-check; \
+	if ! ldconfig -p | grep -q 'libcublas.so.13 '; then \
+	  scripts/setup_cuda_toolkit.sh $(CUDA_PREFIX) --runtime; . $(CUDA_PREFIX)/gpu-env.sh; fi; \
+	nvidia-smi -L; \
+	INGOT_MINILM_DIR="$(MINILM_DIR)" $(CUDA_CARGO) test --release --locked \
+	  --target-dir $(CUDA_TARGET) -p ingot-ml --features cuda --test gpu_parity -- --include-ignored; \
+	py=$(PY); if [ -x .venv-ref/bin/python ]; then py=.venv-ref/bin/python; fi; \
+	$$py scripts/bench_gpu.py --ingot $(CUDA_TARGET)/release/ingot
 
 # Needs Debian's wrk (apt-get install wrk). BENCH_SERVER_ARGS passes options, e.g. "--text",
 # "--soak 600", "--rounds 5 -d 20" (scripts/bench_server.py --help).

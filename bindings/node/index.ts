@@ -441,6 +441,16 @@ export class Model {
     return this.#native.inputWidth
   }
 
+  /** The device the graph runs on: `cpu` or `cuda:N` ({@link LoadOptions}' `device`). */
+  get device(): string {
+    return this.#native.device
+  }
+
+  /** The kernels: `ingot` (Ingot's fused CPU kernels) or `candle` (candle's ops, on a GPU or with `kernels: 'candle'`). */
+  get kernels(): 'ingot' | 'candle' {
+    return this.#native.kernels
+  }
+
   /** Most threads one call uses, the caller included. */
   get threads(): number {
     return this.#native.threads

@@ -59,12 +59,19 @@ class Model:
     @property
     def input_width(self) -> int: ...
     @property
+    def runs_on(self) -> tuple[str, str]: ...
+    @property
     def threads(self) -> int: ...
     @property
     def file_size(self) -> int: ...
 
 def load(
-    path: str | PathLike[str], *, verify_checksum: bool = True, threads: int | None = None
+    path: str | PathLike[str],
+    *,
+    verify_checksum: bool = True,
+    threads: int | None = None,
+    device: str = "cpu",
+    kernels: str = "auto",
 ) -> Model: ...
 
 # `tensors`: C-contiguous float32, float64 or int32 arrays, each stored in its own dtype.

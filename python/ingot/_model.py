@@ -19,12 +19,29 @@ _NUMERIC = (np.float64, np.float32, np.int64, np.int32, np.bool_)
 
 
 def load(
-    path: str | PathLike, *, verify_checksum: bool = True, threads: int | None = None
+    path: str | PathLike,
+    *,
+    verify_checksum: bool = True,
+    threads: int | None = None,
+    device: str = "cpu",
+    kernels: str = "auto",
 ) -> Model:
     """Load and validate an ``.ingot`` file (memory-mapped; the checksum is verified unless
     ``verify_checksum=False``). ``threads`` bounds the threads one predict call uses (default:
-    ``INGOT_NUM_THREADS``, else every CPU)."""
-    return Model(_ingot.load(str(path), verify_checksum=verify_checksum, threads=threads))
+    ``INGOT_NUM_THREADS``, else every CPU). ``device`` is ``"cpu"`` or ``"cuda:N"`` (a build
+    with the ``cuda`` feature; pre- and post-processing stay on the CPU); ``kernels`` is
+    ``"auto"`` (Ingot's fused kernels on the CPU, candle's ops on a GPU) or ``"candle"``
+    (candle's ops on the CPU too). A model with an op the device cannot run is refused here,
+    naming the op."""
+    return Model(
+        _ingot.load(
+            str(path),
+            verify_checksum=verify_checksum,
+            threads=threads,
+            device=device,
+            kernels=kernels,
+        )
+    )
 
 
 def import_hf(
@@ -99,6 +116,12 @@ class Model:
     @property
     def input_names(self) -> list[str]:
         return list(self._model.input_names)
+
+    @property
+    def runs_on(self) -> tuple[str, str]:
+        """Where the graph runs and with which kernels: (``"cpu"`` or ``"cuda:N"``,
+        ``"ingot"`` for the fused CPU kernels or ``"candle"`` for candle's ops)."""
+        return self._model.runs_on
 
     @property
     def threads(self) -> int:

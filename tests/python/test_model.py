@@ -209,6 +209,27 @@ def test_zero_threads_is_a_usage_error(tmp_path: Path) -> None:
         ingot.load(bundle("breast_cancer_logreg", tmp_path), threads=0)
 
 
+@pytest.mark.parametrize("case", TABULAR)
+def test_candle_kernels_give_the_fused_kernels_numbers(case: str, tmp_module: Path) -> None:
+    # Candle's ops (what a GPU runs) on the CPU: within 1e-5 · max(1, |x|) of the fused kernels.
+    path = bundle(case, tmp_module)
+    fused, candle = ingot.load(path), ingot.load(path, kernels="candle")
+    assert (fused.runs_on, candle.runs_on) == (("cpu", "ingot"), ("cpu", "candle"))
+    records = expected(case)["records"]
+    a, b = fused.predict(records), candle.predict(records)
+    assert np.all(np.abs(b.scores - a.scores) <= 1e-5 * np.maximum(1, np.abs(a.scores))), case
+    if a.labels is not None:
+        assert b.labels.tolist() == a.labels.tolist(), case
+
+
+def test_unknown_devices_and_kernels_are_usage_errors(tmp_path: Path) -> None:
+    path = bundle("breast_cancer_logreg", tmp_path)
+    with pytest.raises(ingot.UsageError, match=r"device `tpu`"):
+        ingot.load(path, device="tpu")
+    with pytest.raises(ingot.UsageError, match=r"kernels `fast`"):
+        ingot.load(path, kernels="fast")
+
+
 def test_bad_files_raise_format_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         ingot.load(tmp_path / "nope.ingot")

@@ -26,19 +26,48 @@ pub struct LoadOptions {
     /// the calling thread instead of the thread pool (default: the measured cost of the hop to
     /// the pool and back, at least 50 and at most 100; 0 sends every call to the pool).
     pub inline_micros: Option<u32>,
+    /// Device the graph runs on: `cpu` (default) or `cuda:N` (an addon built with the `cuda`
+    /// feature); pre- and post-processing stay on the CPU.
+    pub device: Option<String>,
+    /// `auto` (default: Ingot's fused kernels on the CPU, candle's ops on a GPU) or `candle`
+    /// (candle's ops on the CPU too).
+    pub kernels: Option<String>,
 }
 
-/// The core's load options for `options`, and the in-place budget.
-fn load_options(options: Option<LoadOptions>) -> (ingot::LoadOptions, Option<u32>) {
-    let mut out = ingot::LoadOptions::default();
-    let Some(o) = options else {
-        return (out, None);
-    };
-    if let Some(v) = o.verify_checksum {
-        out.verify_checksum = v;
+/// How to load a model, from the JavaScript options.
+pub(crate) struct Load {
+    options: ingot::LoadOptions,
+    device: String,
+    kernels: String,
+    pub(crate) inline_micros: Option<u32>,
+}
+
+impl Load {
+    pub(crate) fn new(options: Option<LoadOptions>) -> Load {
+        let o = options.unwrap_or(LoadOptions {
+            verify_checksum: None,
+            threads: None,
+            inline_micros: None,
+            device: None,
+            kernels: None,
+        });
+        let mut core = ingot::LoadOptions::default();
+        if let Some(v) = o.verify_checksum {
+            core.verify_checksum = v;
+        }
+        core.threads = o.threads.map(|n| n as usize);
+        Load {
+            options: core,
+            device: o.device.unwrap_or_else(|| "cpu".into()),
+            kernels: o.kernels.unwrap_or_else(|| "auto".into()),
+            inline_micros: o.inline_micros,
+        }
     }
-    out.threads = o.threads.map(|n| n as usize);
-    (out, o.inline_micros)
+
+    /// Opens the device and loads the model at `path`.
+    pub(crate) fn model(&self, path: &str) -> ingot::Result<Model> {
+        Model::load_with(path, &self.options.clone().on(&self.device, &self.kernels)?)
+    }
 }
 
 /// The outputs of a call, packed in one buffer (layout: src/output.rs): a promise of them, or
@@ -129,16 +158,15 @@ impl NativeModel {
     /// Loads an `.ingot` file on the thread pool (memory-mapped, every check).
     #[napi(ts_return_type = "Promise<NativeModel>")]
     pub fn load(path: String, options: Option<LoadOptions>) -> AsyncTask<LoadTask> {
-        let (options, inline_micros) = load_options(options);
-        AsyncTask::new(LoadTask { path, options, inline_micros })
+        AsyncTask::new(LoadTask { path, load: Load::new(options) })
     }
 
     /// Loads an `.ingot` file on the calling thread.
     #[napi]
     pub fn load_sync(env: Env, path: String, options: Option<LoadOptions>) -> napi::Result<NativeModel> {
-        let (options, inline_micros) = load_options(options);
-        let model = Model::load_with(&path, &options).map_err(|e| to_js(&env, e.into()))?;
-        Ok(NativeModel::new(model, inline_micros))
+        let load = Load::new(options);
+        let model = load.model(&path).map_err(|e| to_js(&env, e.into()))?;
+        Ok(NativeModel::new(model, load.inline_micros))
     }
 
     /// Predicts an array of records, an array of strings or `{ data, shape }`; the outputs go
@@ -320,6 +348,18 @@ impl NativeModel {
     #[napi(getter)]
     pub fn input_width(&self) -> u32 {
         u32::try_from(self.inner.input_width()).unwrap_or(u32::MAX)
+    }
+
+    /// The device the graph runs on: `cpu` or `cuda:N`.
+    #[napi(getter)]
+    pub fn device(&self) -> String {
+        self.inner.runs_on().0
+    }
+
+    /// The kernels: `ingot` (the fused CPU kernels) or `candle` (candle's ops).
+    #[napi(getter, ts_return_type = "'ingot' | 'candle'")]
+    pub fn kernels(&self) -> &'static str {
+        self.inner.runs_on().1
     }
 
     /// Most threads one call uses, the caller included.

@@ -6,21 +6,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ingot::{LoadOptions, Model};
+use ingot::Model;
 use napi::bindgen_prelude::{ArrayBuffer, Uint8Array};
 use napi::{Env, ScopedTask, Task};
 
 use crate::error::to_js;
 use crate::input::{CoreInput, OwnedInput};
-use crate::model::NativeModel;
+use crate::model::{Load, NativeModel};
 use crate::output::{current, Packed};
 use crate::schedule::Schedule;
 
 /// `NativeModel.load`.
 pub struct LoadTask {
     pub(crate) path: String,
-    pub(crate) options: LoadOptions,
-    pub(crate) inline_micros: Option<u32>,
+    pub(crate) load: Load,
 }
 
 impl Task for LoadTask {
@@ -28,12 +27,12 @@ impl Task for LoadTask {
     type JsValue = NativeModel;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(Model::load_with(&self.path, &self.options))
+        Ok(self.load.model(&self.path))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeModel> {
         let model = output.map_err(|e| to_js(&env, e.into()))?;
-        Ok(NativeModel::new(model, self.inline_micros))
+        Ok(NativeModel::new(model, self.load.inline_micros))
     }
 }
 

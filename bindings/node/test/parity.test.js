@@ -105,3 +105,23 @@ test('metadata, signature and the empty input', async () => {
   const sync = Model.loadSync(bundle('mixed_columns'), { threads: 1, verifyChecksum: false })
   assert.equal(sync.threads, 1)
 })
+
+test('candle\'s ops (what a GPU runs) give the fused kernels\' numbers; devices are checked at load', async () => {
+  for (const name of ['breast_cancer_logreg', 'mixed_columns']) {
+    const path = bundle(name)
+    const { records } = expected(name)
+    const fused = await Model.load(path)
+    const candle = await Model.load(path, { kernels: 'candle' })
+    assert.deepEqual([fused.device, fused.kernels, candle.device, candle.kernels], ['cpu', 'ingot', 'cpu', 'candle'])
+    const [a, b] = [await fused.predict(records), await candle.predict(records)]
+    assert.deepEqual(b.labels, a.labels, name)
+    // Within 1e-5 · max(1, |x|): the two differ in summation order only.
+    a.scores.data.forEach((x, i) => {
+      const y = b.scores.data[i]
+      assert.ok(Math.abs(x - y) <= 1e-5 * Math.max(1, Math.abs(x)), `${name} score ${i}: ${x} vs ${y}`)
+    })
+  }
+  const path = bundle('breast_cancer_logreg')
+  await assert.rejects(Model.load(path, { device: 'tpu' }), { code: 'ERR_INGOT_USAGE', message: /device `tpu`/ })
+  assert.throws(() => Model.loadSync(path, { kernels: 'fast' }), { code: 'ERR_INGOT_USAGE', message: /kernels `fast`/ })
+})

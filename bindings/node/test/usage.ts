@@ -3,6 +3,8 @@ import { Model, OutputBuffer, Prediction, Tensor, Row, isIngotError, isaLevel } 
 
 export async function usage(path: string): Promise<void> {
   const model: Model = await Model.load(path, { threads: 2 })
+  const gpu: Model = Model.loadSync(path, { device: 'cuda:0', kernels: 'auto' })
+  const placed: [string, 'ingot' | 'candle'] = [gpu.device, gpu.kernels]
   const rows: Row[] = [{ age: 42, color: 'red', rooms: null }]
   const p: Prediction = await model.predict(rows)
   const labels: Array<number | string | null> | undefined = p.labels
@@ -28,5 +30,5 @@ export async function usage(path: string): Promise<void> {
       void code
     }
   }
-  void [labels, first, texts, embeddings, reused, inBuffer, size, busy, task, version, inputs, isaLevel()]
+  void [placed, labels, first, texts, embeddings, reused, inBuffer, size, busy, task, version, inputs, isaLevel()]
 }

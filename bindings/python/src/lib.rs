@@ -19,14 +19,16 @@ use model::PyModel;
 
 /// Loads an `.ingot` file.
 #[pyfunction]
-#[pyo3(signature = (path, *, verify_checksum = true, threads = None))]
+#[pyo3(signature = (path, *, verify_checksum = true, threads = None, device = "cpu", kernels = "auto"))]
 fn load(
     py: Python<'_>,
     path: std::path::PathBuf,
     verify_checksum: bool,
     threads: Option<usize>,
+    device: &str,
+    kernels: &str,
 ) -> PyResult<PyModel> {
-    model::load(py, path.display().to_string(), verify_checksum, threads)
+    model::load(py, path.display().to_string(), verify_checksum, threads, device, kernels)
 }
 
 /// Writes a bundle from a manifest (JSON text) and tensors (C-contiguous float32, float64 or

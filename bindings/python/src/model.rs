@@ -44,8 +44,12 @@ pub(crate) fn load(
     path: String,
     verify_checksum: bool,
     threads: Option<usize>,
+    device: &str,
+    kernels: &str,
 ) -> PyResult<PyModel> {
-    let options = LoadOptions { verify_checksum, threads, ..LoadOptions::default() };
+    let options = LoadOptions { verify_checksum, threads, ..LoadOptions::default() }
+        .on(device, kernels)
+        .map_err(to_py)?;
     let model = py.detach(|| Model::load_with(&path, &options)).map_err(to_py)?;
     Ok(PyModel::new(model))
 }
@@ -190,6 +194,12 @@ impl PyModel {
     #[getter]
     fn input_width(&self) -> usize {
         self.inner.input_width()
+    }
+
+    /// Where the graph runs and with which kernels: (`cpu` or `cuda:N`, `ingot` or `candle`).
+    #[getter]
+    fn runs_on(&self) -> (String, &'static str) {
+        self.inner.runs_on()
     }
 
     /// Most threads one call uses, the caller included.

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ingot::format::ElementType;
-use ingot::{Error, Input, LoadOptions, Model, Record, Value};
+use ingot::{Error, Input, Model, Record, Value};
+
+use crate::load::LoadArgs;
 
 /// Arguments of `ingot bench`.
 #[derive(clap::Args)]
@@ -31,9 +33,8 @@ pub(crate) struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Threads for the model (default: INGOT_NUM_THREADS, else every CPU).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// How bench rows are presented to the model.
@@ -99,10 +100,7 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
     if let Some(b) = args.batch.iter().find(|&&b| b == 0) {
         return Err(usage(format!("--batch {b}: batch sizes must be at least 1")));
     }
-    if args.threads == Some(0) {
-        return Err(usage("--threads must be at least 1".into()));
-    }
-    let options = LoadOptions { threads: args.threads, ..LoadOptions::default() };
+    let options = args.load.options()?;
     let mut loads = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
@@ -187,6 +185,7 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
     let load_us = percentile(&loads, 0.5).as_secs_f64() * 1e6;
     let threads = model.threads();
     let isa = ingot::isa_level().name();
+    let (device, family) = model.runs_on();
     let mut kernels: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for path in model.linear_kernels() {
         *kernels.entry(path).or_default() += 1;
@@ -196,7 +195,8 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
     if args.json {
         let out = serde_json::json!({
             "model": model.metadata().name, "version": model.metadata().version,
-            "form": form, "threads": threads, "isa": isa, "rows": set.len(),
+            "form": form, "threads": threads, "isa": isa, "device": device, "kernels": family,
+            "rows": set.len(),
             "linear_kernels": kernels, "load_p50_us": load_us, "results": results,
         });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -204,7 +204,8 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
     }
     let card = model.metadata();
     println!(
-        "{} {}  form={form}  rows={}  threads={threads}  isa={isa}  load p50 {load_us:.1} µs",
+        "{} {}  form={form}  rows={}  threads={threads}  isa={isa}  device={device}  kernels={family}  \
+         load p50 {load_us:.1} µs",
         card.name,
         card.version,
         set.len()

@@ -2,6 +2,7 @@
 
 mod bench;
 mod inspect;
+mod load;
 mod onnx;
 mod predict;
 mod quantize;

@@ -31,7 +31,7 @@ mod version;
 pub use atomic_file::AtomicFile;
 pub use candle_core::Device;
 pub use error::{Error, Result};
-pub use exec::parse_device;
+pub use exec::{device_name, parse_device, Kernels};
 pub use format::{Bundle, DType, Manifest, ModelCard, ReadOptions, Signature, TensorData, TensorView};
 pub use graph::OPSET;
 pub use input::{ColumnValues, Dense, DenseData, DenseRows, Frame, FrameColumn, Input, Offsets};

@@ -6,7 +6,7 @@ use candle_core::Device;
 
 use crate::arena::Arena;
 use crate::error::{Error, Result};
-use crate::exec::{self, Feed, Plan};
+use crate::exec::{self, Feed, Kernels, Plan};
 use crate::format::{Bundle, Manifest, ModelCard, PreprocessSpec, ReadOptions, Signature};
 use crate::graph::Graph;
 use crate::input::{ColumnValues, Dense, DenseData, Input};
@@ -18,11 +18,6 @@ use crate::preprocess::text::{TextPipeline, TokenBatch, TEXT_INPUTS};
 use crate::value::{Columns, Record, Value};
 use crate::version::{is_model_name, is_semver};
 
-/// Tokens per pass of a text model through its graph: a large request is split into runs of
-/// consecutive sentences of about this many tokens, so the activations of one pass stay in
-/// cache-sized buffers that the next pass reuses (docs/benchmarks.md measures the choice).
-const TEXT_PASS_TOKENS: usize = 1024;
-
 /// How to load a model.
 ///
 /// ```
@@ -33,8 +28,13 @@ const TEXT_PASS_TOKENS: usize = 1024;
 pub struct LoadOptions {
     /// Verify the data checksum (default on).
     pub verify_checksum: bool,
-    /// Device to run on (default CPU; CUDA with the `cuda` feature).
+    /// Device to run on (default CPU; CUDA with the `cuda` feature, `ingot::parse_device`).
+    /// Pre-processing and post-processing run on the CPU; a batch's tensors go to the device
+    /// once and its outputs come back once.
     pub device: Device,
+    /// Which kernels run the graph (default: Ingot's fused kernels on the CPU, candle's ops on
+    /// any other device; [`Kernels::Candle`] runs candle's ops on the CPU too).
+    pub kernels: Kernels,
     /// Most threads one call of this model uses, the calling thread included (default: the whole
     /// pool, `INGOT_NUM_THREADS` or the CPUs the process may use; never more than the pool).
     /// Set it when several models, or several worker processes, share the cores.
@@ -42,6 +42,19 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
+    /// These options with the device and kernels given by name, as the CLI, the server and the
+    /// bindings take them: `cpu` or `cuda[:N]` ([`crate::parse_device`], which opens the
+    /// device), and `auto` or `candle` ([`Kernels::parse`]).
+    ///
+    /// ```
+    /// let opts = ingot::LoadOptions::default().on("cpu", "candle").unwrap();
+    /// assert_eq!(opts.kernels, ingot::Kernels::Candle);
+    /// assert!(ingot::LoadOptions::default().on("tpu", "auto").is_err());
+    /// ```
+    pub fn on(self, device: &str, kernels: &str) -> Result<LoadOptions> {
+        Ok(LoadOptions { device: exec::parse_device(device)?, kernels: Kernels::parse(kernels)?, ..self })
+    }
+
     /// Refuses options no model can run with (`threads: Some(0)`).
     fn check(&self) -> Result<()> {
         if self.threads == Some(0) {
@@ -53,7 +66,7 @@ impl LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { verify_checksum: true, device: Device::Cpu, threads: None }
+        LoadOptions { verify_checksum: true, device: Device::Cpu, kernels: Kernels::Auto, threads: None }
     }
 }
 
@@ -166,7 +179,7 @@ impl Model {
             _ => return Err(Error::manifest("preprocess", "format 1.0 supports one pre-processing stage")),
         };
         let postprocess = Postprocess::compile(&manifest.postprocess, graph.output_width)?;
-        let plan = Plan::lower(&graph, &bundle, &options.device)?;
+        let plan = Plan::lower(&graph, &bundle, &options.device, options.kernels)?;
         let graph_inputs = graph.inputs.iter().map(|i| i.name.clone()).collect();
         let threads = options.threads;
         Ok(Model { bundle, preprocess, graph_inputs, plan, postprocess, arena: Arena::default(), threads })
@@ -267,6 +280,22 @@ impl Model {
     /// ```
     pub fn linear_kernels(&self) -> Vec<String> {
         self.plan.linear_paths()
+    }
+
+    /// Where the graph runs and with which kernels: `cpu`, `ingot` (the fused CPU kernels), or
+    /// a device and `candle` (candle's ops: any non-CPU device, or [`Kernels::Candle`]).
+    ///
+    /// ```
+    /// # fn main() -> ingot::Result<()> {
+    /// let bytes = ingot::testing::mlp_bundle()?;
+    /// assert_eq!(ingot::Model::from_bytes(bytes.clone())?.runs_on(), ("cpu".to_string(), "ingot"));
+    /// let options = ingot::LoadOptions { kernels: ingot::Kernels::Candle, ..Default::default() };
+    /// let model = ingot::Model::from_bundle(ingot::Bundle::from_bytes(bytes)?, &options)?;
+    /// assert_eq!(model.runs_on(), ("cpu".to_string(), "candle"));
+    /// # Ok(()) }
+    /// ```
+    pub fn runs_on(&self) -> (String, &'static str) {
+        self.plan.runs_on()
     }
 
     /// From now on, records the largest `|x|` of every input column of every linear layer
@@ -449,17 +478,17 @@ impl Model {
         self.plan.run_rows(x, d.rows(), width, &self.arena)
     }
 
-    /// Runs a tokenized batch through the graph in passes of about [`TEXT_PASS_TOKENS`] tokens;
+    /// Runs a tokenized batch through the graph in passes of about `Plan::pass_tokens` tokens;
     /// returns one output row per sequence, in order.
     fn run_text(&self, batch: &TokenBatch) -> Result<Vec<f32>> {
         let sequences = batch.offsets.len().saturating_sub(1);
-        let width = self.plan.output_width();
+        let (width, pass_tokens) = (self.plan.output_width(), self.plan.pass_tokens());
         let mut out = Vec::with_capacity(sequences * width);
         let mut first = 0;
         while first < sequences {
             let start = batch.offsets[first] as usize;
             let mut last = first + 1;
-            while last < sequences && batch.offsets[last + 1] as usize - start <= TEXT_PASS_TOKENS {
+            while last < sequences && batch.offsets[last + 1] as usize - start <= pass_tokens {
                 last += 1;
             }
             let pass = batch.pass(first..last);

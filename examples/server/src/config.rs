@@ -62,6 +62,11 @@ pub struct ModelConfig {
     /// Batch sizes the reference sample is run at before a version takes traffic (default:
     /// 1 and `max_batch_size`).
     pub warmup_batch_sizes: Vec<usize>,
+    /// Device the model's graph runs on: `cpu` (default) or `cuda:N` (a server built with
+    /// `--features cuda`); a version that cannot run there fails to load, naming the op.
+    pub device: String,
+    /// Kernels: `auto` (default: Ingot's on the CPU, candle's on a GPU) or `candle`.
+    pub kernels: String,
 }
 
 impl Default for ModelConfig {
@@ -74,6 +79,8 @@ impl Default for ModelConfig {
             aliases: BTreeMap::new(),
             canary: CanaryConfig::default(),
             warmup_batch_sizes: Vec::new(),
+            device: "cpu".into(),
+            kernels: "auto".into(),
         }
     }
 }
@@ -157,6 +164,7 @@ impl ModelConfig {
         if canary.window_s == 0 {
             return Err(format!("{MODEL_CONFIG_FILE}: canary.window_s must be at least 1"));
         }
+        ingot::Kernels::parse(&config.kernels).map_err(|e| format!("{MODEL_CONFIG_FILE}: {e}"))?;
         for (alias, version) in &config.aliases {
             if !ingot::is_model_name(alias) || !ingot::is_semver(version) {
                 return Err(format!(
@@ -165,6 +173,17 @@ impl ModelConfig {
             }
         }
         Ok(config)
+    }
+
+    /// `base` (the server's options) with this model's device and kernels; opening the device
+    /// fails when it is not there (no GPU, a build without `cuda`).
+    pub fn load_options(&self, base: &ingot::LoadOptions) -> Result<ingot::LoadOptions, ingot::Error> {
+        base.clone().on(&self.device, &self.kernels)
+    }
+
+    /// Whether both configurations load a bundle the same way (device and kernels).
+    pub fn loads_like(&self, other: &ModelConfig) -> bool {
+        (&self.device, &self.kernels) == (&other.device, &other.kernels)
     }
 
     /// Whether concurrent requests are batched.

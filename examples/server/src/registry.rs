@@ -363,7 +363,9 @@ impl Registry {
                 versions.extend(previous.cloned());
                 continue;
             }
-            let loaded = if let Some(p) = previous.filter(|p| p.identity == v.identity) {
+            let loaded = if let Some(p) =
+                previous.filter(|p| p.identity == v.identity && p.config.loads_like(&config))
+            {
                 // Same bundle, new serving configuration: the loaded model is set up again.
                 Deployed::new(
                     &name,
@@ -375,24 +377,22 @@ impl Registry {
                     &self.metrics,
                 )
             } else {
-                repository::load(
-                    &name,
-                    &v.version,
-                    &v.path,
-                    &self.options.load,
-                    self.options.trusted_key.as_ref(),
-                )
-                .and_then(|model| {
-                    Deployed::new(
-                        &name,
-                        &v.version,
-                        v.path.clone(),
-                        v.identity,
-                        Arc::new(model),
-                        &config,
-                        &self.metrics,
-                    )
-                })
+                config
+                    .load_options(&self.options.load)
+                    .and_then(|load| {
+                        repository::load(&name, &v.version, &v.path, &load, self.options.trusted_key.as_ref())
+                    })
+                    .and_then(|model| {
+                        Deployed::new(
+                            &name,
+                            &v.version,
+                            v.path.clone(),
+                            v.identity,
+                            Arc::new(model),
+                            &config,
+                            &self.metrics,
+                        )
+                    })
             };
             match loaded {
                 Ok(deployed) => {

@@ -390,3 +390,38 @@ async fn serves_reduced_precision_bundles() {
         assert_eq!(json["model"]["version"], format!("1.0.0+{name}"));
     }
 }
+
+/// A model's `config.toml` picks its device and kernels: candle's ops answer what the fused
+/// kernels answer, and a device that is not there fails that model's load, naming it, while the
+/// others serve.
+#[tokio::test]
+async fn config_chooses_device_and_kernels_per_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "fused/1.0.0/model.ingot", &logistic("1.0.0", None));
+    write(root, "candle/1.0.0/model.ingot", &logistic("1.0.0", None));
+    write(root, "candle/config.toml", b"kernels = \"candle\"\n");
+    write(root, "tpu/1.0.0/model.ingot", &logistic("1.0.0", None));
+    write(root, "tpu/config.toml", b"device = \"tpu:0\"\n");
+    let registry = open(root).unwrap();
+    let snapshot = registry.snapshot();
+    let failure = snapshot.failures.iter().find(|f| f.model == "tpu").expect("tpu fails to load");
+    assert!(failure.reason.contains("device `tpu:0`"), "{}", failure.reason);
+    assert_eq!(snapshot.get("candle").unwrap().stable().model().runs_on(), ("cpu".to_string(), "candle"));
+    let app = router(AppState::new(Arc::new(registry), Limits::default(), Auth::default()));
+    let body = r#"{"records":[{"a":3,"b":1},{"a":0,"b":4},{"a":1.5,"b":-2}]}"#;
+    let (s1, fused) = post(&app, "/v1/models/fused/predict", body).await;
+    let (s2, candle) = post(&app, "/v1/models/candle/predict", body).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{fused} {candle}");
+    for (a, b) in
+        fused["predictions"].as_array().unwrap().iter().zip(candle["predictions"].as_array().unwrap())
+    {
+        assert_eq!(a["label"], b["label"]);
+        for class in ["no", "yes"] {
+            let (p, q) =
+                (a["probabilities"][class].as_f64().unwrap(), b["probabilities"][class].as_f64().unwrap());
+            assert!((p - q).abs() <= 1e-6, "{class}: fused {p} vs candle {q}");
+        }
+    }
+    assert!(ingot_server::ModelConfig::parse("kernels = \"fast\"").unwrap_err().contains("kernels `fast`"));
+}

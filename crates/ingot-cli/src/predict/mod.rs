@@ -12,10 +12,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ingot::{AtomicFile, Error, Input, LoadOptions, Model, Prediction, Task};
+use ingot::{AtomicFile, Error, Input, Model, Prediction, Task};
 
 use read::{Chunk, Keep, Reader};
 use write::{Sink, Writer};
+
+use crate::load::LoadArgs;
 
 /// A file format for `predict`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -91,9 +93,8 @@ pub(crate) struct Args {
     /// Run record (JSON) [default: OUTPUT.run.json; none when writing to stdout].
     #[arg(long)]
     run_record: Option<PathBuf>,
-    /// Threads for the model (default: INGOT_NUM_THREADS, else every CPU).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 /// `PATH` with `suffix` appended to its file name.
@@ -107,10 +108,10 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 pub(crate) fn run(args: &Args) -> Result<(), Error> {
     let started = std::time::SystemTime::now();
     let clock = Instant::now();
-    if args.chunk_rows == Some(0) || args.threads == Some(0) {
-        return Err(Error::usage("--chunk-rows and --threads must be at least 1"));
+    if args.chunk_rows == Some(0) {
+        return Err(Error::usage("--chunk-rows must be at least 1"));
     }
-    let options = LoadOptions { threads: args.threads, ..LoadOptions::default() };
+    let options = args.load.options()?;
     let model = Model::load_with(&args.model, &options)?;
     let stdin = args.input.as_os_str() == "-";
     let stdout = args.output.as_os_str() == "-";

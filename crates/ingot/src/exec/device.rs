@@ -1,20 +1,24 @@
 //! Running a graph on a candle [`Device`] (CUDA with the `cuda` feature) with candle's own ops.
 //!
-//! The CPU has its own plan ([`super::cpu`]); this one exists for the other devices, and runs the
-//! generic ops with candle's. The ops that have only CPU kernels so far (`Gather`, `LayerNorm`,
-//! `MultiHeadAttention`, `SequencePool`, `TreeEnsemble`), and the uses of opset-2 ops that no
-//! short composition of candle ops computes exactly ([`unsupported`]), are refused at load,
+//! The CPU has its own plan ([`super::cpu`]) of fused kernels; this one runs every op with
+//! candle's, on any device: CUDA, or the CPU itself, where it is the reference the fused kernels
+//! are tested against ([`super::Kernels::Candle`]). Packed text batches are padded for attention
+//! and pooling ([`super::sequences`]). The ops no short composition of candle ops computes
+//! exactly ([`unsupported`]: trees, and some uses of the opset-2 ops) are refused at load,
 //! naming the op and the device.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, DeviceLocation, Tensor};
 
+use super::sequences::Padding;
 use super::Feed;
 use crate::error::{Error, Result};
 use crate::format::packed;
 use crate::format::Bundle;
 use crate::graph::{
-    slice_range, CoordMode, Graph, NearestMode, NormKind, Op, PadMode, ReduceKind, ResizeAttrs, WeightLayout,
+    slice_range, CoordMode, Graph, NearestMode, Node, NormKind, Op, PadMode, ReduceKind, ResizeAttrs,
+    WeightLayout,
 };
+use crate::kernels::attention::sequence_offsets;
 
 /// A graph prepared for a device: its stored tensors uploaded, nodes kept as ops.
 #[derive(Debug)]
@@ -31,11 +35,14 @@ impl DevicePlan {
     pub(crate) fn lower(graph: &Graph, bundle: &Bundle, device: &Device) -> Result<DevicePlan> {
         let mut constants = Vec::new();
         for node in &graph.nodes {
-            if let Some(why) = unsupported(&node.op) {
+            if let Some(why) = unsupported(&node.op).or_else(|| offsets_not_fed(graph, node)) {
                 return Err(Error::Unsupported {
                     what: format!(
-                        "op `{:?}` (node `{}`) on device {device:?}: {why}; it runs on the CPU",
-                        node.op, node.name
+                        "op `{:?}` (node `{}`) on device {} with candle's ops: {why}; it runs on the CPU \
+                         with Ingot's kernels",
+                        node.op,
+                        node.name,
+                        device_name(device)
                     ),
                 });
             }
@@ -53,6 +60,7 @@ impl DevicePlan {
                     (Op::Linear { scale: Some(scale), input_scale, .. }, 1) => {
                         dequantize(bundle, view, scale, input_scale.as_deref())?
                     }
+                    (Op::Gather { scale: Some(scale) }, 0) => dequantize(bundle, view, scale, None)?,
                     _ => view.to_f32_vec()?,
                 };
                 let mut shape = view.shape.to_vec();
@@ -72,6 +80,16 @@ impl DevicePlan {
         Ok(DevicePlan { device: device.clone(), graph: graph.clone(), constants, release_after })
     }
 
+    /// The device's name ([`device_name`]).
+    pub(crate) fn device_name(&self) -> String {
+        device_name(&self.device)
+    }
+
+    /// Whether the device is the CPU ([`super::Kernels::Candle`]).
+    pub(crate) fn on_cpu(&self) -> bool {
+        self.device.is_cpu()
+    }
+
     /// Width of the first output.
     pub(crate) fn output_width(&self) -> usize {
         self.graph.output_width
@@ -81,26 +99,50 @@ impl DevicePlan {
     pub(crate) fn run(&self, feeds: &[Feed<'_>]) -> Result<Vec<f32>> {
         let graph = &self.graph;
         let mut slots: Vec<Option<Tensor>> = vec![None; graph.values.len()];
+        // The integer feeds as the host holds them: ids are checked and offsets read here.
+        let mut host: Vec<Option<&[u32]>> = vec![None; graph.values.len()];
         for (v, tensor) in &self.constants {
             slots[*v] = Some(tensor.clone());
         }
         for (input, feed) in graph.inputs.iter().zip(feeds) {
             let tensor = match feed {
                 Feed::F32 { data, rows, cols } => Tensor::from_slice(data, (*rows, *cols), &self.device),
-                Feed::U32(data) => Tensor::from_slice(data, data.len(), &self.device),
+                Feed::U32(data) => {
+                    host[input.value] = Some(data);
+                    Tensor::from_slice(data, data.len(), &self.device)
+                }
             };
             slots[input.value] = Some(tensor.map_err(Error::backend("input"))?);
         }
+        // One padded layout per offsets value, made by its first reader.
+        let mut paddings: Vec<Option<Padding>> = (0..graph.values.len()).map(|_| None).collect();
         for (node, release) in graph.nodes.iter().zip(&self.release_after) {
-            let args: Vec<&Tensor> =
-                node.inputs.iter().map(|&v| slots[v].as_ref()).collect::<Option<_>>().ok_or_else(|| {
-                    Error::Graph {
-                        node: node.name.clone(),
-                        op: format!("{:?}", node.op),
-                        detail: "an input was not computed".into(),
+            let failed = |detail: String| graph_error(node, detail);
+            let args: Vec<&Tensor> = node
+                .inputs
+                .iter()
+                .map(|&v| slots[v].as_ref())
+                .collect::<Option<_>>()
+                .ok_or_else(|| failed("an input was not computed".into()))?;
+            let out = match &node.op {
+                Op::Gather { .. } => {
+                    let rows = args[0].dim(0).map_err(Error::backend(format!("node `{}`", node.name)))?;
+                    if let Some(id) =
+                        host[node.inputs[1]].and_then(|ids| ids.iter().find(|&&i| i as usize >= rows))
+                    {
+                        return Err(failed(format!("id {id} is out of range for a table of {rows} rows")));
                     }
-                })?;
-            let out = eval(&node.op, &args).map_err(Error::backend(format!("node `{}`", node.name)))?;
+                    args[0].index_select(args[1], 0)
+                }
+                Op::MultiHeadAttention { heads } => {
+                    padding(&mut paddings, &host, node, args[0], &self.device)?.attention(args[0], *heads)
+                }
+                Op::SequencePool { mode } => {
+                    padding(&mut paddings, &host, node, args[0], &self.device)?.pool(args[0], *mode)
+                }
+                op => eval(op, &args),
+            }
+            .map_err(Error::backend(format!("node `{}`", node.name)))?;
             for &v in release {
                 slots[v] = None;
             }
@@ -115,14 +157,43 @@ impl DevicePlan {
     }
 }
 
+/// A failure of `node`, saying what.
+fn graph_error(node: &Node, detail: String) -> Error {
+    Error::Graph { node: node.name.clone(), op: format!("{:?}", node.op), detail }
+}
+
+/// The padded layout of the sequence offsets `node` reads (its input 1, a graph input the host
+/// holds in `host`) for the tokens of `x`; made by the offsets' first reader and kept in
+/// `paddings` for the others.
+fn padding<'p>(
+    paddings: &'p mut [Option<Padding>],
+    host: &[Option<&[u32]>],
+    node: &Node,
+    x: &Tensor,
+    device: &Device,
+) -> Result<&'p Padding> {
+    let backend = || Error::backend(format!("node `{}`", node.name));
+    let v = node.inputs[1];
+    let tokens = x.dim(0).map_err(backend())?;
+    let padding = match paddings[v].take() {
+        Some(p) if p.tokens() == tokens => p,
+        Some(p) => {
+            let detail = format!("{tokens} tokens where the sequence offsets end at {}", p.tokens());
+            return Err(graph_error(node, detail));
+        }
+        None => {
+            let offsets =
+                sequence_offsets(host[v].unwrap_or_default(), tokens).map_err(|d| graph_error(node, d))?;
+            Padding::new(&offsets, device).map_err(backend())?
+        }
+    };
+    Ok(paddings[v].insert(padding))
+}
+
 /// Why `op` has no device implementation, or `None` when it has one.
 fn unsupported(op: &Op) -> Option<&'static str> {
     match op {
-        Op::Gather { .. }
-        | Op::LayerNorm { .. }
-        | Op::MultiHeadAttention { .. }
-        | Op::SequencePool { .. }
-        | Op::TreeEnsemble(_) => Some("it has only a CPU kernel"),
+        Op::TreeEnsemble(_) => Some("it has only a CPU kernel"),
         Op::Conv { window, .. }
             if window.strides[0] != window.strides[1] || window.dilations[0] != window.dilations[1] =>
         {
@@ -144,6 +215,15 @@ fn unsupported(op: &Op) -> Option<&'static str> {
         }
         _ => None,
     }
+}
+
+/// Why `node` cannot run here when it reads sequence offsets that are not a graph input (the
+/// host reads them to pad the batch), or `None`.
+fn offsets_not_fed(graph: &Graph, node: &Node) -> Option<&'static str> {
+    let reads_offsets = matches!(node.op, Op::MultiHeadAttention { .. } | Op::SequencePool { .. });
+    let fed = |v: usize| graph.inputs.iter().any(|i| i.value == v);
+    (reads_offsets && !node.inputs.get(1).is_some_and(|&v| fed(v)))
+        .then_some("its sequence offsets are computed in the graph, not given as a graph input")
 }
 
 /// Whether `r` is a nearest `asymmetric`/`floor` upsampling by powers of two, which candle's
@@ -324,14 +404,25 @@ fn eval(op: &Op, args: &[&Tensor]) -> candle_core::Result<Tensor> {
             x.upsample_nearest2d(r.sizes[0], r.sizes[1])?
         }
         Op::Impute => x.ne(x)?.where_cond(&args[1].broadcast_as(x.shape())?, x)?,
-        Op::Gather { .. }
-        | Op::LayerNorm { .. }
-        | Op::MultiHeadAttention { .. }
-        | Op::SequencePool { .. }
-        | Op::TreeEnsemble(_) => {
-            candle_core::bail!("{op:?} has no device implementation (refused at load)")
+        Op::LayerNorm { eps } => candle_nn::ops::layer_norm(x, args[1], args[2], *eps)?,
+        // Read with the host's ids and offsets in `DevicePlan::run`; trees are refused at load.
+        Op::Gather { .. } | Op::MultiHeadAttention { .. } | Op::SequencePool { .. } | Op::TreeEnsemble(_) => {
+            candle_core::bail!("{op:?} is not a plain tensor op")
         }
     })
+}
+
+/// The name [`parse_device`] reads for `device`: `cpu`, `cuda:N` or `metal:N`.
+///
+/// ```
+/// assert_eq!(ingot::device_name(&ingot::Device::Cpu), "cpu");
+/// ```
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        DeviceLocation::Cpu => "cpu".into(),
+        DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
 }
 
 /// The device a model runs on, parsed from `cpu` or `cuda[:N]`.

@@ -2,18 +2,20 @@
 //!
 //! On the CPU a graph becomes a [`cpu::CpuPlan`]: kernels with their weights bound in place
 //! (`lower`), activations and residual adds fused, values living in buffers reused from call to
-//! call (`crate::arena`). On other devices it becomes a [`device::DevicePlan`] of candle ops.
-//! The device is chosen here, once, at load.
+//! call (`crate::arena`). On other devices, or on the CPU with [`Kernels::Candle`], it becomes
+//! a [`device::DevicePlan`] of candle's own ops. The device and kernels are chosen here, once, at
+//! load.
 
 mod cpu;
 
 pub(crate) use cpu::LinearInputs;
 mod device;
 mod lower;
+mod sequences;
 
 use candle_core::Device;
 
-pub use device::parse_device;
+pub use device::{device_name, parse_device};
 
 use crate::arena::Arena;
 use crate::error::{Error, Result};
@@ -52,6 +54,56 @@ pub(crate) enum Feed<'a> {
     U32(&'a [u32]),
 }
 
+/// Tokens per pass of a text model through a CPU plan: a large request is split into runs of
+/// consecutive sentences of about this many tokens, so the activations of one pass stay in
+/// cache-sized buffers that the next pass reuses (docs/benchmarks.md measures the choice).
+const CPU_PASS_TOKENS: usize = 1024;
+
+/// Tokens per pass on a GPU, which wants large batches and has the memory for them (a pass's
+/// padded attention scores are at most `heads × tokens × longest` values).
+const DEVICE_PASS_TOKENS: usize = 16 * 1024;
+
+/// Which kernels run a model's graph.
+///
+/// ```
+/// let opts = ingot::LoadOptions { kernels: ingot::Kernels::Candle, ..Default::default() };
+/// assert_eq!(opts.kernels.name(), "candle");
+/// assert_eq!(ingot::Kernels::default(), ingot::Kernels::Auto);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Kernels {
+    /// Ingot's fused kernels on the CPU, candle's ops on any other device (the default).
+    #[default]
+    Auto,
+    /// Candle's ops on every device, the CPU included: the path a GPU runs, on any machine. On
+    /// the CPU it is the reference the fused kernels are tested against, and slower than them.
+    Candle,
+}
+
+impl Kernels {
+    /// `auto` or `candle`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Auto => "auto",
+            Kernels::Candle => "candle",
+        }
+    }
+
+    /// The kernels named `auto` or `candle`.
+    ///
+    /// ```
+    /// assert_eq!(ingot::Kernels::parse("candle").unwrap(), ingot::Kernels::Candle);
+    /// assert!(ingot::Kernels::parse("fast").is_err());
+    /// ```
+    pub fn parse(name: &str) -> Result<Kernels> {
+        match name {
+            "auto" => Ok(Kernels::Auto),
+            "candle" => Ok(Kernels::Candle),
+            other => Err(Error::Usage { what: format!("kernels `{other}` (expected auto or candle)") }),
+        }
+    }
+}
+
 /// A graph lowered for the device it runs on.
 #[derive(Debug)]
 pub(crate) enum Plan {
@@ -60,9 +112,9 @@ pub(crate) enum Plan {
 }
 
 impl Plan {
-    /// Lowers `graph` for `device`, binding the tensors of `bundle`.
-    pub(crate) fn lower(graph: &Graph, bundle: &Bundle, device: &Device) -> Result<Plan> {
-        if device.is_cpu() {
+    /// Lowers `graph` for `device` with `kernels`, binding the tensors of `bundle`.
+    pub(crate) fn lower(graph: &Graph, bundle: &Bundle, device: &Device, kernels: Kernels) -> Result<Plan> {
+        if device.is_cpu() && kernels == Kernels::Auto {
             Ok(Plan::Cpu(lower::lower(graph, bundle, Isa::detect())?))
         } else {
             Ok(Plan::Device(device::DevicePlan::lower(graph, bundle, device)?))
@@ -142,6 +194,22 @@ impl Plan {
         Ok(())
     }
 
+    /// The device's name and the kernels' (`ingot` or `candle`).
+    pub(crate) fn runs_on(&self) -> (String, &'static str) {
+        match self {
+            Plan::Cpu(_) => ("cpu".into(), "ingot"),
+            Plan::Device(p) => (p.device_name(), "candle"),
+        }
+    }
+
+    /// Tokens per pass of a text model (see [`CPU_PASS_TOKENS`]).
+    pub(crate) fn pass_tokens(&self) -> usize {
+        match self {
+            Plan::Device(p) if !p.on_cpu() => DEVICE_PASS_TOKENS,
+            _ => CPU_PASS_TOKENS,
+        }
+    }
+
     /// Width of the first output.
     pub(crate) fn output_width(&self) -> usize {
         match self {
@@ -178,8 +246,9 @@ mod tests {
     fn the_device_plan_gives_the_cpu_plan_results() {
         let bundle = Bundle::from_bytes(crate::testing::logistic_bundle().unwrap()).unwrap();
         let graph = Graph::validate(&bundle.manifest().graph, bundle.tensor_entries()).unwrap();
-        let cpu = Plan::lower(&graph, &bundle, &Device::Cpu).unwrap();
-        let candle = Plan::Device(device::DevicePlan::lower(&graph, &bundle, &Device::Cpu).unwrap());
+        let cpu = Plan::lower(&graph, &bundle, &Device::Cpu, Kernels::Auto).unwrap();
+        let candle = Plan::lower(&graph, &bundle, &Device::Cpu, Kernels::Candle).unwrap();
+        assert!(matches!(candle, Plan::Device(_)));
         let x: Vec<f32> = (0..40).map(|i| i as f32 / 7.0 - 2.0).collect();
         let arena = Arena::default();
         let (a, b) = (cpu.run_rows(&x, 20, 2, &arena).unwrap(), candle.run_rows(&x, 20, 2, &arena).unwrap());

@@ -60,7 +60,7 @@ impl Net {
     /// The CPU plan.
     fn cpu(&self) -> Plan {
         let (bundle, graph) = self.build().unwrap();
-        Plan::lower(&graph, &bundle, &Device::Cpu).unwrap()
+        Plan::lower(&graph, &bundle, &Device::Cpu, Kernels::Auto).unwrap()
     }
 
     /// Runs `rows` rows of `x` on the CPU plan and, where candle has every op, on the device
@@ -69,7 +69,8 @@ impl Net {
         let (bundle, graph) = self.build().unwrap();
         let arena = Arena::default();
         let feed = [Feed::F32 { data: x, rows, cols: self.width as usize }];
-        let cpu = Plan::lower(&graph, &bundle, &Device::Cpu).unwrap().run(&feed, &arena).unwrap();
+        let cpu =
+            Plan::lower(&graph, &bundle, &Device::Cpu, Kernels::Auto).unwrap().run(&feed, &arena).unwrap();
         if let Ok(device) = device::DevicePlan::lower(&graph, &bundle, &Device::Cpu) {
             let candle = device.run(&feed).unwrap();
             assert_eq!(cpu.len(), candle.len());
@@ -394,7 +395,7 @@ fn a_predict_time_shape_error_is_a_graph_error() {
     };
     let bundle = Bundle::from_bytes(to_bytes(&manifest, &net.tensors).unwrap()).unwrap();
     let graph = Graph::validate(&bundle.manifest().graph, bundle.tensor_entries()).unwrap();
-    let plan = Plan::lower(&graph, &bundle, &Device::Cpu).unwrap();
+    let plan = Plan::lower(&graph, &bundle, &Device::Cpu, Kernels::Auto).unwrap();
     let err = plan.run(&[Feed::F32 { data: &[1.0; 8], rows: 2, cols: 4 }], &Arena::default()).unwrap_err();
     assert!(matches!(&err, Error::Graph { detail, .. } if detail.contains("[N, C, H, W]")), "{err}");
 }
@@ -465,7 +466,7 @@ fn the_device_plan_refuses_what_candle_cannot_compute_naming_op_and_device() {
     let net = flat(net, "conv");
     let (bundle, graph) = net.build().unwrap();
     let err = device::DevicePlan::lower(&graph, &bundle, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("Conv") && err.contains("Cpu") && err.contains("`conv`"), "{err}");
+    assert!(err.contains("Conv") && err.contains("device cpu") && err.contains("`conv`"), "{err}");
     // The CPU plan runs it: windows at columns 0 and 2 of rows 0, 1, 2.
     let x = iota(16);
     close(&net.run(&x, 1), &[14.0, 22.0, 30.0, 38.0, 46.0, 54.0]);
