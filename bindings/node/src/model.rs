@@ -16,6 +16,7 @@ use crate::tasks::{predicted, CallTask, LoadTask, Work};
 
 /// Options of `load` and `loadSync`.
 #[napi(object)]
+#[derive(Default)]
 pub struct LoadOptions {
     /// Check the data section's BLAKE3 checksum (default `true`).
     pub verify_checksum: Option<bool>,
@@ -44,13 +45,7 @@ pub(crate) struct Load {
 
 impl Load {
     pub(crate) fn new(options: Option<LoadOptions>) -> Load {
-        let o = options.unwrap_or(LoadOptions {
-            verify_checksum: None,
-            threads: None,
-            inline_micros: None,
-            device: None,
-            kernels: None,
-        });
+        let o = options.unwrap_or_default();
         let mut core = ingot::LoadOptions::default();
         if let Some(v) = o.verify_checksum {
             core.verify_checksum = v;

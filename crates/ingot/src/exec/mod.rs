@@ -60,7 +60,7 @@ pub(crate) enum Feed<'a> {
 const CPU_PASS_TOKENS: usize = 1024;
 
 /// Tokens per pass on a GPU, which wants large batches and has the memory for them (a pass's
-/// padded attention scores are at most `heads × tokens × longest` values).
+/// padded attention scores are `heads × sequences × longest²` values).
 const DEVICE_PASS_TOKENS: usize = 16 * 1024;
 
 /// Which kernels run a model's graph.
