@@ -118,6 +118,7 @@ impl DevicePlan {
         let mut paddings: Vec<Option<Padding>> = (0..graph.values.len()).map(|_| None).collect();
         for (node, release) in graph.nodes.iter().zip(&self.release_after) {
             let failed = |detail: String| graph_error(node, detail);
+            let backend = || Error::backend(format!("node `{}`", node.name));
             let args: Vec<&Tensor> = node
                 .inputs
                 .iter()
@@ -126,7 +127,7 @@ impl DevicePlan {
                 .ok_or_else(|| failed("an input was not computed".into()))?;
             let out = match &node.op {
                 Op::Gather { .. } => {
-                    let rows = args[0].dim(0).map_err(Error::backend(format!("node `{}`", node.name)))?;
+                    let rows = args[0].dim(0).map_err(backend())?;
                     if let Some(id) =
                         host[node.inputs[1]].and_then(|ids| ids.iter().find(|&&i| i as usize >= rows))
                     {
@@ -142,7 +143,7 @@ impl DevicePlan {
                 }
                 op => eval(op, &args),
             }
-            .map_err(Error::backend(format!("node `{}`", node.name)))?;
+            .map_err(backend())?;
             for &v in release {
                 slots[v] = None;
             }
